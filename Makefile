@@ -1,0 +1,41 @@
+# The two commands at the top of the README: `make sync` (the main job) and `make test` (the suite).
+# Each creates .venv and installs what it needs, redis-server included, from a clean clone.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: sync test lint airflow deps redis-server clean
+
+sync: deps redis-server  ## One real sync, end to end, against the local CRM sandboxes (airflow dags test).
+	bash scripts/run_sync.sh
+
+test: deps redis-server  ## Lint, then the whole test suite (unit, DAG integrity, integration).
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	bash scripts/run_tests.sh
+
+airflow: deps redis-server  ## The real Airflow (standalone: UI, scheduler, triggerer) wired to the sandboxes.
+	bash scripts/run_airflow.sh
+
+lint: deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+deps: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  echo "installing redis-server (Debian package)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+
+clean:
+	rm -rf .airflow .pytest_cache .ruff_cache

@@ -1,0 +1,74 @@
+"""Two-way sync of Salesforce and HubSpot contacts, one 15-minute data interval per run.
+
+Wiring only: the work lives in the operators of the `crm_sync` plugin package and the pure logic in
+`include.sync_logic`. Nothing heavy (pandas, the CRM clients) is imported at parse time.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param
+
+from crm_sync.operators.extract import ExtractHubSpotContactsOperator, ExtractSalesforceContactsOperator
+from crm_sync.operators.link_back import LinkBackOperator
+from crm_sync.operators.load import HubSpotLoadOperator, SalesforceLoadOperator
+from crm_sync.operators.plan import PlanWritesOperator
+from crm_sync.operators.reconcile import ReconcileContactsOperator
+from crm_sync.operators.report import SyncReportOperator
+
+MAPPING_PATH = "include/mappings/contacts.yaml"
+
+with DAG(
+    dag_id="crm_contact_sync",
+    description="Two-way sync of Salesforce and HubSpot contacts modified in each data interval",
+    schedule=CronDataIntervalTimetable("*/15 * * * *", timezone="UTC"),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=4,
+    tags=["crm", "salesforce", "hubspot"],
+    default_args={
+        "retries": 3,
+        "retry_delay": timedelta(seconds=20),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=10),
+    },
+    params={
+        "direction": Param(
+            "both",
+            enum=["both", "salesforce_to_hubspot", "hubspot_to_salesforce"],
+            description="Which way changes flow.",
+        ),
+        "dry_run": Param(False, type="boolean", description="Plan and report, write nothing."),
+        "full_resync": Param(False, type="boolean", description="Ignore the window; reconcile every contact."),
+        "lookback_minutes": Param(
+            2, type="integer", minimum=0, maximum=60, description="Widen the window backwards (clock skew)."
+        ),
+        "salesforce_conn_id": Param("salesforce_default", type="string"),
+        "hubspot_conn_id": Param("hubspot_default", type="string"),
+        "redis_conn_id": Param("redis_default", type="string"),
+    },
+) as dag:
+    extract_salesforce = ExtractSalesforceContactsOperator(task_id="extract_salesforce", mapping_path=MAPPING_PATH)
+    extract_hubspot = ExtractHubSpotContactsOperator(task_id="extract_hubspot", mapping_path=MAPPING_PATH)
+    reconcile = ReconcileContactsOperator(
+        task_id="reconcile",
+        mapping_path=MAPPING_PATH,
+        salesforce_extract=extract_salesforce.output,
+        hubspot_extract=extract_hubspot.output,
+    )
+    plan_hubspot = PlanWritesOperator(task_id="plan_hubspot", target="hubspot", reconcile_result=reconcile.output)
+    plan_salesforce = PlanWritesOperator(
+        task_id="plan_salesforce", target="salesforce", reconcile_result=reconcile.output
+    )
+    load_hubspot = HubSpotLoadOperator.partial(task_id="load_hubspot", pool="crm_sync_hubspot").expand(
+        shard=plan_hubspot.output
+    )
+    load_salesforce = SalesforceLoadOperator.partial(task_id="load_salesforce", pool="crm_sync_salesforce").expand(
+        shard=plan_salesforce.output
+    )
+    link_back = LinkBackOperator(task_id="link_back", trigger_rule="none_failed")
+    report = SyncReportOperator(task_id="report", trigger_rule="all_done")
+
+    [load_hubspot, load_salesforce] >> link_back >> report
+    reconcile >> report

@@ -1,0 +1,71 @@
+"""What every sync task reads from its context: params, the window, the mapping and the run folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator, ObjectStoragePath
+
+from crm_sync.staging import run_folder
+from crm_sync.window import SyncWindow
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from include.sync_logic.mapping import MappingConfig
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The DAG params of one run, typed."""
+
+    direction: str
+    dry_run: bool
+    full_resync: bool
+    lookback_minutes: int
+    salesforce_conn_id: str
+    hubspot_conn_id: str
+    redis_conn_id: str
+
+    @classmethod
+    def from_params(cls, params: Any) -> RunSettings:
+        return cls(
+            direction=str(params.get("direction", "both")),
+            dry_run=bool(params.get("dry_run", False)),
+            full_resync=bool(params.get("full_resync", False)),
+            lookback_minutes=int(params.get("lookback_minutes", 2)),
+            salesforce_conn_id=str(params.get("salesforce_conn_id", "salesforce_default")),
+            hubspot_conn_id=str(params.get("hubspot_conn_id", "hubspot_default")),
+            redis_conn_id=str(params.get("redis_conn_id", "redis_default")),
+        )
+
+
+class CrmSyncOperator(BaseOperator):
+    """Base of the sync's operators: typed access to what the run context holds."""
+
+    def settings(self, context: Context) -> RunSettings:
+        return RunSettings.from_params(context["params"])
+
+    def window(self, context: Context) -> SyncWindow:
+        settings = self.settings(context)
+        return SyncWindow.from_interval(
+            context["data_interval_start"],
+            context["data_interval_end"],
+            lookback_minutes=settings.lookback_minutes,
+            full_resync=settings.full_resync,
+        )
+
+    def run_folder(self, context: Context) -> ObjectStoragePath:
+        return run_folder(self.dag_id, context["run_id"])
+
+
+def load_mapping_file(mapping_path: str) -> MappingConfig:
+    """Load the YAML mapping; a relative path is taken from the project root."""
+    from include.sync_logic.mapping import load_mapping
+
+    path = Path(mapping_path)
+    return load_mapping(path if path.is_absolute() else PROJECT_ROOT / path)

@@ -1,0 +1,202 @@
+"""Load: one mapped task per shard writes its batches and keeps a result row per record.
+
+Idempotent by construction: creates are upserts on the link key (HubSpot `salesforce_contact_id`,
+Salesforce `HubSpot_Contact_Id__c`), updates and deletes name their target ids, and a batch whose
+results are already staged is not sent again when the task is retried.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from crm_sync.operators.base import CrmSyncOperator, RunSettings
+from crm_sync.staging import read_frame, write_frame
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from airflow.sdk import Context
+
+    from crm_sync.hooks.results import RecordResult
+
+RESULT_COLUMNS = ["target", "action", "source_system", "batch", "dry_run"]
+
+
+def payloads(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The decision payloads (JSON strings: only the fields to write) as dicts."""
+    import json
+
+    return [json.loads(text) for text in frame["payload"]]
+
+
+def dry_run_results(frame: pd.DataFrame) -> list[RecordResult]:
+    from crm_sync.hooks.results import RecordResult
+
+    return [
+        RecordResult(ref=str(ref), target_id=None if target is None else str(target), ok=True)
+        for ref, target in zip(frame["source_id"], frame["target_id"], strict=True)
+    ]
+
+
+class _LoadOperator(CrmSyncOperator):
+    """Writes one shard: a list of batch descriptors {url, action, api, rows} from the plan task."""
+
+    target: str = ""
+    template_fields = ("shard",)
+    ui_color = "#f6e8f4"
+
+    def __init__(self, *, shard: list[dict[str, Any]], max_wait_seconds: float = 120.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.shard = shard
+        self.max_wait_seconds = max_wait_seconds
+
+    def make_hook(self, settings: RunSettings) -> Any:
+        raise NotImplementedError
+
+    def write_batch(self, hook: Any, action: str, api: str, frame: pd.DataFrame) -> list[RecordResult]:
+        raise NotImplementedError
+
+    def api_stats(self, hook: Any) -> dict[str, Any]:
+        return {f"{self.target}_api_calls": hook.api_calls, **self._pool_stats(hook)}
+
+    def _pool_stats(self, hook: Any) -> dict[str, Any]:
+        stats = hook.rate_limit_pool.stats.as_dict()
+        return {f"{self.target}_rate_limit_{key}": value for key, value in stats.items()}
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from crm_sync.hooks.results import results_frame
+        from crm_sync.ratelimit import RateLimitWaitTooLong
+
+        settings = self.settings(context)
+        folder = self.run_folder(context) / "results"
+        hook = None if settings.dry_run else self.make_hook(settings)
+        totals = {"batches": 0, "skipped_batches": 0, "records": 0, "ok": 0, "rejected": 0}
+        for batch in self.shard:
+            name = PurePosixPath(batch["url"]).name
+            result_path = folder / name
+            if result_path.exists():
+                totals["skipped_batches"] += 1
+                self.log.info("%s: results of %s already staged (a retry): not sent again", self.target, name)
+                continue
+            frame = read_frame(batch["url"])
+            try:
+                if hook is None:
+                    results = dry_run_results(frame)
+                else:
+                    results = self.write_batch(hook, batch["action"], batch["api"], frame)
+            except RateLimitWaitTooLong as exc:
+                self.log.warning(
+                    "%s: rate-limit pool asks for a %.0f s wait (%s): deferring, the worker slot is freed",
+                    self.target,
+                    exc.wait_seconds,
+                    exc.reason,
+                )
+                self._defer_for(exc.wait_seconds)
+            table = results_frame(results)
+            table["target"] = self.target
+            table["action"] = batch["action"]
+            table["source_system"] = "hubspot" if self.target == "salesforce" else "salesforce"
+            table["batch"] = name
+            table["dry_run"] = settings.dry_run
+            write_frame(result_path, table)
+            ok = int(table["ok"].sum())
+            totals["batches"] += 1
+            totals["records"] += len(table)
+            totals["ok"] += ok
+            totals["rejected"] += len(table) - ok
+            self.log.info(
+                "%s %s batch %s (%s): %d records, %d ok, %d rejected%s",
+                self.target,
+                batch["action"],
+                name,
+                batch["api"],
+                len(table),
+                ok,
+                len(table) - ok,
+                " (dry run: nothing sent)" if settings.dry_run else "",
+            )
+        self.log.info("%s shard done: %s", self.target, totals)
+        return {**totals, "api": self.api_stats(hook) if hook is not None else {}}
+
+    def _defer_for(self, seconds: float) -> None:
+        from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
+
+        self.defer(trigger=TimeDeltaTrigger(timedelta(seconds=seconds)), method_name="resume")
+
+    def resume(self, context: Context, event: Any = None) -> dict[str, Any]:
+        """Back from the triggerer: staged batches are skipped, the rest are sent."""
+        return self.execute(context)
+
+
+class HubSpotLoadOperator(_LoadOperator):
+    """HubSpot batch upsert (creates, keyed by salesforce_contact_id), update and archive, 100 a call."""
+
+    target = "hubspot"
+
+    def make_hook(self, settings: RunSettings) -> Any:
+        from crm_sync.hooks.hubspot import HubSpotContactsHook
+
+        return HubSpotContactsHook(
+            hubspot_conn_id=settings.hubspot_conn_id,
+            redis_conn_id=settings.redis_conn_id,
+            max_wait_seconds=self.max_wait_seconds,
+        )
+
+    def write_batch(self, hook: Any, action: str, api: str, frame: pd.DataFrame) -> list[RecordResult]:
+        refs = frame["source_id"].astype(str).tolist()
+        if action == "create":
+            inputs = [
+                {
+                    "idProperty": "salesforce_contact_id",
+                    "id": payload["salesforce_contact_id"],
+                    "properties": payload,
+                }
+                for payload in payloads(frame)
+            ]
+            return hook.upsert_contacts(inputs, refs=refs)
+        if action == "update":
+            inputs = [
+                {"id": str(target_id), "properties": payload}
+                for target_id, payload in zip(frame["target_id"], payloads(frame), strict=True)
+            ]
+            return hook.update_contacts(inputs, refs=refs)
+        if action == "delete":
+            return hook.archive_contacts(frame["target_id"].astype(str).tolist(), refs=refs)
+        raise ValueError(f"unknown action {action!r}")
+
+
+class SalesforceLoadOperator(_LoadOperator):
+    """sObject Collections (200 a call) or one Bulk API 2.0 job: upsert on HubSpot_Contact_Id__c, update, delete."""
+
+    target = "salesforce"
+
+    def make_hook(self, settings: RunSettings) -> Any:
+        from crm_sync.hooks.salesforce import SalesforceContactsHook
+
+        return SalesforceContactsHook(
+            salesforce_conn_id=settings.salesforce_conn_id,
+            redis_conn_id=settings.redis_conn_id,
+            max_wait_seconds=self.max_wait_seconds,
+        )
+
+    def write_batch(self, hook: Any, action: str, api: str, frame: pd.DataFrame) -> list[RecordResult]:
+        from include.sync_logic.plan import SALESFORCE_BULK
+
+        refs = frame["source_id"].astype(str).tolist()
+        bulk = api == SALESFORCE_BULK
+        if action == "create":
+            records = payloads(frame)
+            return hook.bulk_write("upsert", records, refs=refs) if bulk else hook.upsert_contacts(records, refs=refs)
+        if action == "update":
+            records = [
+                {"Id": str(target_id), **payload}
+                for target_id, payload in zip(frame["target_id"], payloads(frame), strict=True)
+            ]
+            return hook.bulk_write("update", records, refs=refs) if bulk else hook.update_contacts(records, refs=refs)
+        if action == "delete":
+            ids = frame["target_id"].astype(str).tolist()
+            if bulk:
+                return hook.bulk_write("delete", [{"Id": value} for value in ids], refs=refs)
+            return hook.delete_contacts(ids, refs=refs)
+        raise ValueError(f"unknown action {action!r}")

@@ -1,0 +1,88 @@
+"""The run report: counts per action and side, API use, rate-limit waits and every reject (no Airflow imports).
+
+Kept pure so the same code builds the report in the task and summarises it on the command line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+_EMAIL = re.compile(r"[\w.+'-]+@[\w-]+(\.[\w-]+)+")
+
+REJECT_COLUMNS = ["stage", "target", "action", "source_system", "source_id", "target_id", "code", "reason"]
+
+
+def merge_counters(parts: Iterable[Mapping[str, Any] | None]) -> dict[str, float]:
+    """Sum numeric dicts (per-task API and wait stats); max_* keys keep the maximum."""
+    total: Counter[str] = Counter()
+    maxima: dict[str, float] = {}
+    for part in parts:
+        for key, value in (part or {}).items():
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                continue
+            if key.startswith("max_"):
+                maxima[key] = max(maxima.get(key, 0), value)
+            else:
+                total[key] += value
+    return {**{key: round(value, 3) for key, value in total.items()}, **maxima}
+
+
+def decision_rejects(decisions: pd.DataFrame) -> pd.DataFrame:
+    """Contacts the decision engine refused (invalid email, missing LastName, duplicates...)."""
+    rejected = decisions[decisions["action"] == "reject"]
+    frame = rejected.reindex(
+        columns=["target", "action", "source_system", "source_id", "target_id", "reason"]
+    ).copy()
+    frame.insert(0, "stage", "reconcile")
+    frame.insert(6, "code", "REJECTED_BY_RULES")
+    return frame[REJECT_COLUMNS]
+
+
+def load_rejects(results: pd.DataFrame) -> pd.DataFrame:
+    """Records a CRM refused, with its own error code and message."""
+    failed = results[~results["ok"].astype(bool)]
+    frame = failed.rename(columns={"ref": "source_id", "error_code": "code", "message": "reason"}).reindex(
+        columns=REJECT_COLUMNS
+    )
+    frame["stage"] = failed["stage"].to_numpy() if "stage" in failed else "load"
+    return frame[REJECT_COLUMNS]
+
+
+def outcome_counts(results: pd.DataFrame) -> dict[str, int]:
+    """`<target>.<action>.<ok|rejected|dry_run>` counts of load and link-back results."""
+    if results.empty:
+        return {}
+    status = results["ok"].map({True: "ok", False: "rejected"})
+    if "dry_run" in results:
+        status = status.where(~results["dry_run"].astype(bool), "dry_run")
+    keys = results["target"] + "." + results["action"] + "." + status
+    return {key: int(count) for key, count in keys.value_counts().sort_index().items()}
+
+
+def summary_lines(report: Mapping[str, Any]) -> list[str]:
+    """A few human lines for the task log and the command line."""
+    lines = [
+        f"run {report['run_id']}  window {report['window']}  direction {report['direction']}"
+        + ("  DRY RUN" if report.get("dry_run") else ""),
+        f"extracted: salesforce {report['extracted']['salesforce']}, hubspot {report['extracted']['hubspot']}",
+    ]
+    for key, count in sorted(report["decisions"].items()):
+        lines.append(f"  decided {key}: {count}")
+    for key, count in sorted(report["outcomes"].items()):
+        lines.append(f"  loaded  {key}: {count}")
+    api = report.get("api", {})
+    if api:
+        lines.append("api: " + ", ".join(f"{key}={value}" for key, value in sorted(api.items())))
+    lines.append(f"rejects: {report['rejects']['count']} (file: {report['rejects']['path']})")
+    return lines
+
+
+def redact(text: object) -> str:
+    """CRM error messages may quote the email they refused: keep it out of the task log."""
+    return _EMAIL.sub("<email>", str(text))

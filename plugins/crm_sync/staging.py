@@ -1,0 +1,71 @@
+"""Staged run data: Parquet and JSON files in one folder per DAG run.
+
+XCom carries only the URLs and counts; rows stay in files. The base is Airflow's ObjectStoragePath, so
+`[crm_sync] staging_base` (env AIRFLOW__CRM_SYNC__STAGING_BASE) may point at s3://, gs://, ... as well as
+the default local folder under AIRFLOW_HOME.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import ObjectStoragePath, conf
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def staging_base() -> ObjectStoragePath:
+    """The configured base, or file://$AIRFLOW_HOME/crm_sync_staging."""
+    default = "file://" + os.path.join(
+        os.environ.get("AIRFLOW_HOME", os.path.expanduser("~/airflow")), "crm_sync_staging"
+    )
+    return ObjectStoragePath(conf.get("crm_sync", "staging_base", fallback=default))
+
+
+def run_folder(dag_id: str, run_id: str) -> ObjectStoragePath:
+    """The folder of one DAG run; run ids hold ':' and '+', which object stores dislike."""
+    safe_run = re.sub(r"[^A-Za-z0-9_.-]", "_", run_id)
+    folder = staging_base() / dag_id / safe_run
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def write_frame(path: ObjectStoragePath, frame: pd.DataFrame) -> str:
+    """Write a frame as Parquet (atomically for local paths: a retried task never reads half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp"
+    with tmp.open("wb") as handle:
+        frame.to_parquet(handle, index=False)
+    tmp.rename(path)
+    return str(path)
+
+
+def read_frame(url: str) -> pd.DataFrame:
+    import pandas as pd
+
+    with ObjectStoragePath(url).open("rb") as handle:
+        return pd.read_parquet(handle)
+
+
+def read_frames(urls: list[str]) -> pd.DataFrame | None:
+    """Concatenate staged parts; None when there are none."""
+    import pandas as pd
+
+    frames = [read_frame(url) for url in urls]
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def write_json(path: ObjectStoragePath, payload: Any) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        json.dump(payload, handle, indent=2, sort_keys=True, default=str)
+    return str(path)
+
+
+def read_json(url: str) -> Any:
+    with ObjectStoragePath(url).open("r") as handle:
+        return json.load(handle)

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The main job: one real sync of one window with `airflow dags test`, against the local CRM
+# sandboxes (seeded with messy, overlapping contacts modified inside that window), a private
+# redis-server and a SQLite metadata DB under .airflow/. Prints the run's report.
+set -euo pipefail
+source "$(dirname "$0")/airflow_env.sh"
+CONTACTS="${CONTACTS:-1000}"
+RUN_DIR="$AIRFLOW_HOME/demo/$(date -u +%Y%m%dT%H%M%S)"
+mkdir -p "$RUN_DIR"
+cleanup() {
+  [ -n "${SANDBOX_PID:-}" ] && kill "$SANDBOX_PID" 2>/dev/null || true
+  [ -f "$RUN_DIR/redis/redis.pid" ] && kill "$(cat "$RUN_DIR/redis/redis.pid")" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+# A manual run for logical date T syncs [T - 15 min, T): take the next quarter hour as T, so the
+# window holds "now", and seed the sandboxes with contacts modified inside it.
+read -r WINDOW_START LOGICAL_DATE < <(python - <<'PY'
+from datetime import datetime, timedelta, timezone
+now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+end = now.replace(minute=now.minute - now.minute % 15) + timedelta(minutes=15)
+print((end - timedelta(minutes=15)).isoformat(), end.isoformat())
+PY
+)
+mkdir -p "$RUN_DIR/redis"
+start_redis "$RUN_DIR/redis"
+start_sandbox "$RUN_DIR/sandbox" --contacts "$CONTACTS" --seed "${SEED:-7}" \
+  --modified-from "$WINDOW_START" --modified-to "$(date -u +%Y-%m-%dT%H:%M:%S+00:00)"
+echo "sandboxes up: salesforce $SANDBOX_SALESFORCE_URL, hubspot $SANDBOX_HUBSPOT_URL; $CONTACTS contacts a side"
+
+airflow db migrate >"$RUN_DIR/db-migrate.log" 2>&1
+ensure_pools
+
+echo "airflow dags test crm_contact_sync $LOGICAL_DATE  (window [$WINDOW_START, $LOGICAL_DATE))"
+if ! airflow dags test crm_contact_sync "$LOGICAL_DATE" ${SYNC_CONF:+-c "$SYNC_CONF"} >"$RUN_DIR/dags-test.log" 2>&1; then
+  tail -n 60 "$RUN_DIR/dags-test.log"
+  echo "the run failed; full log: $RUN_DIR/dags-test.log" >&2
+  exit 1
+fi
+python -m crm_sync.report_summary --latest
+echo "full log: $RUN_DIR/dags-test.log"
