@@ -13,19 +13,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A manual run for logical date T syncs [T - 15 min, T): take the next quarter hour as T, so the
-# window holds "now", and seed the sandboxes with contacts modified inside it.
-read -r WINDOW_START LOGICAL_DATE < <(python - <<'PY'
+# A manual run for logical date T syncs [T - 15 min, T). T is the last quarter hour; the sandboxes'
+# clock starts 30 s before it and the seeded contacts were modified in the 14 minutes before that, so
+# the run finds them all in its window, and what it writes lands after T (the next window).
+read -r WINDOW_START LOGICAL_DATE SANDBOX_CLOCK < <(python - <<'PY'
 from datetime import datetime, timedelta, timezone
 now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
-end = now.replace(minute=now.minute - now.minute % 15) + timedelta(minutes=15)
-print((end - timedelta(minutes=15)).isoformat(), end.isoformat())
+end = now.replace(minute=now.minute - now.minute % 15)
+print((end - timedelta(minutes=15)).isoformat(), end.isoformat(), (end - timedelta(seconds=30)).isoformat())
 PY
 )
 mkdir -p "$RUN_DIR/redis"
 start_redis "$RUN_DIR/redis"
 start_sandbox "$RUN_DIR/sandbox" --contacts "$CONTACTS" --seed "${SEED:-7}" \
-  --modified-from "$WINDOW_START" --modified-to "$(date -u +%Y-%m-%dT%H:%M:%S+00:00)"
+  --clock "$SANDBOX_CLOCK" --window-minutes 14
 echo "sandboxes up: salesforce $SANDBOX_SALESFORCE_URL, hubspot $SANDBOX_HUBSPOT_URL; $CONTACTS contacts a side"
 
 airflow db migrate >"$RUN_DIR/db-migrate.log" 2>&1

@@ -1,0 +1,50 @@
+"""Integration fixtures: the CRM sandboxes as real processes, and the real Airflow with a SQLite metadata DB."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from sandbox.testing import SandboxProcess, start_sandbox
+from tests.integration.airflow_project import AirflowProject
+
+
+@pytest.fixture(scope="session")
+def airflow_project(tmp_path_factory: pytest.TempPathFactory) -> AirflowProject:
+    project = AirflowProject(tmp_path_factory.mktemp("airflow-project"))
+    project.migrate()
+    return project
+
+
+@pytest.fixture
+def sandbox_factory(tmp_path: Path) -> Iterator[Callable[..., SandboxProcess]]:
+    """Start `python -m sandbox serve` with the given options; every one started is stopped after the test."""
+    started: list[SandboxProcess] = []
+
+    def start(**opts: Any) -> SandboxProcess:
+        process = start_sandbox(tmp_path / f"sandbox-{len(started)}", **opts)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def clean_redis(redis_url: str) -> str:
+    """The session's redis-server, emptied: each test starts with a fresh rate-limit pool."""
+    redis.Redis.from_url(redis_url).flushdb()
+    return redis_url
+
+
+def crm_env(sandbox: SandboxProcess, redis_url: str) -> dict[str, str]:
+    """The connections a DAG run needs: both sandboxes (and their CA) and the test Redis."""
+    env = {key: value for key, value in sandbox.env.items() if key.startswith("AIRFLOW_CONN_")}
+    env["REQUESTS_CA_BUNDLE"] = sandbox.ca_bundle
+    env["AIRFLOW_CONN_REDIS_DEFAULT"] = redis_url
+    return env

@@ -1,0 +1,137 @@
+"""Load under a strict rate limit, under injected faults, and after a kill mid-write: never a duplicate."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sandbox.testing import SandboxProcess
+from tests.integration.airflow_project import DAG_ID
+from tests.integration.conftest import crm_env
+from tests.integration.test_dag_sync import assert_linked_both_ways, contacts
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+T = datetime.fromisoformat("2026-11-28T10:00:00+00:00")
+
+
+def start(sandbox_factory, n: int, **opts: Any) -> SandboxProcess:
+    return sandbox_factory(contacts=n, seed=5, clock=(T - timedelta(seconds=30)).isoformat(), window_minutes=14, **opts)
+
+
+def content(sandbox: SandboxProcess) -> dict[str, Any]:
+    """What a user sees in each CRM, without ids and timestamps (which differ between runs)."""
+    sf = sorted(
+        (row["Email"] or "", row["FirstName"] or "", row["LastName"] or "", bool(row["HubSpot_Contact_Id__c"]))
+        for row in contacts(sandbox, "salesforce")
+    )
+    hs = sorted(
+        (
+            row["properties"].get("email") or "",
+            row["properties"].get("firstname") or "",
+            row["properties"].get("lastname") or "",
+            bool(row["properties"].get("salesforce_contact_id")),
+        )
+        for row in contacts(sandbox, "hubspot")
+        if not row["archived"]
+    )
+    return {"salesforce": sf, "hubspot": hs}
+
+
+def test_5000_contacts_a_side_under_a_strict_limit_get_almost_no_429s(
+    airflow_project, sandbox_factory, clean_redis
+) -> None:
+    sandbox = start(sandbox_factory, 5000, hubspot_requests_per_10s=40, hubspot_search_requests_per_s=3)
+    env = crm_env(sandbox, clean_redis)
+    conn = json.loads(env["AIRFLOW_CONN_HUBSPOT_DEFAULT"])
+    conn["extra"] = {**conn.get("extra", {}), "requests_per_10s": 40, "search_requests_per_s": 3}
+    env["AIRFLOW_CONN_HUBSPOT_DEFAULT"] = json.dumps(conn)
+
+    run = airflow_project.dags_test(T.isoformat(), env=env)
+    assert run.returncode == 0, run.log[-5000:]
+    stats = sandbox.admin("hubspot", "GET", "stats").json()
+    total = stats["total"]
+    print(f"\nstrict limit: {total['requests']} HubSpot requests, {total['429']} answered 429, {run.seconds:.0f} s")
+    assert total["429"] <= 2
+    assert_linked_both_ways(sandbox)
+
+
+def test_faults_end_in_the_same_contents_as_a_fault_free_run(airflow_project, sandbox_factory, clean_redis) -> None:
+    clean = start(sandbox_factory, 400)
+    baseline = airflow_project.dags_test(T.isoformat(), env=crm_env(clean, clean_redis))
+    assert baseline.returncode == 0, baseline.log[-5000:]
+
+    faulty = start(sandbox_factory, 400)
+    for system in ("hubspot", "salesforce"):
+        faulty.admin(
+            system, "POST", "faults", json={"burst_429": 5, "error_rate_5xx": 0.1, "drop_rate": 0.03, "seed": 3}
+        )
+    stop = threading.Event()
+
+    def expire_sessions_while_running() -> None:
+        while not stop.wait(4):
+            faulty.admin("salesforce", "POST", "expire-sessions")
+
+    expirer = threading.Thread(target=expire_sessions_while_running, daemon=True)
+    expirer.start()
+    try:
+        run = airflow_project.dags_test(T.isoformat(), env=crm_env(faulty, clean_redis))
+    finally:
+        stop.set()
+        expirer.join()
+    assert run.returncode == 0, run.log[-5000:]
+    for system in ("hubspot", "salesforce"):
+        faulty.admin(system, "POST", "faults", json={"burst_429": 0, "error_rate_5xx": 0, "drop_rate": 0})
+    stats = {system: faulty.admin(system, "GET", "stats").json()["total"] for system in ("hubspot", "salesforce")}
+    print(f"\nfaults injected: {stats}")
+    assert sum(s.get("5xx", 0) for s in stats.values()) > 0, "the fault injection did not fire"
+    assert content(faulty) == content(clean)
+    assert_linked_both_ways(faulty)
+
+
+def test_a_run_killed_mid_load_and_run_again_creates_no_duplicate(
+    airflow_project, sandbox_factory, clean_redis
+) -> None:
+    sandbox = start(sandbox_factory, 1500)
+    env = crm_env(sandbox, clean_redis)
+    for system in ("hubspot", "salesforce"):
+        sandbox.admin(system, "POST", "faults", json={"latency_ms": 150})
+    args = [str(Path(sys.executable).with_name("airflow")), "dags", "test", DAG_ID, T.isoformat()]
+    proc = subprocess.Popen(
+        args,
+        env=airflow_project.env(env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        created = sum(1 for row in contacts(sandbox, "hubspot") if row["properties"].get("salesforce_contact_id"))
+        if created >= 200:
+            break
+        assert proc.poll() is None, "the run ended before it could be killed mid-load"
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    for system in ("hubspot", "salesforce"):
+        sandbox.admin(system, "POST", "faults", json={"latency_ms": 0})
+
+    rerun = airflow_project.dags_test(T.isoformat(), env=env)
+    assert rerun.returncode == 0, rerun.log[-5000:]
+    sf_linked, hs_linked = assert_linked_both_ways(sandbox)
+    assert sf_linked == hs_linked
+
+    clean = start(sandbox_factory, 1500)
+    baseline = airflow_project.dags_test(T.isoformat(), env=crm_env(clean, clean_redis))
+    assert baseline.returncode == 0, baseline.log[-5000:]
+    assert content(sandbox) == content(clean), "the killed and retried run left different contents (a duplicate?)"

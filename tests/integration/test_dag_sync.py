@@ -1,0 +1,65 @@
+"""The real DAG (`airflow dags test`) against both sandboxes and a real redis-server."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from sandbox.testing import SandboxProcess
+from tests.integration.conftest import crm_env
+
+pytestmark = pytest.mark.integration
+
+T = datetime.fromisoformat("2026-11-28T10:00:00+00:00")
+
+
+def contacts(sandbox: SandboxProcess, system: str) -> list[dict[str, Any]]:
+    return sandbox.admin(system, "GET", "records").json()["contacts"]
+
+
+def writes(report: dict[str, Any]) -> dict[str, int]:
+    return {key: n for key, n in report["decisions"].items() if key.split(".")[1] in ("create", "update", "delete")}
+
+
+def assert_linked_both_ways(sandbox: SandboxProcess) -> tuple[int, int]:
+    """Every linked pair points at each other, and no link is shared."""
+    sf = {row["Id"]: row for row in contacts(sandbox, "salesforce")}
+    hs = {row["id"]: row for row in contacts(sandbox, "hubspot") if not row["archived"]}
+    sf_links = Counter(row["HubSpot_Contact_Id__c"] for row in sf.values() if row["HubSpot_Contact_Id__c"])
+    hs_links = Counter(
+        row["properties"]["salesforce_contact_id"]
+        for row in hs.values()
+        if row["properties"].get("salesforce_contact_id")
+    )
+    assert max(sf_links.values(), default=1) == 1
+    assert max(hs_links.values(), default=1) == 1
+    for sf_id, row in sf.items():
+        hs_id = row["HubSpot_Contact_Id__c"]
+        if hs_id:
+            assert hs[hs_id]["properties"]["salesforce_contact_id"] == sf_id
+    return len(sf_links), len(hs_links)
+
+
+def test_a_window_syncs_everyone_and_the_next_window_plans_nothing(
+    airflow_project, sandbox_factory, clean_redis
+) -> None:
+    sandbox = sandbox_factory(contacts=300, seed=11, clock=(T - timedelta(seconds=30)).isoformat(), window_minutes=14)
+    env = crm_env(sandbox, clean_redis)
+
+    first = airflow_project.dags_test(T.isoformat(), env=env)
+    assert first.returncode == 0, first.log[-5000:]
+    report = first.report
+    assert report is not None
+    assert report["extracted"]["salesforce"] > 0 and report["extracted"]["hubspot"] > 0
+    assert sum(writes(report).values()) > 0
+    assert report["rejects"]["count"] > 0, "the generator seeds invalid records: they must be reported"
+    sf_linked, hs_linked = assert_linked_both_ways(sandbox)
+    assert sf_linked == hs_linked > 0
+
+    second = airflow_project.dags_test((T + timedelta(minutes=15)).isoformat(), env=env)
+    assert second.returncode == 0, second.log[-5000:]
+    assert second.report["extracted"]["salesforce"] + second.report["extracted"]["hubspot"] > 0
+    assert writes(second.report) == {}, "a window holding only our own writes must plan nothing (no echo)"

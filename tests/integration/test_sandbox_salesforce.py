@@ -1,0 +1,601 @@
+"""The Salesforce sandbox as a real process (`python -m sandbox serve`, HTTPS with its own CA trusted
+through REQUESTS_CA_BUNDLE), driven by the unmodified simple-salesforce and the provider's SalesforceHook:
+OAuth, query/queryAll paging, sObject CRUD and upsert, sObject Collections, Bulk API 2.0, limits, faults,
+CLI seeding, and Salesforce's error shapes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import requests
+from airflow.providers.salesforce.hooks.salesforce import SalesforceHook
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import (
+    SalesforceExpiredSession,
+    SalesforceGeneralError,
+    SalesforceMalformedRequest,
+    SalesforceOperationError,
+    SalesforceRefusedRequest,
+    SalesforceResourceNotFound,
+)
+from simple_salesforce.format import format_soql
+
+from sandbox.testing import SandboxProcess, start_sandbox
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 11, 28, 14, 0, tzinfo=UTC)
+ID_RE = re.compile(r"003[A-Za-z0-9]{12}[A-Z0-5]{3}")
+STAMP_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}\+0000")
+FAST = 0.1  # simple-salesforce sleeps `wait` seconds before its first poll; the sandbox finishes at once
+
+
+# ---- fixtures ------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxProcess]:
+    process = start_sandbox(tmp_path_factory.mktemp("salesforce-sandbox"), clock=T0.isoformat(), freeze_clock=True)
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def sf_sandbox(sandbox: SandboxProcess, monkeypatch: pytest.MonkeyPatch) -> SandboxProcess:
+    """The module's sandbox, emptied, clock frozen at T0, its CA trusted by requests."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", sandbox.ca_bundle)
+    sandbox.admin("salesforce", "POST", "reset")
+    sandbox.admin("salesforce", "POST", "clock", json={"set": T0.isoformat(), "frozen": True})
+    return sandbox
+
+
+def credentials(sandbox: SandboxProcess) -> tuple[str, str]:
+    extra = json.loads(sandbox.env["AIRFLOW_CONN_SALESFORCE_DEFAULT"])["extra"]
+    return extra["consumer_key"], extra["consumer_secret"]
+
+
+def get_token(sandbox: SandboxProcess, **overrides: str) -> requests.Response:
+    key, secret = credentials(sandbox)
+    data = {"grant_type": "client_credentials", "client_id": key, "client_secret": secret, **overrides}
+    return requests.post(f"{sandbox.salesforce_url}/services/oauth2/token", data=data, timeout=10)
+
+
+@pytest.fixture
+def token(sf_sandbox: SandboxProcess) -> dict[str, Any]:
+    resp = get_token(sf_sandbox)
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+@pytest.fixture
+def sf(token: dict[str, Any]) -> Salesforce:
+    return Salesforce(instance_url=token["instance_url"], session_id=token["access_token"])
+
+
+def seed(sandbox: SandboxProcess, contacts: list[dict[str, Any]]) -> list[str]:
+    result = sandbox.admin("salesforce", "POST", "seed", json={"contacts": contacts}).json()
+    assert result["rejected"] == []
+    return result["ids"]
+
+
+def errors_of(exc: pytest.ExceptionInfo) -> list[dict[str, Any]]:
+    return exc.value.content
+
+
+def advance(sandbox: SandboxProcess, seconds: float) -> None:
+    sandbox.admin("salesforce", "POST", "clock", json={"advance_seconds": seconds})
+
+
+# ---- OAuth -----------------------------------------------------------------------------------------
+def test_client_credentials_token_shape(sf_sandbox, token):
+    assert token["instance_url"] == sf_sandbox.salesforce_url
+    assert token["token_type"] == "Bearer"
+    assert token["issued_at"] == str(int(T0.timestamp() * 1000))
+    assert token["signature"] and token["id"].startswith(sf_sandbox.salesforce_url + "/id/00D")
+
+
+def test_password_grant(sf_sandbox):
+    resp = get_token(
+        sf_sandbox, grant_type="password", username="integration@sandbox.example.com", password="sandbox-password"
+    )
+    assert resp.status_code == 200 and resp.json()["access_token"]
+
+
+def test_bad_client_credentials_and_grants(sf_sandbox):
+    resp = get_token(sf_sandbox, client_secret="wrong")
+    assert resp.status_code == 400
+    assert resp.json()["error"] == "invalid_client" and resp.json()["error_description"]
+    resp = get_token(sf_sandbox, grant_type="password", username="someone", password="nope")
+    assert (resp.status_code, resp.json()["error"]) == (400, "invalid_grant")
+    resp = get_token(sf_sandbox, grant_type="authorization_code")
+    assert resp.json()["error"] == "unsupported_grant_type"
+
+
+def test_expired_sessions_answer_invalid_session_id(sf_sandbox, sf):
+    sf.query("SELECT Id FROM Contact")
+    sf_sandbox.admin("salesforce", "POST", "expire-sessions")
+    with pytest.raises(SalesforceExpiredSession) as exc:
+        sf.query("SELECT Id FROM Contact")
+    assert exc.value.status == 401
+    assert errors_of(exc) == [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
+    fresh = get_token(sf_sandbox).json()
+    assert Salesforce(instance_url=fresh["instance_url"], session_id=fresh["access_token"]).query(
+        "SELECT Id FROM Contact"
+    )["done"]
+
+
+# ---- query ------------------------------------------------------------------------------------------
+def test_query_shape_with_relationship_fields(sf_sandbox, sf):
+    ids = seed(
+        sf_sandbox,
+        [
+            {"LastName": "Lovelace", "FirstName": "Ada", "Email": "ada@example.com", "AccountName": "Acme"},
+            {"LastName": "Hopper", "Email": "grace@example.com"},
+        ],
+    )
+    result = sf.query("SELECT Id, Email, Account.Name, SystemModstamp FROM Contact ORDER BY LastName DESC")
+    assert result["totalSize"] == 2 and result["done"] is True and "nextRecordsUrl" not in result
+    ada, grace = result["records"]
+    assert list(ada) == ["attributes", "Id", "Email", "Account", "SystemModstamp"]
+    assert ada["attributes"] == {"type": "Contact", "url": f"/services/data/v59.0/sobjects/Contact/{ids[0]}"}
+    assert ada["Account"]["attributes"]["type"] == "Account"
+    assert ada["Account"]["Name"] == "Acme"
+    assert grace["Account"] is None
+    assert ID_RE.fullmatch(ada["Id"]) and STAMP_RE.fullmatch(ada["SystemModstamp"])
+
+
+def test_paging_follows_next_records_url(sf_sandbox, sf):
+    seed(sf_sandbox, [{"LastName": f"n{i}", "HubSpot_Contact_Id__c": str(i)} for i in range(4500)])
+    first = sf.query("SELECT Id, HubSpot_Contact_Id__c FROM Contact")
+    assert (first["totalSize"], len(first["records"]), first["done"]) == (4500, 2000, False)
+    assert re.fullmatch(r"/services/data/v59\.0/query/01g[A-Za-z0-9]+-2000", first["nextRecordsUrl"])
+    records = list(sf.query_all_iter("SELECT Id, HubSpot_Contact_Id__c FROM Contact"))
+    assert sorted(int(r["HubSpot_Contact_Id__c"]) for r in records) == list(range(4500))
+    small = sf.query("SELECT Id FROM Contact", headers={"Sforce-Query-Options": "batchSize=500"})
+    assert len(small["records"]) == 500
+    second = sf.query_more(small["nextRecordsUrl"], identifier_is_url=True)
+    assert len(second["records"]) == 500 and second["nextRecordsUrl"].endswith("-1000")
+    clamped = sf.query("SELECT Id FROM Contact", headers={"Sforce-Query-Options": "batchSize=5"})
+    assert len(clamped["records"]) == 200
+
+
+def test_query_all_includes_deleted_rows(sf_sandbox, sf):
+    keep, gone = seed(sf_sandbox, [{"LastName": "keep"}, {"LastName": "gone"}])
+    sf.Contact.delete(gone)
+    assert [r["Id"] for r in sf.query("SELECT Id FROM Contact")["records"]] == [keep]
+    rows = sf.query_all("SELECT Id, IsDeleted FROM Contact ORDER BY LastName", include_deleted=True)["records"]
+    assert [(r["Id"], r["IsDeleted"]) for r in rows] == [(gone, True), (keep, False)]
+
+
+def test_window_query_as_the_sync_builds_it(sf_sandbox, sf):
+    seed(
+        sf_sandbox,
+        [
+            {"LastName": "before", "LastModifiedDate": "2026-11-28T13:59:59.999Z"},
+            {"LastName": "start", "LastModifiedDate": "2026-11-28T14:00:00.000Z"},
+            {"LastName": "inside", "SystemModstamp": "2026-11-28T14:14:59.999+00:00"},
+            {"LastName": "end", "LastModifiedDate": "2026-11-28T14:15:00Z"},
+        ],
+    )
+    soql = format_soql(
+        "SELECT LastName FROM Contact WHERE SystemModstamp >= {} AND SystemModstamp < {} ORDER BY SystemModstamp",
+        T0,
+        T0 + timedelta(minutes=15),
+    )
+    assert [r["LastName"] for r in sf.query_all(soql)["records"]] == ["start", "inside"]
+
+
+def test_format_soql_values_cannot_break_out(sf_sandbox, sf):
+    hostile = "o'brien\\\" OR Email != '' ünï 😀\n"
+    seed(sf_sandbox, [{"LastName": hostile}, {"LastName": "o'brien"}, {"LastName": "other"}])
+    result = sf.query(format_soql("SELECT LastName FROM Contact WHERE LastName = {}", hostile.strip()))
+    assert [r["LastName"] for r in result["records"]] == [hostile.strip()]
+    like = sf.query(format_soql("SELECT LastName FROM Contact WHERE LastName LIKE '{:like}%'", "o'brien"))
+    assert sorted(r["LastName"] for r in like["records"]) == sorted([hostile.strip(), "o'brien"])
+
+
+@pytest.mark.parametrize(
+    ("soql", "code"),
+    [
+        ("SELECT Id FROM Contact WHERE", "MALFORMED_QUERY"),
+        ("SELECT Id FROM Contact WHERE LastName = 'unterminated", "MALFORMED_QUERY"),
+        ("SELECT Id FROM Contact WHERE Email = 'a' AND Phone = 'b' OR Title = 'c'", "MALFORMED_QUERY"),
+        ("SELECT Id FROM Contact GROUP BY Id", "MALFORMED_QUERY"),
+        ("SELECT Id, Company FROM Contact", "INVALID_FIELD"),
+        ("SELECT Id FROM Contact WHERE SystemModstamp > '2026-11-28'", "INVALID_FIELD"),
+        ("SELECT Id FROM Lead", "INVALID_TYPE"),
+    ],
+)
+def test_bad_queries_answer_salesforce_errors(sf, soql, code):
+    with pytest.raises(SalesforceMalformedRequest) as exc:
+        sf.query(soql)
+    assert exc.value.status == 400
+    assert errors_of(exc)[0]["errorCode"] == code and errors_of(exc)[0]["message"]
+
+
+def test_stale_query_locator(sf_sandbox, sf, token):
+    resp = requests.get(
+        f"{sf_sandbox.salesforce_url}/services/data/v59.0/query/01gSB0000000000AAA-2000",
+        headers={"Authorization": f"Bearer {token['access_token']}"},
+        timeout=10,
+    )
+    assert resp.status_code == 400 and resp.json()[0]["errorCode"] == "INVALID_QUERY_LOCATOR"
+
+
+# ---- sObject CRUD -------------------------------------------------------------------------------------
+def test_crud_and_timestamps(sf_sandbox, sf):
+    created = sf.Contact.create({"LastName": "Turing", "Email": "alan@example.com"})
+    assert created["success"] is True and created["errors"] == [] and ID_RE.fullmatch(created["id"])
+    record = sf.Contact.get(created["id"])
+    assert record["attributes"]["type"] == "Contact"
+    assert record["LastModifiedDate"] == record["SystemModstamp"] == "2026-11-28T14:00:00.000+0000"
+    advance(sf_sandbox, 61.5)
+    assert sf.Contact.update(created["id"], {"Title": "Mathematician"}) == 204
+    record = sf.Contact.get(created["id"])
+    assert record["Title"] == "Mathematician"
+    assert record["LastModifiedDate"] == record["SystemModstamp"] == "2026-11-28T14:01:01.500+0000"
+    assert record["CreatedDate"] == "2026-11-28T14:00:00.000+0000"
+    assert sf.Contact.get(created["id"][:15])["Id"] == created["id"]
+    assert sf.Contact.delete(created["id"]) == 204
+    with pytest.raises(SalesforceResourceNotFound) as exc:
+        sf.Contact.get(created["id"])
+    assert errors_of(exc)[0]["errorCode"] == "NOT_FOUND"
+    with pytest.raises(SalesforceResourceNotFound) as exc:
+        sf.Contact.update(created["id"], {"Title": "x"})
+    assert errors_of(exc)[0] == {"message": "entity is deleted", "errorCode": "ENTITY_IS_DELETED", "fields": []}
+    with pytest.raises(SalesforceResourceNotFound):
+        sf.Contact.get("003SB0000000999AAA")
+
+
+@pytest.mark.parametrize(
+    ("values", "code", "fields"),
+    [
+        ({"FirstName": "no last name"}, "REQUIRED_FIELD_MISSING", ["LastName"]),
+        ({"LastName": "x", "Email": "not an email"}, "INVALID_EMAIL_ADDRESS", ["Email"]),
+        ({"LastName": "x", "Email": "a" * 75 + "@x.com"}, "STRING_TOO_LONG", ["Email"]),
+        ({"LastName": "x", "FirstName": "f" * 41}, "STRING_TOO_LONG", ["FirstName"]),
+        ({"LastName": "l" * 81}, "STRING_TOO_LONG", ["LastName"]),
+        ({"LastName": "x", "Phone": "1" * 41}, "STRING_TOO_LONG", ["Phone"]),
+        ({"LastName": "x", "MobilePhone": "1" * 41}, "STRING_TOO_LONG", ["MobilePhone"]),
+        ({"LastName": "x", "Title": "t" * 129}, "STRING_TOO_LONG", ["Title"]),
+        ({"LastName": "x", "Company": "Acme"}, "INVALID_FIELD", []),
+    ],
+)
+def test_validation_errors(sf, values, code, fields):
+    with pytest.raises(SalesforceMalformedRequest) as exc:
+        sf.Contact.create(values)
+    assert exc.value.status == 400
+    assert errors_of(exc)[0]["errorCode"] == code
+    assert errors_of(exc)[0]["fields"] == fields
+
+
+def test_invalid_field_message(sf):
+    with pytest.raises(SalesforceMalformedRequest) as exc:
+        sf.Contact.create({"LastName": "x", "Company": "Acme"})
+    assert errors_of(exc)[0]["message"] == "No such column 'Company' on sobject of type Contact"
+
+
+def test_upsert_by_external_id(sf_sandbox, sf, token):
+    assert sf.Contact.upsert("HubSpot_Contact_Id__c/501", {"LastName": "New"}) == 201
+    assert sf.Contact.upsert("HubSpot_Contact_Id__c/501", {"Title": "Changed"}) == 200
+    record = sf.Contact.get_by_custom_id("HubSpot_Contact_Id__c", "501")
+    assert (record["LastName"], record["Title"]) == ("New", "Changed")
+    headers = {"Authorization": f"Bearer {token['access_token']}"}
+    url = f"{sf_sandbox.salesforce_url}/services/data/v59.0/sobjects/Contact/HubSpot_Contact_Id__c/502"
+    created = requests.patch(url, json={"LastName": "Second"}, headers=headers, timeout=10)
+    assert created.status_code == 201 and created.json()["created"] is True
+    updated = requests.patch(url, json={"Title": "t"}, headers=headers, timeout=10)
+    assert updated.status_code == 200
+    assert updated.json() == {"id": created.json()["id"], "success": True, "errors": [], "created": False}
+    old_api = url.replace("v59.0", "v45.0")
+    assert requests.patch(old_api, json={"Title": "u"}, headers=headers, timeout=10).status_code == 204
+    with pytest.raises(SalesforceResourceNotFound):
+        sf.Contact.upsert("Email/a@b.com", {"LastName": "x"})
+
+
+def test_duplicate_external_id(sf):
+    first = sf.Contact.create({"LastName": "a", "HubSpot_Contact_Id__c": "900"})
+    with pytest.raises(SalesforceMalformedRequest) as exc:
+        sf.Contact.create({"LastName": "b", "HubSpot_Contact_Id__c": "900"})
+    assert errors_of(exc)[0]["errorCode"] == "DUPLICATE_VALUE"
+    assert errors_of(exc)[0]["message"] == (
+        f"duplicate value found: HubSpot_Contact_Id__c duplicates value on record with id: {first['id']}"
+    )
+
+
+def test_describe(sf):
+    describe = sf.Contact.describe()
+    fields = {f["name"]: f for f in describe["fields"]}
+    assert describe["keyPrefix"] == "003"
+    assert {
+        name: fields[name]["length"] for name in ("Email", "FirstName", "LastName", "Phone", "MobilePhone", "Title")
+    } == {"Email": 80, "FirstName": 40, "LastName": 80, "Phone": 40, "MobilePhone": 40, "Title": 128}
+    link = fields["HubSpot_Contact_Id__c"]
+    assert (link["externalId"], link["unique"], link["type"], link["length"]) == (True, True, "string", 255)
+    assert fields["LastName"]["nillable"] is False and fields["SystemModstamp"]["updateable"] is False
+    assert fields["AccountId"]["referenceTo"] == ["Account"]
+    assert {"name", "type", "length", "nillable", "unique", "externalId", "updateable", "createable"} <= set(link)
+
+
+# ---- sObject Collections --------------------------------------------------------------------------------
+def contact(**values: Any) -> dict[str, Any]:
+    return {"attributes": {"type": "Contact"}, **values}
+
+
+def test_collection_create_partial_success(sf):
+    results = sf.restful(
+        "composite/sobjects",
+        method="POST",
+        json={"allOrNone": False, "records": [contact(LastName="ok"), contact(Email="bad")]},
+    )
+    assert results[0]["success"] is True and ID_RE.fullmatch(results[0]["id"])
+    assert results[1]["success"] is False
+    assert [e["statusCode"] for e in results[1]["errors"]] == ["REQUIRED_FIELD_MISSING", "INVALID_EMAIL_ADDRESS"]
+    assert set(results[1]["errors"][0]) == {"statusCode", "message", "fields"}
+    assert sf.query("SELECT Id FROM Contact")["totalSize"] == 1
+
+
+def test_collection_all_or_none_rolls_back(sf):
+    results = sf.restful(
+        "composite/sobjects",
+        method="POST",
+        json={"allOrNone": True, "records": [contact(LastName="ok"), contact(LastName="x" * 81)]},
+    )
+    assert results[0] == {
+        "success": False,
+        "errors": [
+            {
+                "statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                "message": "Record rolled back because not all records were valid and the request was using "
+                "AllOrNone header",
+                "fields": [],
+            }
+        ],
+    }
+    assert results[1]["errors"][0]["statusCode"] == "STRING_TOO_LONG"
+    assert sf.query("SELECT Id FROM Contact")["totalSize"] == 0
+
+
+def test_collection_update_upsert_delete(sf_sandbox, sf):
+    ids = seed(sf_sandbox, [{"LastName": "a", "HubSpot_Contact_Id__c": "1"}, {"LastName": "b"}])
+    updated = sf.restful(
+        "composite/sobjects",
+        method="PATCH",
+        json={"records": [contact(id=ids[0], Title="T1"), contact(id="003SB0000000999AAA", Title="x")]},
+    )
+    assert updated[0] == {"id": ids[0], "success": True, "errors": []}
+    assert updated[1]["success"] is False and updated[1]["errors"][0]["statusCode"] == "INVALID_CROSS_REFERENCE_KEY"
+    upserted = sf.restful(
+        "composite/sobjects/Contact/HubSpot_Contact_Id__c",
+        method="PATCH",
+        json={
+            "allOrNone": False,
+            "records": [
+                contact(HubSpot_Contact_Id__c="1", Title="T2"),
+                contact(HubSpot_Contact_Id__c="2", LastName="new"),
+            ],
+        },
+    )
+    assert [(r["success"], r["created"]) for r in upserted] == [(True, False), (True, True)]
+    assert upserted[0]["id"] == ids[0]
+    deleted = sf.restful("composite/sobjects", method="DELETE", params={"ids": f"{ids[1]},{ids[1]}"})
+    assert deleted[0] == {"id": ids[1], "success": True, "errors": []}
+    assert deleted[1]["errors"][0]["statusCode"] == "ENTITY_IS_DELETED"
+    titles = {r["Id"]: r["Title"] for r in sf.query("SELECT Id, Title FROM Contact")["records"]}
+    assert titles == {ids[0]: "T2", upserted[1]["id"]: None}
+
+
+def test_collection_limit_and_non_external_field(sf):
+    with pytest.raises(SalesforceMalformedRequest) as exc:
+        sf.restful("composite/sobjects", method="POST", json={"records": [contact(LastName="x")] * 201})
+    assert errors_of(exc)[0]["errorCode"] == "EXCEEDED_ID_LIMIT"
+    with pytest.raises(SalesforceMalformedRequest) as exc:
+        sf.restful("composite/sobjects/Contact/Email", method="PATCH", json={"records": [contact(Email="a@b.co")]})
+    assert errors_of(exc)[0]["errorCode"] == "INVALID_FIELD"
+
+
+# ---- limits and faults ------------------------------------------------------------------------------------
+def test_limits_and_usage_header(sf_sandbox, sf):
+    sf.query("SELECT Id FROM Contact")
+    used = sf.api_usage["api-usage"].used
+    limits = sf.limits()
+    assert limits["DailyApiRequests"]["Max"] == sf.api_usage["api-usage"].total == 100_000
+    assert limits["DailyApiRequests"]["Remaining"] == 100_000 - (used + 1)
+    assert sf.api_usage["api-usage"].used == used + 1
+
+
+def test_daily_limit_exhausted(sf_sandbox, sf):
+    sf_sandbox.admin("salesforce", "POST", "api-usage", json={"used": 99_999})
+    sf.query("SELECT Id FROM Contact")
+    with pytest.raises(SalesforceRefusedRequest) as exc:
+        sf.query("SELECT Id FROM Contact")
+    assert exc.value.status == 403
+    assert errors_of(exc) == [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
+    assert sf_sandbox.admin("salesforce", "GET", "records").json()["contacts"] == []
+    advance(sf_sandbox, 24 * 3600 + 1)
+    sf_sandbox.admin("salesforce", "POST", "api-usage", json={"used": 0})
+    assert sf.query("SELECT Id FROM Contact")["done"]
+
+
+def test_fault_burst_and_server_errors(sf_sandbox, sf):
+    sf_sandbox.admin("salesforce", "POST", "faults", json={"burst_429": 1})
+    with pytest.raises(SalesforceRefusedRequest) as exc:
+        sf.query("SELECT Id FROM Contact")
+    assert errors_of(exc)[0]["errorCode"] == "REQUEST_LIMIT_EXCEEDED"
+    assert "ConcurrentPerOrgLongTxn" in errors_of(exc)[0]["message"]
+    sf_sandbox.admin("salesforce", "POST", "faults", json={"burst_429": 0, "error_rate_5xx": 1.0, "seed": 1})
+    with pytest.raises(SalesforceGeneralError) as exc:
+        sf.query("SELECT Id FROM Contact")
+    assert exc.value.status in (500, 503)
+    assert errors_of(exc)[0]["errorCode"] in ("UNKNOWN_EXCEPTION", "SERVER_UNAVAILABLE")
+
+
+# ---- Bulk API 2.0, the provider hook, CLI seeding, scale ----------------------------------------------
+
+
+def rows(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_bulk_insert_reports_successes_and_failures(sf):
+    results = sf.bulk2.Contact.insert(
+        records=[
+            {"LastName": "Ok", "Email": "ok@example.com"},
+            {"LastName": "", "Email": "fine@example.com"},
+            {"LastName": "Bad", "Email": "nope"},
+        ],
+        wait=FAST,
+    )
+    assert results == [
+        {"numberRecordsFailed": 2, "numberRecordsProcessed": 3, "numberRecordsTotal": 3, "job_id": results[0]["job_id"]}
+    ]
+    job_id = results[0]["job_id"]
+    successes = rows(sf.bulk2.Contact.get_successful_records(job_id))
+    assert [(r["sf__Created"], r["LastName"]) for r in successes] == [("true", "Ok")]
+    assert successes[0]["sf__Id"].startswith("003")
+    failures = rows(sf.bulk2.Contact.get_failed_records(job_id))
+    assert [r["sf__Error"] for r in failures] == [
+        "REQUIRED_FIELD_MISSING:Required fields are missing: [LastName]:LastName --",
+        "INVALID_EMAIL_ADDRESS:Email: invalid email address: nope:Email --",
+    ]
+    assert rows(sf.bulk2.Contact.get_unprocessed_records(job_id)) == []
+
+
+def test_bulk_upsert_update_delete(sf_sandbox, sf):
+    (existing,) = seed(sf_sandbox, [{"LastName": "Old", "HubSpot_Contact_Id__c": "10"}])
+    result = sf.bulk2.Contact.upsert(
+        records=[{"HubSpot_Contact_Id__c": "10", "Title": "Updated"}, {"HubSpot_Contact_Id__c": "11", "LastName": "N"}],
+        external_id_field="HubSpot_Contact_Id__c",
+        wait=FAST,
+    )
+    successes = rows(sf.bulk2.Contact.get_successful_records(result[0]["job_id"]))
+    assert {r["HubSpot_Contact_Id__c"]: r["sf__Created"] for r in successes} == {"10": "false", "11": "true"}
+    assert next(r["sf__Id"] for r in successes if r["HubSpot_Contact_Id__c"] == "10") == existing
+    created = next(r["sf__Id"] for r in successes if r["HubSpot_Contact_Id__c"] == "11")
+
+    sf.bulk2.Contact.update(records=[{"Id": existing, "Title": "Again"}], wait=FAST)
+    sf.bulk2.Contact.delete(records=[{"Id": created}], wait=FAST)
+    current = sf.query("SELECT Id, LastName, Title FROM Contact")["records"]
+    assert [(r["Id"], r["LastName"], r["Title"]) for r in current] == [(existing, "Old", "Again")]
+
+
+def test_bulk_query_pages_with_locator(sf_sandbox, sf):
+    seed(sf_sandbox, [{"LastName": f"n{i}", "AccountName": "Acme" if i % 2 else None} for i in range(5)])
+    pages = list(sf.bulk2.Contact.query("SELECT Id, LastName, Account.Name FROM Contact", max_records=2, wait=FAST))
+    assert len(pages) == 3
+    parsed = [row for page in pages for row in rows(page)]
+    assert [r["LastName"] for r in parsed] == [f"n{i}" for i in range(5)]
+    assert [r["Account.Name"] for r in parsed] == ["", "Acme", "", "Acme", ""]
+    assert pages[0].startswith('"Id","LastName","Account.Name"\n')
+
+
+def test_bulk_query_all_includes_deleted(sf_sandbox, sf):
+    keep, gone = seed(sf_sandbox, [{"LastName": "keep"}, {"LastName": "gone"}])
+    sf.Contact.delete(gone)
+    live = [r["Id"] for page in sf.bulk2.Contact.query("SELECT Id FROM Contact", wait=FAST) for r in rows(page)]
+    every = [
+        r["Id"]
+        for page in sf.bulk2.Contact.query_all("SELECT Id, IsDeleted FROM Contact", wait=FAST)
+        for r in rows(page)
+    ]
+    assert live == [keep] and every == [keep, gone]
+
+
+def test_bulk_job_lifecycle_over_http(sf_sandbox, token):
+    base = f"{sf_sandbox.salesforce_url}/services/data/v59.0/jobs"
+    headers = {"Authorization": f"Bearer {token['access_token']}"}
+    job = requests.post(
+        f"{base}/ingest",
+        json={"object": "Contact", "operation": "insert", "contentType": "CSV"},
+        headers=headers,
+        timeout=10,
+    ).json()
+    assert (job["state"], job["object"], job["operation"], job["id"][:3]) == ("Open", "Contact", "insert", "750")
+    assert job["contentUrl"] == f"services/data/v59.0/jobs/ingest/{job['id']}/batches"
+    upload = requests.put(
+        f"{base}/ingest/{job['id']}/batches",
+        data="LastName,Email\nA,a@example.com\n",
+        headers={**headers, "Content-Type": "text/csv"},
+        timeout=10,
+    )
+    assert upload.status_code == 201
+    closed = requests.patch(f"{base}/ingest/{job['id']}", json={"state": "UploadComplete"}, headers=headers, timeout=10)
+    assert closed.json()["state"] == "UploadComplete"
+    info = requests.get(f"{base}/ingest/{job['id']}", headers=headers, timeout=10).json()
+    assert (info["state"], info["numberRecordsProcessed"], info["numberRecordsFailed"]) == ("JobComplete", 1, 0)
+
+    query = requests.post(
+        f"{base}/query", json={"operation": "query", "query": "SELECT Id FROM Contact"}, headers=headers, timeout=10
+    ).json()
+    assert query["state"] == "UploadComplete"
+    results = requests.get(f"{base}/query/{query['id']}/results", headers=headers, timeout=10)
+    assert results.headers["Sforce-NumberOfRecords"] == "1" and results.headers["Sforce-Locator"] == "null"
+    bad = requests.post(
+        f"{base}/query", json={"operation": "query", "query": "SELECT Nope FROM Contact"}, headers=headers, timeout=10
+    )
+    assert bad.status_code == 400 and bad.json()[0]["errorCode"] == "INVALID_FIELD"
+
+
+def test_bulk_job_with_unknown_column_fails(sf):
+    with pytest.raises(SalesforceOperationError, match="Field name not found : Company"):
+        sf.bulk2.Contact.insert(records=[{"LastName": "x", "Company": "Acme"}], wait=FAST)
+
+
+def test_provider_hook_against_the_sandbox(sf_sandbox, token, monkeypatch):
+    seed(sf_sandbox, [{"LastName": f"h{i}", "AccountName": "Acme"} for i in range(2500)])
+    conn = {"conn_type": "salesforce", "extra": {"instance_url": token["instance_url"]}}
+    monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_SANDBOX", json.dumps(conn))
+    hook = SalesforceHook(salesforce_conn_id="salesforce_sandbox", session_id=token["access_token"])
+    client = hook.get_conn()
+    records = list(client.query_all_iter("SELECT Id, Account.Name FROM Contact"))
+    assert len(records) == 2500 and {r["Account"]["Name"] for r in records} == {"Acme"}
+    assert hook.make_query("SELECT Id FROM Contact WHERE LastName = 'h7'")["totalSize"] == 1
+    created = client.restful(
+        "composite/sobjects",
+        method="POST",
+        json={"records": [{"attributes": {"type": "Contact"}, "LastName": "via hook"}]},
+    )
+    assert created[0]["success"] is True
+    assert (
+        client.bulk2.Contact.insert(records=[{"LastName": "bulk via hook"}], wait=FAST)[0]["numberRecordsFailed"] == 0
+    )
+
+
+def test_cli_seeds_generated_contacts(tmp_path, monkeypatch):
+    with start_sandbox(tmp_path / "seeded", contacts=300, seed=7, clock=T0.isoformat(), freeze_clock=True) as box:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", box.ca_bundle)
+        tok = get_token(box).json()
+        client = Salesforce(instance_url=tok["instance_url"], session_id=tok["access_token"])
+        seeded = box.admin("salesforce", "GET", "records").json()["contacts"]
+        assert len(seeded) > 0
+        window = format_soql(
+            "SELECT Id, Email, LastModifiedDate FROM Contact WHERE SystemModstamp >= {} AND SystemModstamp <= {}",
+            T0 - timedelta(minutes=15),
+            T0,
+        )
+        assert client.query_all(window)["totalSize"] == len(seeded)
+
+
+def test_window_query_over_many_contacts_is_fast(sf_sandbox, sf):
+    contacts = [
+        {"LastName": f"c{i}", "Email": f"c{i}@example.com", "LastModifiedDate": (T0 + timedelta(seconds=i)).isoformat()}
+        for i in range(20_000)
+    ]
+    for start in range(0, len(contacts), 5000):
+        seed(sf_sandbox, contacts[start : start + 5000])
+    soql = format_soql(
+        "SELECT Id FROM Contact WHERE SystemModstamp >= {} AND SystemModstamp < {}",
+        T0 + timedelta(hours=1),
+        T0 + timedelta(hours=1, minutes=15),
+    )
+    started = time.perf_counter()
+    assert len(list(sf.query_all_iter(soql))) == 900
+    by_id = sf.query(format_soql("SELECT Id FROM Contact WHERE Email IN {}", ["c1@example.com", "c19999@example.com"]))
+    assert by_id["totalSize"] == 2
+    assert time.perf_counter() - started < 2
