@@ -1,0 +1,1 @@
+"""Local HTTP(S) sandboxes of the Salesforce and HubSpot APIs, spoken to by the real, unpatched clients."""

@@ -1,0 +1,169 @@
+"""`python -m sandbox serve ...`: run the Salesforce (HTTPS) and HubSpot (HTTP) sandboxes in one process.
+
+Prints shell-sourceable connection lines (also written to STATE_DIR/env.sh), then `SANDBOX_READY`, and
+serves until SIGTERM/SIGINT. Both apps share one sandbox clock, so advancing it moves both CRMs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import signal
+import sys
+import tempfile
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sandbox.core import App, Clock, RunningServer, parse_iso, serve
+from sandbox.generator import generate
+from sandbox.hubspot.app import BATCH_MODES, DEFAULT_TOKEN, HubSpotApp
+from sandbox.tls import make_tls
+
+log = logging.getLogger("sandbox")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m sandbox")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("serve", help="serve both sandboxes until SIGTERM")
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--salesforce-port", type=int, default=0, help="0 picks a free port")
+    run.add_argument("--hubspot-port", type=int, default=0, help="0 picks a free port")
+    run.add_argument("--state-dir", type=Path, help="where env.sh and the CA bundle go (default: a temp dir)")
+    run.add_argument("--contacts", type=int, default=0, help="generated contacts to seed per side")
+    run.add_argument("--seed", type=int, default=42, help="generator seed")
+    run.add_argument("--window-minutes", type=float, default=15.0, help="seeded modified stamps span this")
+    run.add_argument("--clock", help="start the sandbox clock at this ISO-8601 instant")
+    run.add_argument("--freeze-clock", action="store_true", help="the clock only moves via the admin API")
+    run.add_argument("--hubspot-token", default=DEFAULT_TOKEN)
+    run.add_argument("--hubspot-requests-per-10s", type=int, default=100)
+    run.add_argument("--hubspot-search-requests-per-s", type=int, default=5)
+    run.add_argument("--hubspot-daily-limit", type=int, default=500_000)
+    run.add_argument("--hubspot-batch-mode", choices=BATCH_MODES, default="multi-status")
+    run.add_argument(
+        "--hubspot-retry-after-header",
+        action="store_true",
+        help="send Retry-After on 429 (HubSpot does not document it)",
+    )
+    run.add_argument("--salesforce-daily-limit", type=int, default=100_000)
+    run.add_argument("--salesforce-page-size", type=int, default=2000)
+    run.add_argument("--consumer-key", default="sandbox-consumer-key")
+    run.add_argument("--consumer-secret", default="sandbox-consumer-secret")
+    run.add_argument("--no-salesforce", action="store_true", help="serve HubSpot only")
+    run.add_argument("--log-level", default="INFO")
+    return parser
+
+
+def _salesforce_app(args: argparse.Namespace, clock: Clock) -> App | None:
+    if args.no_salesforce:
+        return None
+    try:
+        from sandbox.salesforce.app import SalesforceApp
+    except ImportError as exc:
+        log.warning("Salesforce sandbox not available (%s); serving HubSpot only", exc)
+        return None
+    return SalesforceApp(
+        clock=clock,
+        daily_api_limit=args.salesforce_daily_limit,
+        page_size=args.salesforce_page_size,
+        consumer_key=args.consumer_key,
+        consumer_secret=args.consumer_secret,
+    )
+
+
+def _seed(args: argparse.Namespace, clock: Clock, hubspot: HubSpotApp, salesforce: App | None) -> None:
+    if args.contacts <= 0:
+        return
+    data = generate(args.contacts, args.seed, clock.now(), timedelta(minutes=args.window_minutes))
+    result = hubspot.seed({"contacts": data.hubspot})
+    log.info("hubspot seeded: %s created, %s rejected", result["created"], len(result["rejected"]))
+    if salesforce is not None:
+        sf_result = salesforce.seed({"contacts": data.salesforce})
+        log.info("salesforce seeded: %s", _summary(sf_result))
+
+
+def _summary(result: Any) -> str:
+    if isinstance(result, dict):
+        return ", ".join(f"{k}={len(v) if isinstance(v, list) else v}" for k, v in result.items())
+    return type(result).__name__
+
+
+def env_lines(args: argparse.Namespace, hubspot_url: str, salesforce_url: str | None, bundle: str) -> list[str]:
+    hubspot_conn = {
+        "conn_type": "http",
+        "host": hubspot_url,
+        "password": args.hubspot_token,
+        "extra": {
+            "requests_per_10s": args.hubspot_requests_per_10s,
+            "search_requests_per_s": args.hubspot_search_requests_per_s,
+        },
+    }
+    lines = []
+    if salesforce_url:
+        salesforce_conn = {
+            "conn_type": "salesforce",
+            "extra": {
+                "login_url": salesforce_url,
+                "consumer_key": args.consumer_key,
+                "consumer_secret": args.consumer_secret,
+            },
+        }
+        lines.append(f"AIRFLOW_CONN_SALESFORCE_DEFAULT={shlex.quote(json.dumps(salesforce_conn))}")
+    lines.append(f"AIRFLOW_CONN_HUBSPOT_DEFAULT={shlex.quote(json.dumps(hubspot_conn))}")
+    lines.append(f"REQUESTS_CA_BUNDLE={shlex.quote(bundle)}")
+    if salesforce_url:
+        lines.append(f"SANDBOX_SALESFORCE_URL={salesforce_url}")
+    lines.append(f"SANDBOX_HUBSPOT_URL={hubspot_url}")
+    return lines
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    state_dir = args.state_dir or Path(tempfile.mkdtemp(prefix="crm-sandbox-"))
+    state_dir.mkdir(parents=True, exist_ok=True)
+    clock = Clock(parse_iso(args.clock) if args.clock else None, frozen=args.freeze_clock)
+    hubspot = HubSpotApp(
+        clock=clock,
+        access_token=args.hubspot_token,
+        requests_per_10s=args.hubspot_requests_per_10s,
+        search_requests_per_s=args.hubspot_search_requests_per_s,
+        daily_limit=args.hubspot_daily_limit,
+        batch_mode=args.hubspot_batch_mode,
+        retry_after_header=args.hubspot_retry_after_header,
+    )
+    salesforce = _salesforce_app(args, clock)
+    _seed(args, clock, hubspot, salesforce)
+
+    context, bundle = make_tls(state_dir)
+    servers: list[RunningServer] = [serve(hubspot, args.host, args.hubspot_port)]
+    salesforce_url = None
+    if salesforce is not None:
+        servers.append(serve(salesforce, args.host, args.salesforce_port, ssl_context=context))
+        salesforce_url = servers[-1].url
+
+    lines = env_lines(args, servers[0].url, salesforce_url, bundle)
+    (state_dir / "env.sh").write_text("".join(f"export {line}\n" for line in lines))
+    print("\n".join([*lines, "SANDBOX_READY"]), flush=True)
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
+    for server in servers:
+        server.shutdown()
+    log.info("sandbox stopped")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+    return serve_command(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

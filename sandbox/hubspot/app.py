@@ -1,0 +1,395 @@
+"""The HubSpot sandbox: CRM v3 contacts (basic, batch, search) and properties, behind private-app auth
+and HubSpot's rate limits, answered in the shapes hubspot-api-client 12 deserialises."""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sandbox.core import App, Clock, Request, Response
+from sandbox.hubspot.errors import HubSpotError, correlation_id, not_found, unauthorized, validation_error
+from sandbox.hubspot.ratelimit import HubSpotLimits
+from sandbox.hubspot.search import SearchEngine, parse_request
+from sandbox.hubspot.store import DEFAULT_GET_PROPERTIES, Claims, Contact, ContactStore, iso_ms, to_ms
+
+log = logging.getLogger(__name__)
+
+CONTACTS = "/crm/v3/objects/contacts"
+PROPERTIES = "/crm/v3/properties/contacts"
+ALWAYS_RETURNED = ("createdate", "hs_object_id", "lastmodifieddate")
+MAX_BATCH = 100
+MAX_LIST_LIMIT = 100
+BATCH_MODES = ("multi-status", "atomic")
+DEFAULT_TOKEN = "pat-sandbox-0000-local"
+
+
+class HubSpotApp(App):
+    name = "hubspot"
+
+    def __init__(
+        self,
+        clock: Clock | None = None,
+        access_token: str = DEFAULT_TOKEN,
+        requests_per_10s: int = 100,
+        search_requests_per_s: int = 5,
+        daily_limit: int = 500_000,
+        batch_mode: str = "multi-status",
+        retry_after_header: bool = False,
+    ) -> None:
+        super().__init__(clock)
+        self.access_token = access_token
+        self.limits = HubSpotLimits(requests_per_10s, search_requests_per_s, daily_limit)
+        self.batch_mode = batch_mode
+        self.retry_after_header = retry_after_header
+        self.store = ContactStore()
+        self.search_engine = SearchEngine(self.store)
+        self._routes_for_contacts()
+        self.admin_route("GET", "limits", lambda req: self.limits.settings())
+        self.admin_route("POST", "limits", self._admin_limits)
+        self.admin_route("GET", "settings", lambda req: self._settings())
+        self.admin_route("POST", "settings", self._admin_settings)
+
+    def _routes_for_contacts(self) -> None:
+        one = rf"{CONTACTS}/(?P<contact_id>[^/]+)"
+        api: list[tuple[str, str, Callable[..., Response]]] = [
+            ("GET", CONTACTS, self.list_contacts),
+            ("POST", CONTACTS, self.create_contact),
+            ("POST", f"{CONTACTS}/search", self.search),
+            ("POST", f"{CONTACTS}/batch/read", self.batch_read),
+            ("POST", f"{CONTACTS}/batch/create", lambda req: self.batch_write(req, "create")),
+            ("POST", f"{CONTACTS}/batch/update", lambda req: self.batch_write(req, "update")),
+            ("POST", f"{CONTACTS}/batch/upsert", lambda req: self.batch_write(req, "upsert")),
+            ("POST", f"{CONTACTS}/batch/archive", self.batch_archive),
+            ("GET", one, self.get_contact),
+            ("PATCH", one, self.update_contact),
+            ("DELETE", one, self.archive_contact),
+            ("GET", PROPERTIES, self.list_properties),
+            ("POST", PROPERTIES, self.create_property),
+            ("GET", rf"{PROPERTIES}/(?P<name>[^/]+)", self.get_property),
+        ]
+        for method, pattern, handler in api:
+            self.route(method, pattern, _errors_as_responses(handler))
+
+    # ---- auth, limits, headers -------------------------------------------------------------------
+    def _authorized(self, req: Request) -> bool:
+        return req.headers.get("authorization", "") == f"Bearer {self.access_token}"
+
+    def before_request(self, req: Request, endpoint: str) -> Response | None:
+        if not self._authorized(req):
+            return _error(unauthorized())
+        if not self.limits.day.try_acquire(self.clock.now().date()):
+            return self._limited("DAILY", "You have reached your daily limit.", _seconds_to_midnight(self.clock))
+        if req.path.endswith("/search"):
+            if not self.limits.search.try_acquire():
+                return self._limited("SECONDLY", "You have reached your secondly limit.", 1)
+        elif not self.limits.ten_secondly.try_acquire():
+            retry = self.limits.ten_secondly.retry_after()
+            return self._limited("TEN_SECONDLY_ROLLING", "You have reached your ten_secondly_rolling limit.", retry)
+        return None
+
+    def after_request(self, req: Request, resp: Response) -> Response:
+        # Search responses carry no X-HubSpot-RateLimit-* headers; neither do unauthenticated ones.
+        if self._authorized(req) and not req.path.endswith("/search") and not req.path.startswith("/__admin"):
+            resp.headers.update(self._rate_headers())
+        return resp
+
+    def _rate_headers(self) -> dict[str, str]:
+        return {
+            "X-HubSpot-RateLimit-Daily": str(self.limits.daily),
+            "X-HubSpot-RateLimit-Daily-Remaining": str(self.limits.day.remaining()),
+            "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
+            "X-HubSpot-RateLimit-Max": str(self.limits.requests_per_10s),
+            "X-HubSpot-RateLimit-Remaining": str(self.limits.ten_secondly.remaining()),
+        }
+
+    def _limited(self, policy: str, message: str, retry_after: int) -> Response:
+        """HubSpot's 429. Retry-After is opt-in: HubSpot documents the X-HubSpot-RateLimit-* headers, not it,
+        and urllib3's default Retry would silently sleep on it and retry GETs."""
+        body = {
+            "status": "error",
+            "message": message,
+            "errorType": "RATE_LIMIT",
+            "correlationId": correlation_id(),
+            "policyName": policy,
+            "category": "RATE_LIMITS",
+        }
+        return Response(429, body, {"Retry-After": str(retry_after)} if self.retry_after_header else {})
+
+    def rate_limited_response(self, req: Request) -> Response:
+        return self._limited("TEN_SECONDLY_ROLLING", "You have reached your ten_secondly_rolling limit.", 1)
+
+    def server_error_response(self, req: Request, status: int) -> Response:
+        message = "internal error" if status == 500 else "Service Unavailable"
+        return _error(HubSpotError(status, "INTERNAL_ERROR" if status == 500 else "SERVICE_UNAVAILABLE", message))
+
+    def not_found_response(self, req: Request) -> Response:
+        return _error(HubSpotError(404, "OBJECT_NOT_FOUND", f"No route for {req.method} {req.path}"))
+
+    # ---- admin -----------------------------------------------------------------------------------
+    def reset(self) -> None:
+        self.store.reset()
+        self.limits.clear()
+
+    def seed(self, payload: Any) -> Any:
+        records = payload.get("contacts", []) if isinstance(payload, dict) else payload
+        if not isinstance(records, list):
+            raise ValueError("seed takes {'contacts': [...]} or a list of contacts")
+        result = self.store.seed(records, self._now_ms())
+        log.info("hubspot seed: %d created, %d rejected", result["created"], len(result["rejected"]))
+        return result
+
+    def records(self) -> Any:
+        names = list(self.store.properties)
+        return {"contacts": [c.to_json(names) for c in self.store.contacts.values()]}
+
+    def _admin_limits(self, req: Request) -> dict:
+        self.limits.configure(**(req.json() or {}))
+        return self.limits.settings()
+
+    def _settings(self) -> dict:
+        return {"batch_mode": self.batch_mode, "retry_after_header": self.retry_after_header}
+
+    def _admin_settings(self, req: Request) -> dict:
+        body = req.json() or {}
+        unknown = set(body) - {"batch_mode", "retry_after_header"}
+        if unknown:
+            raise ValueError(f"unknown settings: {sorted(unknown)}")
+        mode = body.get("batch_mode", self.batch_mode)
+        if mode not in BATCH_MODES:
+            raise ValueError(f"batch_mode must be one of {BATCH_MODES}")
+        self.batch_mode = mode
+        self.retry_after_header = bool(body.get("retry_after_header", self.retry_after_header))
+        return self._settings()
+
+    def _now_ms(self) -> int:
+        return to_ms(self.clock.now())
+
+    # ---- basic API -------------------------------------------------------------------------------
+    def list_contacts(self, req: Request) -> Response:
+        limit = _int_arg(req, "limit", 10)
+        if not 0 < limit <= MAX_LIST_LIMIT:
+            raise validation_error(f"limit must be between 1 and {MAX_LIST_LIMIT}", limit=limit)
+        archived = _bool_arg(req, "archived")
+        ids = self.store.archived_ids if archived else self.store.active_ids
+        after = _int_arg(req, "after", 0)
+        start = bisect.bisect_left(ids, after)
+        page = ids[start : start + limit]
+        names = self._names(req.query.get("properties"))
+        body: dict[str, Any] = {"results": [self.store.contacts[i].to_json(names) for i in page]}
+        if start + limit < len(ids):
+            next_id = str(ids[start + limit])
+            body["paging"] = {"next": {"after": next_id, "link": f"{CONTACTS}?after={next_id}"}}
+        return Response(200, body)
+
+    def get_contact(self, req: Request, contact_id: str) -> Response:
+        contact = self.store.find(contact_id, req.arg("idProperty"), _bool_arg(req, "archived"))
+        if contact is None:
+            raise _missing(contact_id)
+        return Response(200, contact.to_json(self._names(req.query.get("properties"))))
+
+    def create_contact(self, req: Request) -> Response:
+        body = _json_object(req)
+        clean = self.store.validate(body.get("properties") or {}, None)
+        contact = self.store.create(clean, self._now_ms())
+        return Response(201, self._written(contact))
+
+    def update_contact(self, req: Request, contact_id: str) -> Response:
+        body = _json_object(req)
+        contact = self.store.find(contact_id, req.arg("idProperty"))
+        if contact is None:
+            raise _missing(contact_id)
+        clean = self.store.validate(body.get("properties") or {}, contact)
+        self.store.update(contact, clean, self._now_ms())
+        return Response(200, self._written(contact))
+
+    def archive_contact(self, req: Request, contact_id: str) -> Response:
+        contact = self.store.find(contact_id)
+        if contact is not None:
+            self.store.archive(contact, self._now_ms())
+        return Response(204)
+
+    # ---- batch API -------------------------------------------------------------------------------
+    def batch_read(self, req: Request) -> Response:
+        body = _json_object(req)
+        inputs = _inputs(body)
+        id_property = body.get("idProperty")
+        archived = _bool_arg(req, "archived")
+        names = self._names(body.get("properties"))
+        started = self._now_iso()
+        results, missing = [], []
+        for item in inputs:
+            value = str(item.get("id", ""))
+            contact = self.store.find(value, id_property, archived)
+            if contact is None:
+                missing.append(value)
+            else:
+                results.append(contact.to_json(names))
+        errors = [not_found(missing)] if missing else []
+        return self._batch_response(200, results, errors, started)
+
+    def batch_write(self, req: Request, kind: str) -> Response:
+        body = _json_object(req)
+        inputs = _inputs(body)
+        _reject_duplicate_ids(inputs, kind)
+        started, now, claims = self._now_iso(), self._now_ms(), Claims()
+        plans: list[Callable[[], dict]] = []
+        errors: list[HubSpotError] = []
+        for item in inputs:
+            try:
+                plans.append(self._plan(kind, item, claims, now))
+            except HubSpotError as exc:
+                if self.batch_mode == "atomic":
+                    raise
+                errors.append(exc)
+        results = [apply() for apply in plans]
+        return self._batch_response(201 if kind == "create" else 200, results, errors, started)
+
+    def _plan(self, kind: str, item: Any, claims: Claims, now: int) -> Callable[[], dict]:
+        """Validate one batch input against the store and earlier inputs; return how to apply it."""
+        if not isinstance(item, dict):
+            raise validation_error("Each batch input must be an object")
+        props = item.get("properties") or {}
+        if kind == "create":
+            clean = self.store.validate(props, None, claims)
+            return lambda: self._written(self.store.create(clean, now))
+        value, id_property = str(item.get("id", "")), item.get("idProperty")
+        if kind == "upsert" and id_property not in self.store.unique_properties():
+            raise validation_error(
+                f"idProperty must be one of {sorted(self.store.unique_properties())} for upsert",
+                idProperty=id_property,
+            )
+        target = self.store.find(value, id_property)
+        if target is None and kind == "update":
+            raise not_found([value])
+        if target is None:
+            clean = self.store.validate({**props, id_property: value}, None, claims)
+            return lambda: {**self._written(self.store.create(clean, now)), "new": True}
+        clean = self.store.validate(props, target, claims)
+        extra = {"new": False} if kind == "upsert" else {}
+        return lambda: {**self._written(self.store.update(target, clean, now)), **extra}
+
+    def batch_archive(self, req: Request) -> Response:
+        for item in _inputs(_json_object(req)):
+            contact = self.store.find(str(item.get("id", "")))
+            if contact is not None:
+                self.store.archive(contact, self._now_ms())
+        return Response(204)
+
+    def _batch_response(self, ok: int, results: list, errors: list[HubSpotError], started: str) -> Response:
+        body: dict[str, Any] = {
+            "status": "COMPLETE",
+            "results": results,
+            "startedAt": started,
+            "completedAt": self._now_iso(),
+        }
+        if errors:
+            body["numErrors"] = len(errors)
+            body["errors"] = [e.standard_error() for e in errors]
+            return Response(207, body)
+        return Response(ok, body)
+
+    # ---- search ----------------------------------------------------------------------------------
+    def search(self, req: Request) -> Response:
+        request = parse_request(_json_object(req), self.store)
+        page, total, next_after = self.search_engine.run(request)
+        names = self._names(request.properties)
+        body: dict[str, Any] = {"total": total, "results": [c.to_json(names) for c in page]}
+        if next_after is not None:
+            body["paging"] = {"next": {"after": str(next_after)}}
+        return Response(200, body)
+
+    # ---- properties API --------------------------------------------------------------------------
+    def list_properties(self, req: Request) -> Response:
+        return Response(200, {"results": list(self.store.properties.values())})
+
+    def get_property(self, req: Request, name: str) -> Response:
+        definition = self.store.properties.get(name)
+        if definition is None:
+            raise HubSpotError(404, "OBJECT_NOT_FOUND", f"Unable to find property {name} for object type CONTACT")
+        return Response(200, definition)
+
+    def create_property(self, req: Request) -> Response:
+        return Response(201, self.store.add_property(_json_object(req), self._now_ms()))
+
+    # ---- helpers ---------------------------------------------------------------------------------
+    def _names(self, requested: list[str] | None) -> list[str]:
+        """Requested properties that exist (unknown names are ignored, as HubSpot does) plus the always-on."""
+        if not requested:
+            return list(DEFAULT_GET_PROPERTIES)
+        names = [n for value in requested for n in str(value).split(",") if n in self.store.properties]
+        return list(dict.fromkeys([*names, *ALWAYS_RETURNED]))
+
+    def _written(self, contact: Contact) -> dict:
+        return contact.to_json(dict.fromkeys([*contact.props, *ALWAYS_RETURNED]))
+
+    def _now_iso(self) -> str:
+        return iso_ms(self._now_ms())
+
+
+def _errors_as_responses(handler: Callable[..., Response]) -> Callable[..., Response]:
+    def wrapped(req: Request, **params: str) -> Response:
+        try:
+            return handler(req, **params)
+        except HubSpotError as exc:
+            return _error(exc)
+
+    return wrapped
+
+
+def _error(exc: HubSpotError) -> Response:
+    return Response(exc.status, exc.body())
+
+
+def _missing(contact_id: str) -> HubSpotError:
+    return HubSpotError(404, "OBJECT_NOT_FOUND", "resource not found", {"id": [contact_id]})
+
+
+def _json_object(req: Request) -> dict[str, Any]:
+    try:
+        body = req.json()
+    except ValueError as exc:
+        raise validation_error(f"Invalid input JSON: {exc}") from None
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise validation_error("Request body must be a JSON object")
+    return body
+
+
+def _inputs(body: dict[str, Any]) -> list[Any]:
+    inputs = body.get("inputs")
+    if not isinstance(inputs, list):
+        raise validation_error("inputs must be a list")
+    if len(inputs) > MAX_BATCH:
+        raise validation_error(f"Batch input size {len(inputs)} exceeds the limit of {MAX_BATCH} inputs")
+    return inputs
+
+
+def _reject_duplicate_ids(inputs: list[Any], kind: str) -> None:
+    if kind == "create":
+        return
+    ids = [str(i.get("id")) for i in inputs if isinstance(i, dict)]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise validation_error(f"Duplicate IDs found in batch input: {dupes}. IDs must be unique")
+
+
+def _int_arg(req: Request, name: str, default: int) -> int:
+    value = req.arg(name)
+    try:
+        return int(value) if value not in (None, "") else default
+    except ValueError:
+        raise validation_error(f"{name} must be an integer", **{name: value}) from None
+
+
+def _bool_arg(req: Request, name: str) -> bool:
+    return str(req.arg(name, "false")).lower() == "true"
+
+
+def _seconds_to_midnight(clock: Clock) -> int:
+    now = clock.now()
+    midnight = datetime(now.year, now.month, now.day, tzinfo=UTC).timestamp() + 86_400
+    return max(1, int(midnight - now.timestamp()))

@@ -1,0 +1,91 @@
+"""HubSpot's error bodies, so clients see the same status, category and message shapes as the real API."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def correlation_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass
+class HubSpotError(Exception):
+    """One API error; rendered whole (single calls) or as a batch `StandardError` (per-input failures)."""
+
+    status: int
+    category: str
+    message: str
+    context: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "status": "error",
+            "message": self.message,
+            "correlationId": correlation_id(),
+            "category": self.category,
+        }
+        if self.context:
+            body["context"] = self.context
+        body.update(self.extra)
+        return body
+
+    def standard_error(self) -> dict[str, Any]:
+        """The per-input error inside a 207 batch response (the client requires every key here)."""
+        return {
+            "status": "error",
+            "category": self.category,
+            "message": self.message,
+            "context": self.context,
+            "errors": [],
+            "links": {},
+        }
+
+
+def validation_error(message: str, **context: Any) -> HubSpotError:
+    return HubSpotError(400, "VALIDATION_ERROR", message, {k: [str(v)] for k, v in context.items()})
+
+
+def property_errors(problems: list[dict[str, Any]]) -> HubSpotError:
+    """HubSpot packs per-property problems as JSON inside the message of a 400 VALIDATION_ERROR."""
+    detail = [{"isValid": False, **p, "localizedErrorMessage": p["message"]} for p in problems]
+    return HubSpotError(
+        400,
+        "VALIDATION_ERROR",
+        f"Property values were not valid: {json.dumps(detail, ensure_ascii=False, separators=(',', ':'))}",
+    )
+
+
+def contact_exists(existing_id: int) -> HubSpotError:
+    return HubSpotError(409, "CONFLICT", f"Contact already exists. Existing ID: {existing_id}")
+
+
+def unique_value_conflict(prop: str, value: str, existing_id: int) -> HubSpotError:
+    return HubSpotError(
+        409,
+        "CONFLICT",
+        f"A contact with the property '{prop}' value '{value}' already exists. Existing ID: {existing_id}",
+        {"propertyName": [prop], "existingId": [str(existing_id)]},
+    )
+
+
+def not_found(ids: list[str]) -> HubSpotError:
+    return HubSpotError(
+        404,
+        "OBJECT_NOT_FOUND",
+        "Could not get some CONTACT objects, they may be deleted or not exist. Check that ids are valid.",
+        {"ids": ids},
+    )
+
+
+def unauthorized() -> HubSpotError:
+    return HubSpotError(
+        401,
+        "INVALID_AUTHENTICATION",
+        "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find "
+        "more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview",
+    )

@@ -1,0 +1,383 @@
+"""In-memory HubSpot contacts: property definitions, records and the indexes that keep lookups O(log n).
+
+Indexes: id -> record, normalised email -> id, unique property value -> id, and sorted (ms, id) lists for
+lastmodifieddate and createdate so window searches are a bisect instead of a scan. Every write stamps
+lastmodifieddate from the sandbox clock and bumps `version` (search caches key on it).
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sandbox.hubspot.errors import (
+    HubSpotError,
+    contact_exists,
+    property_errors,
+    unique_value_conflict,
+    validation_error,
+)
+
+MAX_STRING = 65_536
+DATETIME_PROPS = {"createdate": "created", "lastmodifieddate": "updated", "hs_lastmodifieddate": "updated"}
+READ_ONLY = {"hs_object_id", *DATETIME_PROPS}
+DEFAULT_GET_PROPERTIES = ("createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname")
+# Domains HubSpot rejects because their TLD is not in IANA's root zone (we do not ship the full list).
+NON_IANA_TLDS = {
+    "local",
+    "localhost",
+    "corp",
+    "internal",
+    "invalid",
+    "test",
+    "example",
+    "lan",
+    "home",
+    "intranet",
+}
+_EMAIL = re.compile(r"^[^\s@\"]+@(?P<domain>[^\s@\"]+\.(?P<tld>[^\s@.\"]+))$")
+
+
+def to_ms(when: datetime) -> int:
+    return int(when.timestamp() * 1000)
+
+
+def iso_ms(ms: int) -> str:
+    """HubSpot's timestamp format: UTC, millisecond precision, trailing Z."""
+    dt = datetime.fromtimestamp(ms / 1000, UTC)
+    return f"{dt:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
+
+
+def email_key(value: str) -> str:
+    return value.strip().lower()
+
+
+def email_is_valid(value: str) -> bool:
+    match = _EMAIL.match(value.strip())
+    if not match:
+        return False
+    tld = match["tld"].lower()
+    labels = match["domain"].split(".")
+    return tld.isalpha() and len(tld) >= 2 and tld not in NON_IANA_TLDS and all(labels)
+
+
+def _definition(name: str, label: str, ptype: str = "string", field_type: str = "text", **over: Any) -> dict:
+    return {
+        "name": name,
+        "label": label,
+        "type": ptype,
+        "fieldType": field_type,
+        "description": "",
+        "groupName": "contactinformation",
+        "options": [],
+        "displayOrder": -1,
+        "calculated": False,
+        "externalOptions": False,
+        "hasUniqueValue": False,
+        "hidden": False,
+        "hubspotDefined": True,
+        "formField": True,
+        "archived": False,
+        "modificationMetadata": {"archivable": True, "readOnlyDefinition": True, "readOnlyValue": False},
+        **over,
+    }
+
+
+def default_properties() -> dict[str, dict]:
+    read_only = {"archivable": False, "readOnlyDefinition": True, "readOnlyValue": True}
+    defs = [
+        _definition("email", "Email"),
+        _definition("firstname", "First Name"),
+        _definition("lastname", "Last Name"),
+        _definition("phone", "Phone Number", field_type="phonenumber"),
+        _definition("mobilephone", "Mobile Phone Number", field_type="phonenumber"),
+        _definition("jobtitle", "Job Title"),
+        _definition("company", "Company Name"),
+        _definition("hs_object_id", "Record ID", "number", "number", modificationMetadata=read_only),
+        _definition("createdate", "Create Date", "datetime", "date", modificationMetadata=read_only),
+        _definition("lastmodifieddate", "Last Modified Date", "datetime", "date", modificationMetadata=read_only),
+        _definition(
+            "hs_lastmodifieddate",
+            "Object last modified date/time",
+            "datetime",
+            "date",
+            modificationMetadata=read_only,
+        ),
+        _definition(
+            "salesforce_contact_id",
+            "Salesforce Contact ID",
+            hasUniqueValue=True,
+            hubspotDefined=False,
+            groupName="salesforceinformation",
+            modificationMetadata={"archivable": True, "readOnlyDefinition": False, "readOnlyValue": False},
+        ),
+    ]
+    return {d["name"]: d for d in defs}
+
+
+@dataclass(slots=True)
+class Contact:
+    id: int
+    props: dict[str, str]
+    created: int  # epoch ms
+    updated: int  # epoch ms
+    archived: bool = False
+    archived_at: int | None = None
+
+    def value(self, name: str) -> str | None:
+        """A property as HubSpot reports it (computed ones included)."""
+        if name == "hs_object_id":
+            return str(self.id)
+        if name in DATETIME_PROPS:
+            return iso_ms(self.created if DATETIME_PROPS[name] == "created" else self.updated)
+        return self.props.get(name)
+
+    def to_json(self, names: Iterable[str]) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": str(self.id),
+            "properties": {name: self.value(name) for name in names},
+            "createdAt": iso_ms(self.created),
+            "updatedAt": iso_ms(self.updated),
+            "archived": self.archived,
+        }
+        if self.archived_at is not None:
+            body["archivedAt"] = iso_ms(self.archived_at)
+        return body
+
+
+@dataclass
+class Claims:
+    """Unique (property, value) pairs taken by earlier inputs of the batch being validated."""
+
+    taken: set[tuple[str, str]] = field(default_factory=set)
+
+
+class ContactStore:
+    """All contacts of one sandbox portal."""
+
+    def __init__(self) -> None:
+        self.properties: dict[str, dict] = {}
+        self.reset()
+
+    def reset(self) -> None:
+        self.properties = default_properties()
+        self.contacts: dict[int, Contact] = {}
+        self.active_ids: list[int] = []
+        self.archived_ids: list[int] = []
+        self.by_email: dict[str, int] = {}
+        self.by_unique: dict[str, dict[str, int]] = {n: {} for n, d in self.properties.items() if d["hasUniqueValue"]}
+        self.by_updated: list[tuple[int, int]] = []
+        self.by_created: list[tuple[int, int]] = []
+        self.next_id = 1001
+        # Never goes back, not even on reset: search caches key on it.
+        self.version = getattr(self, "version", 0) + 1
+
+    # ---- lookups ---------------------------------------------------------------------------------
+    def unique_properties(self) -> set[str]:
+        return {"email", *self.by_unique}
+
+    def find(self, value: str, id_property: str | None = None, archived: bool = False) -> Contact | None:
+        """Find by record id, or by `idProperty` (email or a unique property)."""
+        if id_property in (None, "", "hs_object_id"):
+            contact = self.contacts.get(int(value)) if str(value).isdigit() else None
+        elif id_property == "email":
+            contact = self.contacts.get(self.by_email.get(email_key(value), -1))
+        elif id_property in self.by_unique:
+            contact = self.contacts.get(self.by_unique[id_property].get(str(value), -1))
+        else:
+            raise validation_error(
+                f"Property {id_property} is not a unique identifier property", idProperty=id_property
+            )
+        if contact is None or contact.archived != archived:
+            return None
+        return contact
+
+    # ---- validation ------------------------------------------------------------------------------
+    def validate(self, props: dict[str, Any], target: Contact | None, claims: Claims | None = None) -> dict[str, str]:
+        """Check and normalise property values for a create (target None) or an update of `target`."""
+        if not isinstance(props, dict):
+            raise validation_error("properties must be an object")
+        problems: list[dict[str, Any]] = []
+        clean: dict[str, str] = {}
+        for name, raw in props.items():
+            if name not in self.properties:
+                msg = f'Property "{name}" does not exist'
+                problems.append({"message": msg, "error": "PROPERTY_DOESNT_EXIST", "name": name})
+                continue
+            if name in READ_ONLY:
+                msg = f'"{name}" is a read only property; its value cannot be set.'
+                problems.append({"message": msg, "error": "READ_ONLY_VALUE", "name": name})
+                continue
+            value = "" if raw is None else str(raw)
+            if len(value) > MAX_STRING:
+                msg = f"{name} value is longer than {MAX_STRING} characters"
+                problems.append({"message": msg, "error": "INVALID_STRING_LENGTH", "name": name})
+                continue
+            if name == "email" and value:
+                if not email_is_valid(value):
+                    problems.append(
+                        {
+                            "message": f"Email address {value} is invalid",
+                            "error": "INVALID_EMAIL",
+                            "name": "email",
+                        }
+                    )
+                    continue
+                value = email_key(value)
+            clean[name] = value
+        if problems:
+            raise property_errors(problems)
+        self._check_unique(clean, target, claims)
+        return clean
+
+    def _check_unique(self, clean: dict[str, str], target: Contact | None, claims: Claims | None) -> None:
+        own = target.id if target else None
+        values = [("email", clean["email"], self.by_email)] if clean.get("email") else []
+        values += [(prop, clean[prop], index) for prop, index in self.by_unique.items() if clean.get(prop)]
+        for prop, value, index in values:
+            holder = index.get(value)
+            if holder is not None and holder != own:
+                raise (contact_exists(holder) if prop == "email" else unique_value_conflict(prop, value, holder))
+            if claims is not None:
+                if (prop, value) in claims.taken:
+                    raise validation_error(f"Duplicate {prop} value in batch input: {value}", propertyName=prop)
+                claims.taken.add((prop, value))
+
+    # ---- writes ----------------------------------------------------------------------------------
+    def create(self, clean: dict[str, str], now_ms: int) -> Contact:
+        contact = Contact(self.next_id, {}, now_ms, now_ms)
+        self.next_id += 1
+        self.contacts[contact.id] = contact
+        self.active_ids.append(contact.id)  # ids only grow, so the list stays sorted
+        bisect.insort(self.by_created, (contact.created, contact.id))
+        bisect.insort(self.by_updated, (contact.updated, contact.id))
+        self._set_props(contact, clean)
+        self.version += 1
+        return contact
+
+    def update(self, contact: Contact, clean: dict[str, str], now_ms: int) -> Contact:
+        self._remove_sorted(self.by_updated, (contact.updated, contact.id))
+        contact.updated = now_ms
+        bisect.insort(self.by_updated, (contact.updated, contact.id))
+        self._set_props(contact, clean)
+        self.version += 1
+        return contact
+
+    def archive(self, contact: Contact, now_ms: int) -> None:
+        self._unindex(contact, contact.props)
+        self._remove_sorted(self.by_updated, (contact.updated, contact.id))
+        self._remove_sorted(self.by_created, (contact.created, contact.id))
+        self._remove_sorted(self.active_ids, contact.id)
+        bisect.insort(self.archived_ids, contact.id)
+        contact.archived = True
+        contact.archived_at = now_ms
+        contact.updated = now_ms
+        self.version += 1
+
+    def _set_props(self, contact: Contact, clean: dict[str, str]) -> None:
+        self._unindex(contact, {k: v for k, v in contact.props.items() if k in clean})
+        for name, value in clean.items():
+            if value == "":
+                contact.props.pop(name, None)
+            else:
+                contact.props[name] = value
+        if contact.props.get("email"):
+            self.by_email[email_key(contact.props["email"])] = contact.id
+        for prop, index in self.by_unique.items():
+            if contact.props.get(prop):
+                index[contact.props[prop]] = contact.id
+
+    def _unindex(self, contact: Contact, props: dict[str, str]) -> None:
+        if props.get("email") and self.by_email.get(email_key(props["email"])) == contact.id:
+            del self.by_email[email_key(props["email"])]
+        for prop, index in self.by_unique.items():
+            if props.get(prop) and index.get(props[prop]) == contact.id:
+                del index[props[prop]]
+
+    @staticmethod
+    def _remove_sorted(items: list, item: Any) -> None:
+        pos = bisect.bisect_left(items, item)
+        if pos < len(items) and items[pos] == item:
+            items.pop(pos)
+
+    # ---- property definitions --------------------------------------------------------------------
+    def add_property(self, body: dict[str, Any], now_ms: int) -> dict:
+        missing = [k for k in ("name", "label", "type", "fieldType", "groupName") if not body.get(k)]
+        if missing:
+            raise validation_error(f"Missing required fields: {', '.join(missing)}")
+        name = body["name"]
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+            raise validation_error(f"Property name {name} is invalid: use lowercase letters, digits and _")
+        if body["type"] not in ("string", "number", "date", "datetime", "enumeration", "bool"):
+            raise validation_error(f"Unknown property type {body['type']}")
+        if name in self.properties:
+            raise HubSpotError(409, "OBJECT_ALREADY_EXISTS", f"A property named '{name}' already exists.")
+        definition = _definition(
+            name,
+            body["label"],
+            body["type"],
+            body["fieldType"],
+            description=body.get("description", ""),
+            groupName=body["groupName"],
+            options=body.get("options", []),
+            hasUniqueValue=bool(body.get("hasUniqueValue", False)),
+            hidden=bool(body.get("hidden", False)),
+            formField=bool(body.get("formField", False)),
+            hubspotDefined=False,
+            modificationMetadata={"archivable": True, "readOnlyDefinition": False, "readOnlyValue": False},
+            createdAt=iso_ms(now_ms),
+            updatedAt=iso_ms(now_ms),
+        )
+        self.properties[name] = definition
+        if definition["hasUniqueValue"]:
+            self.by_unique[name] = {}
+        return definition
+
+    # ---- seeding ---------------------------------------------------------------------------------
+    def seed(self, records: list[dict[str, Any]], now_ms: int) -> dict[str, Any]:
+        """Insert records as a data import would: explicit timestamps, no format checks, uniqueness kept.
+
+        The sorted indexes are rebuilt once at the end, so seeding 200k records is linear, not quadratic.
+        """
+        created, rejected = [], []
+        for index, record in enumerate(records):
+            props = {k: str(v) for k, v in (record.get("properties") or {}).items() if v is not None and v != ""}
+            unknown = [k for k in props if k not in self.properties or k in READ_ONLY]
+            try:
+                if unknown:
+                    raise validation_error(f"Unknown or read-only properties: {unknown}")
+                self._check_unique({**props, "email": email_key(props.get("email", ""))}, None, None)
+            except HubSpotError as exc:
+                rejected.append({"index": index, "reason": exc.message})
+                continue
+            updated = _seed_ms(record.get("updatedAt"), now_ms)
+            contact = Contact(self.next_id, {}, min(_seed_ms(record.get("createdAt"), updated), updated), updated)
+            self.next_id += 1
+            self.contacts[contact.id] = contact
+            self._set_props(contact, props)
+            if record.get("archived"):
+                self._unindex(contact, contact.props)
+                contact.archived, contact.archived_at = True, updated
+            created.append(str(contact.id))
+        self._rebuild_sorted()
+        self.version += 1
+        return {"created": len(created), "ids": created, "rejected": rejected}
+
+    def _rebuild_sorted(self) -> None:
+        live = [c for c in self.contacts.values() if not c.archived]
+        self.active_ids = sorted(c.id for c in live)
+        self.archived_ids = sorted(c.id for c in self.contacts.values() if c.archived)
+        self.by_created = sorted((c.created, c.id) for c in live)
+        self.by_updated = sorted((c.updated, c.id) for c in live)
+
+
+def _seed_ms(value: Any, default: int) -> int:
+    if value in (None, ""):
+        return default
+    if isinstance(value, int | float):
+        return int(value)
+    return to_ms(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
