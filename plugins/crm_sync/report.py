@@ -36,9 +36,7 @@ def merge_counters(parts: Iterable[Mapping[str, Any] | None]) -> dict[str, float
 def decision_rejects(decisions: pd.DataFrame) -> pd.DataFrame:
     """Contacts the decision engine refused (invalid email, missing LastName, duplicates...)."""
     rejected = decisions[decisions["action"] == "reject"]
-    frame = rejected.reindex(
-        columns=["target", "action", "source_system", "source_id", "target_id", "reason"]
-    ).copy()
+    frame = rejected.reindex(columns=["target", "action", "source_system", "source_id", "target_id", "reason"]).copy()
     frame.insert(0, "stage", "reconcile")
     frame.insert(6, "code", "REJECTED_BY_RULES")
     return frame[REJECT_COLUMNS]
@@ -86,3 +84,11 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
 def redact(text: object) -> str:
     """CRM error messages may quote the email they refused: keep it out of the task log."""
     return _EMAIL.sub("<email>", str(text))
+
+
+def json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as JSON-safe dicts: missing values become None (XCom refuses NaN)."""
+    return [
+        {key: (None if value is None or value != value else str(value)) for key, value in row.items()}
+        for row in frame.to_dict(orient="records")
+    ]

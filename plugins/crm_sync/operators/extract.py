@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from crm_sync.operators.base import CrmSyncOperator, RunSettings, load_mapping_file
+from crm_sync.operators.base import CrmSyncOperator, RunSettings, api_stats, load_mapping_file
 from crm_sync.staging import write_frame
 from crm_sync.window import SyncWindow
 
@@ -27,7 +27,10 @@ class _ExtractContactsOperator(CrmSyncOperator):
         super().__init__(**kwargs)
         self.mapping_path = mapping_path
 
-    def frames(self, settings: RunSettings, window: SyncWindow, mapping: MappingConfig) -> Iterator[pd.DataFrame]:
+    def make_hook(self, settings: RunSettings) -> Any:
+        raise NotImplementedError
+
+    def frames(self, hook: Any, window: SyncWindow, mapping: MappingConfig) -> Iterator[pd.DataFrame]:
         raise NotImplementedError
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -35,10 +38,11 @@ class _ExtractContactsOperator(CrmSyncOperator):
         window = self.window(context)
         mapping = load_mapping_file(self.mapping_path)
         folder = self.run_folder(context) / "extract" / self.system
+        hook = self.make_hook(settings)
         paths: list[str] = []
         count = 0
         self.log.info("Extracting %s contacts: window %s", self.system, window.describe())
-        for number, frame in enumerate(self.frames(settings, window, mapping)):
+        for number, frame in enumerate(self.frames(hook, window, mapping)):
             if frame.empty:
                 continue
             paths.append(write_frame(folder / f"part-{number:05d}.parquet", frame))
@@ -52,6 +56,7 @@ class _ExtractContactsOperator(CrmSyncOperator):
             "window_start": window.start.isoformat(),
             "window_end": window.end.isoformat(),
             "full_resync": window.full_resync,
+            "api": api_stats(self.system, hook),
         }
 
 
@@ -60,18 +65,16 @@ class ExtractSalesforceContactsOperator(_ExtractContactsOperator):
 
     system = "salesforce"
 
-    def frames(self, settings: RunSettings, window: SyncWindow, mapping: MappingConfig) -> Iterator[pd.DataFrame]:
+    def make_hook(self, settings: RunSettings) -> Any:
         from crm_sync.hooks.salesforce import SalesforceContactsHook
 
-        hook = SalesforceContactsHook(
-            salesforce_conn_id=settings.salesforce_conn_id, redis_conn_id=settings.redis_conn_id
-        )
-        include_deleted = mapping.propagate_deletes
+        return SalesforceContactsHook(settings.salesforce_conn_id, redis_conn_id=settings.redis_conn_id)
+
+    def frames(self, hook: Any, window: SyncWindow, mapping: MappingConfig) -> Iterator[pd.DataFrame]:
+        fields = mapping.salesforce_fields
         if window.full_resync:
-            return hook.iter_all_contacts(mapping.salesforce_fields, include_deleted=include_deleted)
-        return hook.iter_changed_contacts(
-            mapping.salesforce_fields, window.start, window.end, include_deleted=include_deleted
-        )
+            return hook.iter_all_contacts(fields, include_deleted=mapping.propagate_deletes)
+        return hook.iter_changed_contacts(fields, window.start, window.end, include_deleted=mapping.propagate_deletes)
 
 
 class ExtractHubSpotContactsOperator(_ExtractContactsOperator):
@@ -79,13 +82,15 @@ class ExtractHubSpotContactsOperator(_ExtractContactsOperator):
 
     system = "hubspot"
 
-    def frames(self, settings: RunSettings, window: SyncWindow, mapping: MappingConfig) -> Iterator[pd.DataFrame]:
+    def make_hook(self, settings: RunSettings) -> Any:
         from crm_sync.hooks.hubspot import HubSpotContactsHook
 
-        hook = HubSpotContactsHook(hubspot_conn_id=settings.hubspot_conn_id, redis_conn_id=settings.redis_conn_id)
-        include_archived = mapping.propagate_deletes
+        return HubSpotContactsHook(settings.hubspot_conn_id, redis_conn_id=settings.redis_conn_id)
+
+    def frames(self, hook: Any, window: SyncWindow, mapping: MappingConfig) -> Iterator[pd.DataFrame]:
+        properties = mapping.hubspot_properties
         if window.full_resync:
-            return hook.iter_all_contacts(mapping.hubspot_properties, include_archived=include_archived)
+            return hook.iter_all_contacts(properties, include_archived=mapping.propagate_deletes)
         return hook.iter_changed_contacts(
-            mapping.hubspot_properties, window.start, window.end, include_archived=include_archived
+            properties, window.start, window.end, include_archived=mapping.propagate_deletes
         )

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from crm_sync.operators.base import CrmSyncOperator
+from crm_sync.operators.base import CrmSyncOperator, api_stats
+from crm_sync.report import merge_counters
 from crm_sync.staging import read_frames, write_frame
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ class LinkBackOperator(CrmSyncOperator):
             write_frame(folder / "results" / f"link-{link_on}.parquet", table)
             ok = int(table["ok"].sum())
             self.log.info("%s: %d links written, %d rejected", link_on, ok, len(table) - ok)
-            summary["api"][f"{link_on}_api_calls"] = hook.api_calls
+            summary["api"] = merge_counters([summary["api"], api_stats(link_on, hook)])
         return summary
 
     def _write_links(self, side: str, pairs: list[tuple[str, str]], settings: Any) -> tuple[Any, list[Any]]:

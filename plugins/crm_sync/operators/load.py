@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from crm_sync.operators.base import CrmSyncOperator, RunSettings
+from crm_sync.operators.base import CrmSyncOperator, RunSettings, api_stats
 from crm_sync.staging import read_frame, write_frame
 
 if TYPE_CHECKING:
@@ -56,13 +56,6 @@ class _LoadOperator(CrmSyncOperator):
 
     def write_batch(self, hook: Any, action: str, api: str, frame: pd.DataFrame) -> list[RecordResult]:
         raise NotImplementedError
-
-    def api_stats(self, hook: Any) -> dict[str, Any]:
-        return {f"{self.target}_api_calls": hook.api_calls, **self._pool_stats(hook)}
-
-    def _pool_stats(self, hook: Any) -> dict[str, Any]:
-        stats = hook.rate_limit_pool.stats.as_dict()
-        return {f"{self.target}_rate_limit_{key}": value for key, value in stats.items()}
 
     def execute(self, context: Context) -> dict[str, Any]:
         from crm_sync.hooks.results import results_frame
@@ -117,7 +110,7 @@ class _LoadOperator(CrmSyncOperator):
                 " (dry run: nothing sent)" if settings.dry_run else "",
             )
         self.log.info("%s shard done: %s", self.target, totals)
-        return {**totals, "api": self.api_stats(hook) if hook is not None else {}}
+        return {**totals, "api": api_stats(self.target, hook) if hook is not None else {}}
 
     def _defer_for(self, seconds: float) -> None:
         from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger

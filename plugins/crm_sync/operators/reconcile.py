@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from crm_sync.operators.base import CrmSyncOperator, load_mapping_file
+from crm_sync.operators.base import CrmSyncOperator, api_stats, load_mapping_file
+from crm_sync.report import merge_counters
 from crm_sync.staging import read_frames, write_frame
 
 if TYPE_CHECKING:
     import pandas as pd
     from airflow.sdk import Context
+
+    from include.sync_logic.mapping import MappingConfig
 
 
 def _frame_or_empty(urls: list[str], columns: list[str]) -> pd.DataFrame:
@@ -41,40 +44,57 @@ class ReconcileContactsOperator(CrmSyncOperator):
         self.salesforce_extract = salesforce_extract
         self.hubspot_extract = hubspot_extract
 
+    def _with_counterparts(
+        self, sf: pd.DataFrame, hs: pd.DataFrame, sf_hook: Any, hs_hook: Any, mapping: MappingConfig
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Add the counterparts the window did not bring, in batches, until the pairs are closed.
+
+        A fetched contact may link to a third record (a HubSpot contact found by email that is linked
+        to another Salesforce contact): the second round fetches those, so reconcile sees whole pairs
+        and reports a duplicate instead of creating one. Keys already asked for are not asked again.
+        """
+        from include.sync_logic.reconcile import counterpart_requests
+
+        fields, properties = mapping.salesforce_fields, mapping.hubspot_properties
+        fetchers = {
+            "salesforce_ids": lambda keys: sf_hook.fetch_by_ids(keys, fields),
+            "salesforce_emails": lambda keys: sf_hook.fetch_by_emails(keys, fields),
+            "salesforce_by_hubspot_id": lambda keys: sf_hook.fetch_by_hubspot_ids(keys, fields),
+            "hubspot_ids": lambda keys: hs_hook.read_by_ids(keys, properties),
+            "hubspot_emails": lambda keys: hs_hook.read_by_emails(keys, properties),
+            "hubspot_by_salesforce_id": lambda keys: hs_hook.read_by_salesforce_ids(keys, properties),
+        }
+        asked: dict[str, set[str]] = {kind: set() for kind in fetchers}
+        for round_number in (1, 2):
+            wanted = counterpart_requests(sf, hs, mapping)
+            fresh = {kind: [key for key in getattr(wanted, kind) if key not in asked[kind]] for kind in fetchers}
+            if not any(fresh.values()):
+                break
+            found = {kind: fetchers[kind](keys) for kind, keys in fresh.items() if keys}
+            for kind, keys in fresh.items():
+                asked[kind].update(keys)
+            sf = _union([sf, *(frame for kind, frame in found.items() if kind.startswith("salesforce"))], "Id")
+            hs = _union([hs, *(frame for kind, frame in found.items() if kind.startswith("hubspot"))], "id")
+            self.log.info(
+                "Counterparts round %d: %s",
+                round_number,
+                ", ".join(f"{kind} asked {len(keys)} found {len(found.get(kind, []))}" for kind, keys in fresh.items()),
+            )
+        return sf, hs
+
     def execute(self, context: Context) -> dict[str, Any]:
         from crm_sync.hooks.hubspot import HubSpotContactsHook
         from crm_sync.hooks.salesforce import SalesforceContactsHook
-        from include.sync_logic.reconcile import counterpart_requests, reconcile
+        from include.sync_logic.reconcile import reconcile
 
         settings = self.settings(context)
         mapping = load_mapping_file(self.mapping_path)
         sf_changed = _frame_or_empty(self.salesforce_extract["paths"], mapping.salesforce_fields)
         hs_changed = _frame_or_empty(self.hubspot_extract["paths"], ["id", *mapping.hubspot_properties])
 
-        wanted = counterpart_requests(sf_changed, hs_changed, mapping)
-        sf_hook = SalesforceContactsHook(
-            salesforce_conn_id=settings.salesforce_conn_id, redis_conn_id=settings.redis_conn_id
-        )
-        hs_hook = HubSpotContactsHook(hubspot_conn_id=settings.hubspot_conn_id, redis_conn_id=settings.redis_conn_id)
-        sf_fetched = [
-            sf_hook.fetch_by_ids(sorted(wanted.salesforce_ids), mapping.salesforce_fields),
-            sf_hook.fetch_by_emails(sorted(wanted.salesforce_emails), mapping.salesforce_fields),
-        ]
-        hs_fetched = [
-            hs_hook.read_by_ids(sorted(wanted.hubspot_ids), mapping.hubspot_properties),
-            hs_hook.read_by_emails(sorted(wanted.hubspot_emails), mapping.hubspot_properties),
-        ]
-        self.log.info(
-            "Counterparts fetched: salesforce %d (asked %d ids, %d emails), hubspot %d (asked %d ids, %d emails)",
-            sum(len(frame) for frame in sf_fetched),
-            len(wanted.salesforce_ids),
-            len(wanted.salesforce_emails),
-            sum(len(frame) for frame in hs_fetched),
-            len(wanted.hubspot_ids),
-            len(wanted.hubspot_emails),
-        )
-        sf_all = _union([sf_changed, *sf_fetched], "Id")
-        hs_all = _union([hs_changed, *hs_fetched], "id")
+        sf_hook = SalesforceContactsHook(settings.salesforce_conn_id, redis_conn_id=settings.redis_conn_id)
+        hs_hook = HubSpotContactsHook(settings.hubspot_conn_id, redis_conn_id=settings.redis_conn_id)
+        sf_all, hs_all = self._with_counterparts(sf_changed, hs_changed, sf_hook, hs_hook, mapping)
         decisions = reconcile(
             sf_all,
             hs_all,
@@ -96,4 +116,5 @@ class ReconcileContactsOperator(CrmSyncOperator):
             "counts": summary,
             "salesforce_in_window": len(sf_changed),
             "hubspot_in_window": len(hs_changed),
+            "api": merge_counters([api_stats("salesforce", sf_hook), api_stats("hubspot", hs_hook)]),
         }

@@ -31,6 +31,7 @@ class SyncReportOperator(CrmSyncOperator):
 
         from crm_sync.report import (
             decision_rejects,
+            json_records,
             load_rejects,
             merge_counters,
             outcome_counts,
@@ -81,7 +82,7 @@ class SyncReportOperator(CrmSyncOperator):
             "rejects": {
                 "count": len(rejects),
                 "path": rejects_url,
-                "first": rejects.head(REJECTS_IN_XCOM).astype(str).to_dict(orient="records"),
+                "first": json_records(rejects.head(REJECTS_IN_XCOM)),
             },
         }
         report_url = write_json(folder / "report.json", report)

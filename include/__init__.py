@@ -1,0 +1,1 @@
+"""Configuration and pure, Airflow-free logic of the CRM contact sync."""

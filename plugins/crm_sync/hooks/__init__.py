@@ -1,0 +1,1 @@
+"""Hooks owning the Salesforce and HubSpot connections and clients (operators own task behaviour)."""

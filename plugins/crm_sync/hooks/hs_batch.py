@@ -1,0 +1,86 @@
+"""HubSpot batch responses into per-record results, matched back to the inputs that caused them.
+
+Inputs carry `objectWriteTraceId` = their position, which HubSpot echoes on results (and on errors'
+context where it can); failing that, results are matched by id or id property and errors by the ids
+in their context. An input nothing can be matched to is reported as such, never dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from crm_sync.hooks.results import RecordResult, existing_id_from_message
+
+
+def _norm(value: Any) -> str:
+    return str(value).strip().lower() if value is not None else ""
+
+
+def match_batch(
+    refs: Sequence[str],
+    keys: Sequence[str | None],
+    key_of_result: str | None,
+    body: Mapping[str, Any] | None,
+    *,
+    created_default: bool,
+) -> list[RecordResult]:
+    """Per-input results of one batch write.
+
+    refs: the caller's reference per input. keys: per input, the value a result can be matched by
+    (its id for update/archive, its id-property value for upsert, its email for create).
+    key_of_result: the result property holding that key ("id" for the object id).
+    """
+    body = body or {}
+    by_trace = {str(i): i for i in range(len(refs))}
+    by_key: dict[str, int] = {}
+    for index, key in enumerate(keys):
+        if key:
+            by_key.setdefault(_norm(key), index)
+    outcome: dict[int, RecordResult] = {}
+
+    for result in body.get("results") or []:
+        index = by_trace.get(str(result.get("objectWriteTraceId")))
+        if index is None and key_of_result:
+            value = result.get("id") if key_of_result == "id" else (result.get("properties") or {}).get(key_of_result)
+            index = by_key.get(_norm(value))
+        if index is None or index in outcome:
+            continue
+        created = bool(result["new"]) if "new" in result else created_default
+        outcome[index] = RecordResult(ref=refs[index], target_id=str(result.get("id")), ok=True, created=created)
+
+    unmatched_errors = []
+    for error in body.get("errors") or []:
+        context = error.get("context") or {}
+        indexes = [by_trace[t] for t in context.get("objectWriteTraceId", []) if t in by_trace]
+        indexes += [by_key[_norm(i)] for i in context.get("ids", []) if _norm(i) in by_key]
+        if not indexes:
+            unmatched_errors.append(error)
+        for index in indexes:
+            target = keys[index] if key_of_result == "id" else None
+            outcome.setdefault(index, error_result(refs[index], error, target_id=target))
+
+    missing = [index for index in range(len(refs)) if index not in outcome]
+    for index in missing:
+        if len(missing) == 1 and len(unmatched_errors) == 1:
+            outcome[index] = error_result(refs[index], unmatched_errors[0])
+        else:
+            message = "; ".join(str(e.get("message", "")) for e in unmatched_errors) or "no result for this input"
+            outcome[index] = RecordResult(
+                ref=refs[index], target_id=None, ok=False, error_code="UNMATCHED", message=message
+            )
+    return [outcome[index] for index in range(len(refs))]
+
+
+def error_result(ref: str, error: Mapping[str, Any], target_id: str | None = None) -> RecordResult:
+    """One failed input with HubSpot's category and message (and the existing id on a conflict)."""
+    message = error.get("message")
+    existing = existing_id_from_message(message) if error.get("category") == "CONFLICT" else None
+    return RecordResult(
+        ref=ref,
+        target_id=target_id if target_id and error.get("category") != "OBJECT_NOT_FOUND" else None,
+        ok=False,
+        error_code=error.get("category") or "UNKNOWN",
+        message=message,
+        existing_id=existing,
+    )

@@ -1,0 +1,119 @@
+"""Walk HubSpot's contact search over one [start, end) window of lastmodifieddate, however large.
+
+HubSpot's search accepts one sort per request and serves at most 10,000 results per query (paging past
+that is a 400), so a plain `after`-paged query cannot read a big window. This walker pages by keys
+instead of offsets: every request is a first page, anchored on the last timestamp seen:
+
+1. `lastmodifieddate >= lower AND < end`, sorted by lastmodifieddate, 200 a page.
+2. When a full page ends on timestamp T, the next request starts at `>= T` again (the contacts at T
+   that fell on the next page are re-read with it; duplicates are dropped by id).
+3. When a full page holds nothing but T (a bulk edit gave more than a page of contacts one timestamp),
+   T is finished by id: `lastmodifieddate = T AND hs_object_id > last id`, sorted by hs_object_id,
+   until a short page; then the walk continues with `lastmodifieddate > T`.
+
+Each step moves the anchor forward, so the walk ends; no query ever pages, so the 10,000 cap is never
+reached, and contacts that leave the window mid-walk cannot shift a page boundary over a neighbour.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+SearchFn = Callable[[dict[str, Any]], dict[str, Any]]
+PAGE_SIZE = 200  # the search API's largest page
+
+
+def to_epoch_ms(moment: datetime) -> int:
+    """Exact milliseconds since the epoch (no float rounding) for a tz-aware datetime (pendulum too)."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return calendar.timegm(moment.utctimetuple()) * 1000 + moment.microsecond // 1000
+
+
+def parse_hubspot_ms(value: str | int | None) -> int | None:
+    """HubSpot datetimes arrive as ISO-8601 strings (search, batch) or epoch milliseconds."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int) or str(value).isdigit():
+        return int(value)
+    return to_epoch_ms(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
+
+
+def _filter(prop: str, op: str, value: int | str) -> dict[str, str]:
+    return {"propertyName": prop, "operator": op, "value": str(value)}
+
+
+def range_request(lower_op: str, lower_ms: int, end_ms: int, properties: Sequence[str], limit: int) -> dict[str, Any]:
+    return {
+        "filterGroups": [
+            {
+                "filters": [
+                    _filter("lastmodifieddate", lower_op, lower_ms),
+                    _filter("lastmodifieddate", "LT", end_ms),
+                ]
+            }
+        ],
+        "sorts": [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
+        "properties": list(properties),
+        "limit": limit,
+    }
+
+
+def tie_request(at_ms: int, after_id: int | None, properties: Sequence[str], limit: int) -> dict[str, Any]:
+    filters = [_filter("lastmodifieddate", "EQ", at_ms)]
+    if after_id is not None:
+        filters.append(_filter("hs_object_id", "GT", after_id))
+    return {
+        "filterGroups": [{"filters": filters}],
+        "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
+        "properties": list(properties),
+        "limit": limit,
+    }
+
+
+def walk_window(
+    search: SearchFn,
+    start_ms: int,
+    end_ms: int,
+    properties: Sequence[str],
+    *,
+    page_size: int = PAGE_SIZE,
+) -> Iterator[list[dict[str, Any]]]:
+    """Pages of search results (contacts not seen before in this walk) for [start_ms, end_ms)."""
+    properties = list(dict.fromkeys([*properties, "lastmodifieddate", "hs_object_id"]))
+    seen: set[str] = set()
+
+    def fresh(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = [r for r in results if str(r["id"]) not in seen]
+        seen.update(str(r["id"]) for r in out)
+        return out
+
+    lower_op, lower_ms = "GTE", start_ms
+    while True:
+        results = search(range_request(lower_op, lower_ms, end_ms, properties, page_size)).get("results", [])
+        page = fresh(results)
+        if page:
+            yield page
+        if len(results) < page_size:
+            return
+        stamps = [parse_hubspot_ms(r["properties"].get("lastmodifieddate")) for r in results]
+        last = stamps[-1]
+        if last is None:
+            raise ValueError("search result without lastmodifieddate")
+        if stamps[0] != last:
+            lower_op, lower_ms = "GTE", last
+            continue
+        # A whole page shares one timestamp: finish it in id order, then move past it.
+        after_id: int | None = None
+        while True:
+            tied = search(tie_request(last, after_id, properties, page_size)).get("results", [])
+            page = fresh(tied)
+            if page:
+                yield page
+            if len(tied) < page_size:
+                break
+            after_id = int(tied[-1]["id"])
+        lower_op, lower_ms = "GT", last

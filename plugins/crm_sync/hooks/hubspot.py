@@ -1,0 +1,528 @@
+"""HubSpot hook for the contact sync: owns the `hubspot_default` connection and the hubspot-api-client.
+
+Connection (CONTRACT.md): conn type http, password = private app token, host = API base URL (default
+https://api.hubapi.com); extras `requests_per_10s` and `search_requests_per_s` size the shared pool.
+
+Every call goes through `_request`: take from the Redis pool (search calls as kind "search", which also
+counts against the 10-second limit), send through the generated client with `_preload_content=False`
+(raw JSON and the response headers, no model round-trip), feed the X-HubSpot-RateLimit-* headers back,
+pause the whole pool on a 429, and retry transient failures with backoff. The client's own urllib3
+retries are off so no request bypasses the pool.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import urllib3
+from airflow.sdk import BaseHook
+from hubspot import HubSpot
+from hubspot.crm.contacts import ApiException
+
+from crm_sync.hooks.hs_batch import error_result, match_batch
+from crm_sync.hooks.hs_walker import PAGE_SIZE, parse_hubspot_ms, to_epoch_ms, walk_window
+from crm_sync.hooks.pools import DEFAULT_REDIS_CONN_ID, build_pool
+from crm_sync.hooks.results import RecordResult
+from crm_sync.hooks.retry import RetryPolicy, TransientError, call_with_retry
+from crm_sync.ratelimit import DEFAULT_KIND, SEARCH_KIND, RateLimitPool, hubspot_limits
+from crm_sync.ratelimit.backoff import parse_retry_after
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+DEFAULT_HOST = "https://api.hubapi.com"
+BATCH_SIZE = 100  # batch endpoints take up to 100 inputs
+LIST_PAGE_SIZE = 100  # the list endpoint's largest page
+TEN_SECONDS = 10.0
+_ALWAYS = ("lastmodifieddate",)
+
+
+class HubSpotError(Exception):
+    """A permanent HubSpot API error, with HubSpot's own status, category and message.
+
+    The message is kept as an attribute, not in the text: HubSpot echoes property values (emails)
+    in it, and exception text ends up in task logs.
+    """
+
+    def __init__(self, status: int, category: str | None, message: str | None) -> None:
+        super().__init__(f"HubSpot API error: HTTP {status} {category}")
+        self.status = status
+        self.category = category
+        self.message = message
+
+
+class HubSpotContactsHook(BaseHook):
+    """Contacts in HubSpot: windowed extracts, look-ups and per-record-result batch writes.
+
+    :param hubspot_conn_id: the HubSpot connection.
+    :param retry_policy: backoff for transient failures.
+    :param redis_conn_id: the Redis holding the shared rate-limit pool.
+    :param max_wait_seconds: longest wait for the pool before `RateLimitWaitTooLong` (None: no cap).
+    :param pool: the rate-limit pool, instead of the connection's shared one (tests, benchmarks).
+    :param request_timeout: (connect, read) seconds for every request.
+    :param chunk_rows: rows per yielded frame when iterating contacts.
+    """
+
+    conn_name_attr = "hubspot_conn_id"
+    default_conn_name = "hubspot_default"
+    conn_type = "http"
+    hook_name = "HubSpot (contact sync)"
+
+    def __init__(
+        self,
+        hubspot_conn_id: str = default_conn_name,
+        *,
+        retry_policy: RetryPolicy | None = None,
+        redis_conn_id: str = DEFAULT_REDIS_CONN_ID,
+        max_wait_seconds: float | None = None,
+        pool: RateLimitPool | None = None,
+        request_timeout: tuple[float, float] = (10.0, 60.0),
+        chunk_rows: int = 5000,
+    ) -> None:
+        super().__init__()
+        self.hubspot_conn_id = hubspot_conn_id
+        self.retry_policy = retry_policy or RetryPolicy()
+        self.request_timeout = request_timeout
+        self.chunk_rows = chunk_rows
+        self.redis_conn_id = redis_conn_id
+        self.max_wait_seconds = max_wait_seconds
+        self._pool = pool
+        self.api_calls = 0
+        self.search_calls = 0
+
+    # -- connection and client ------------------------------------------------------------------
+
+    @cached_property
+    def _connection(self) -> Any:
+        return self.get_connection(self.hubspot_conn_id)
+
+    @cached_property
+    def _extras(self) -> dict[str, Any]:
+        return self._connection.extra_dejson
+
+    @property
+    def host(self) -> str:
+        host = (self._connection.host or "").rstrip("/")
+        if not host:
+            return DEFAULT_HOST
+        if "://" not in host:
+            host = f"https://{host}"
+        port = self._connection.port
+        if port and host.count(":") < 2:
+            host = f"{host}:{port}"
+        return host
+
+    @cached_property
+    def client(self) -> HubSpot:
+        token = self._connection.password
+        if not token:
+            raise ValueError(f"connection {self.hubspot_conn_id}: set the private app token as password")
+        options: dict[str, Any] = {}
+        ca_bundle = self._extras.get("ca_bundle") or os.environ.get("REQUESTS_CA_BUNDLE")
+        if ca_bundle:
+            options["ssl_ca_cert"] = ca_bundle
+        # urllib3 retries off: every retry must pass through the pool.
+        return HubSpot(access_token=token, host=self.host, retry=urllib3.Retry(total=0, redirect=0), **options)
+
+    def get_conn(self) -> HubSpot:
+        return self.client
+
+    @cached_property
+    def _search_api(self) -> Any:
+        return self.client.crm.contacts.search_api
+
+    @cached_property
+    def _basic_api(self) -> Any:
+        return self.client.crm.contacts.basic_api
+
+    @cached_property
+    def _batch_api(self) -> Any:
+        return self.client.crm.contacts.batch_api
+
+    @cached_property
+    def rate_limit_pool(self) -> RateLimitPool:
+        if self._pool is not None:
+            return self._pool
+        return build_pool("hubspot", self.hubspot_conn_id, hubspot_limits(self._extras), self.redis_conn_id)
+
+    def test_connection(self) -> tuple[bool, str]:
+        try:
+            self._request("list", lambda: self._basic_api.get_page(limit=1, _preload_content=False))
+        except Exception as exc:
+            return False, f"{type(exc).__name__}: {exc}"
+        return True, "Connection successfully tested"
+
+    # -- the one request path -------------------------------------------------------------------
+
+    def _request(
+        self, what: str, send: Callable[[], Any], *, kind: str = DEFAULT_KIND, idempotent: bool = True
+    ) -> tuple[int, Any]:
+        """(status, parsed JSON body) of one call, throttled, observed and retried when transient."""
+
+        def attempt() -> tuple[int, Any]:
+            self.rate_limit_pool.acquire(kind, max_wait_seconds=self.max_wait_seconds)
+            self.api_calls += 1
+            self.search_calls += kind == SEARCH_KIND
+            try:
+                response = send()
+            except ApiException as exc:
+                raise self._api_error(exc) from exc
+            except urllib3.exceptions.HTTPError as exc:
+                if idempotent or _not_sent(exc):
+                    raise TransientError(type(exc).__name__) from exc
+                raise
+            self.rate_limit_pool.observe_response(response.status, response.headers)
+            data = response.data
+            return response.status, json.loads(data) if data else None
+
+        return call_with_retry(attempt, policy=self.retry_policy, what=f"hubspot {what}")
+
+    def _api_error(self, exc: ApiException) -> Exception:
+        status = int(exc.status or 0)
+        headers = exc.headers or {}  # urllib3's HTTPHeaderDict: case-insensitive
+        body = _json_or_empty(exc.body)
+        if status:
+            self.rate_limit_pool.observe_response(status, headers)
+        if status == 429 and body.get("policyName") == "DAILY":
+            # The account's daily allowance is spent: only tomorrow helps, so fail the task now.
+            return HubSpotError(429, body.get("category"), body.get("message"))
+        if status == 429:
+            if parse_retry_after(headers.get("Retry-After")) is None:
+                # No Retry-After: wait out the window the policy names (the pool counts for everyone).
+                window = TEN_SECONDS if body.get("policyName") == "TEN_SECONDLY_ROLLING" else 1.0
+                self.rate_limit_pool.pause_for(window, f"HubSpot 429 {body.get('policyName')}")
+            # The pool is paused for the server's wait; the retry waits there, not here.
+            return TransientError(f"HTTP 429 {body.get('policyName', '')}".strip(), status=429)
+        if status >= 500:
+            return TransientError(f"HTTP {status}", status=status)
+        if not status:  # the client wraps TLS failures as status 0 with the reason as text
+            return HubSpotError(0, "CONNECTION", str(exc.reason))
+        return HubSpotError(status, body.get("category"), body.get("message"))
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def _search(self, body: dict[str, Any]) -> dict[str, Any]:
+        _, data = self._request(
+            "search",
+            lambda: self._search_api.do_search(
+                public_object_search_request=body,
+                _preload_content=False,
+                _request_timeout=self.request_timeout,
+            ),
+            kind=SEARCH_KIND,
+        )
+        return data or {}
+
+    def iter_changed_contacts(
+        self, properties: Sequence[str], start: datetime, end: datetime, *, include_archived: bool = False
+    ) -> Iterator[pd.DataFrame]:
+        """Contacts with lastmodifieddate in [start, end) as frames of up to `chunk_rows`, each contact once.
+
+        Walks past the search API's 10,000-results cap (see `hs_walker`), so any window is read whole.
+        The search never returns archived contacts: with `include_archived`, those archived in the
+        window follow (from the list API, `archived` True).
+        """
+        properties = _with_always(properties)
+        calls_before, found = self.search_calls, 0
+        pages = walk_window(self._search, to_epoch_ms(start), to_epoch_ms(end), properties, page_size=PAGE_SIZE)
+        for chunk in _rechunk(pages, self.chunk_rows):
+            found += len(chunk)
+            yield objects_to_frame(chunk, properties)
+        self.log.info("HubSpot: %d contacts in window, %d search calls", found, self.search_calls - calls_before)
+        if include_archived:
+            yield from self.iter_archived_contacts(properties, start, end)
+
+    def iter_all_contacts(self, properties: Sequence[str], *, include_archived: bool = False) -> Iterator[pd.DataFrame]:
+        """Every contact via the list API (100 a page) in frames of `chunk_rows`: full resync.
+
+        With `include_archived` the archived contacts follow (`archived` True).
+        """
+        properties = _with_always(properties)
+        for archived in (False, True) if include_archived else (False,):
+            for chunk in _rechunk(self._list_pages(properties, archived), self.chunk_rows):
+                yield objects_to_frame(chunk, properties)
+
+    def _list_pages(self, properties: list[str], archived: bool) -> Iterator[list[dict[str, Any]]]:
+        after: str | None = None
+        pages = 0
+        while True:
+            kwargs: dict[str, Any] = {"limit": LIST_PAGE_SIZE, "properties": properties, "archived": archived}
+            if after:
+                kwargs["after"] = after
+            _, data = self._request(
+                "list",
+                lambda kw=kwargs: self._basic_api.get_page(
+                    **kw, _preload_content=False, _request_timeout=self.request_timeout
+                ),
+            )
+            data = data or {}
+            pages += 1
+            yield data.get("results") or []
+            after = ((data.get("paging") or {}).get("next") or {}).get("after")
+            if not after:
+                break
+        self.log.info("HubSpot: listed %s contacts in %d pages", "archived" if archived else "active", pages)
+
+    def iter_archived_contacts(
+        self, properties: Sequence[str], start: datetime | None = None, end: datetime | None = None
+    ) -> Iterator[pd.DataFrame]:
+        """Archived contacts, those archived in [start, end) when a window is given.
+
+        The list API is the only way to see archived contacts and it cannot filter, so this reads all
+        of them; `lastmodifieddate` is set to the archive time (the contact's last change).
+        """
+        import pandas as pd
+
+        properties = _with_always(properties)
+        for chunk in _rechunk(self._list_pages(properties, True), self.chunk_rows):
+            frame = objects_to_frame(chunk, properties)
+            if start is not None and end is not None:
+                stamps = frame["lastmodifieddate"]
+                frame = frame[(stamps >= pd.Timestamp(start)) & (stamps < pd.Timestamp(end))]
+            if len(frame):
+                yield frame.reset_index(drop=True)
+
+    def read_by_ids(self, ids: Sequence[str], properties: Sequence[str]) -> pd.DataFrame:
+        """Contacts by HubSpot id; ids HubSpot does not know are left out."""
+        return self._batch_read(properties, ids, None)
+
+    def read_by_emails(self, emails: Sequence[str], properties: Sequence[str]) -> pd.DataFrame:
+        """Contacts by email (idProperty=email); unknown emails are left out."""
+        return self._batch_read(properties, emails, "email")
+
+    def read_by_salesforce_ids(self, salesforce_ids: Sequence[str], properties: Sequence[str]) -> pd.DataFrame:
+        """Contacts whose unique link property `salesforce_contact_id` holds one of these Salesforce Ids."""
+        return self._batch_read(properties, salesforce_ids, "salesforce_contact_id")
+
+    def _batch_read(self, properties: Sequence[str], keys: Sequence[str], id_property: str | None) -> pd.DataFrame:
+        import pandas as pd
+
+        properties = _with_always(properties)
+        unique = list(dict.fromkeys(str(k) for k in keys if k))
+        frames, missing = [], 0
+        for offset in range(0, len(unique), BATCH_SIZE):
+            body: dict[str, Any] = {
+                "properties": properties,
+                "inputs": [{"id": key} for key in unique[offset : offset + BATCH_SIZE]],
+            }
+            if id_property:
+                body["idProperty"] = id_property
+            _, data = self._request(
+                "batch read",
+                lambda b=body: self._batch_api.read(
+                    batch_read_input_simple_public_object_id=b,
+                    archived=False,
+                    _preload_content=False,
+                    _request_timeout=self.request_timeout,
+                ),
+            )
+            data = data or {}
+            missing += sum(len((e.get("context") or {}).get("ids", [])) for e in data.get("errors") or [])
+            frames.append(objects_to_frame(data.get("results") or [], properties))
+        self.log.info("HubSpot: batch read %d keys, %d not found", len(unique), missing)
+        if not frames:
+            return objects_to_frame([], properties)
+        return pd.concat(frames, ignore_index=True)
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def create_contacts(
+        self, inputs: Sequence[Mapping[str, Any]], refs: Sequence[str] | None = None
+    ) -> list[RecordResult]:
+        """Batch create of `{"properties": {...}}` inputs. A duplicate email comes back per record as
+        CONFLICT with `existing_id` set. Not idempotent: a dropped connection is not retried, so prefer
+        `upsert_contacts`."""
+        refs = _refs(inputs, refs)
+        keys = [str((item.get("properties") or {}).get("email") or "") or None for item in inputs]
+        return self._write("create", _clean(inputs), refs, keys, "email", idempotent=False)
+
+    def update_contacts(
+        self, inputs: Sequence[Mapping[str, Any]], refs: Sequence[str] | None = None
+    ) -> list[RecordResult]:
+        """Batch update of `{"id": hubspot_id, "properties": {...}}` inputs."""
+        refs = _refs(inputs, refs, key=lambda item: item.get("id"))
+        return self._write("update", _clean(inputs), refs, [str(item["id"]) for item in inputs], "id")
+
+    def upsert_contacts(
+        self, inputs: Sequence[Mapping[str, Any]], refs: Sequence[str] | None = None
+    ) -> list[RecordResult]:
+        """Batch upsert of `{"id": value, "idProperty": "salesforce_contact_id" | "email", "properties":
+        {...}}` inputs, keyed on a unique property: idempotent creates. `created` tells new from updated."""
+        id_properties = {item.get("idProperty") for item in inputs}
+        if len(id_properties) > 1 or not id_properties <= {"salesforce_contact_id", "email"}:
+            raise ValueError(f"upsert: one idProperty per call, salesforce_contact_id or email; got {id_properties}")
+        if any(not item.get("id") for item in inputs):
+            raise ValueError("upsert: every input needs the id property's value as `id`")
+        refs = _refs(inputs, refs, key=lambda item: item.get("id"))
+        (id_property,) = id_properties or {"salesforce_contact_id"}
+        return self._write("upsert", _clean(inputs), refs, [str(item["id"]) for item in inputs], id_property)
+
+    def archive_contacts(self, ids: Sequence[str], refs: Sequence[str] | None = None) -> list[RecordResult]:
+        """Batch archive by id (HubSpot answers 204 for the batch, also for unknown ids)."""
+        refs = list(refs) if refs is not None else [str(i) for i in ids]
+        results: list[RecordResult] = []
+        for offset in range(0, len(ids), BATCH_SIZE):
+            chunk = [str(i) for i in ids[offset : offset + BATCH_SIZE]]
+            body = {"inputs": [{"id": cid} for cid in chunk]}
+            self._request(
+                "batch archive",
+                lambda b=body: self._batch_api.archive(
+                    batch_input_simple_public_object_id=b,
+                    _preload_content=False,
+                    _request_timeout=self.request_timeout,
+                ),
+            )
+            results.extend(
+                RecordResult(ref=ref, target_id=cid, ok=True)
+                for ref, cid in zip(refs[offset : offset + BATCH_SIZE], chunk, strict=True)
+            )
+        _log_results(self.log, "archive", results)
+        return results
+
+    def _write(
+        self,
+        kind: str,
+        inputs: list[dict[str, Any]],
+        refs: list[str],
+        keys: list[str | None],
+        key_of_result: str,
+        *,
+        idempotent: bool = True,
+    ) -> list[RecordResult]:
+        results: list[RecordResult] = []
+        for offset in range(0, len(inputs), BATCH_SIZE):
+            end = offset + BATCH_SIZE
+            results.extend(
+                self._write_batch(
+                    kind, inputs[offset:end], refs[offset:end], keys[offset:end], key_of_result, idempotent
+                )
+            )
+        _log_results(self.log, kind, results)
+        return results
+
+    def _write_batch(
+        self,
+        kind: str,
+        inputs: list[dict[str, Any]],
+        refs: list[str],
+        keys: list[str | None],
+        key_of_result: str,
+        idempotent: bool,
+    ) -> list[RecordResult]:
+        """One batch call; a whole-batch 4xx is split until it names the inputs that caused it."""
+        body = {"inputs": [{**item, "objectWriteTraceId": str(i)} for i, item in enumerate(inputs)]}
+        try:
+            _, data = self._request(f"batch {kind}", lambda: self._send_batch(kind, body), idempotent=idempotent)
+        except HubSpotError as exc:
+            if exc.status in (401, 403) or exc.status >= 500:
+                raise
+            if len(inputs) == 1:
+                error = {"category": exc.category, "message": exc.message}
+                target = keys[0] if key_of_result == "id" else None
+                return [error_result(refs[0], error, target_id=target)]
+            # HubSpot rejects the whole batch for one bad input (nothing is applied): halve to find it.
+            mid = len(inputs) // 2
+            self.log.info("HubSpot batch %s of %d rejected (%s); splitting", kind, len(inputs), exc.category)
+            return self._write_batch(
+                kind, inputs[:mid], refs[:mid], keys[:mid], key_of_result, idempotent
+            ) + self._write_batch(kind, inputs[mid:], refs[mid:], keys[mid:], key_of_result, idempotent)
+        results = match_batch(refs, keys, key_of_result, data, created_default=kind == "create")
+        unmatched = [i for i, r in enumerate(results) if r.error_code == "UNMATCHED"]
+        if len(unmatched) > 1:
+            # Several errors HubSpot did not tie to inputs: send those inputs one by one to tell them apart.
+            for i in unmatched:
+                (results[i],) = self._write_batch(kind, [inputs[i]], [refs[i]], [keys[i]], key_of_result, idempotent)
+        return results
+
+    def _send_batch(self, kind: str, body: dict[str, Any]) -> Any:
+        api = self._batch_api
+        options = {"_preload_content": False, "_request_timeout": self.request_timeout}
+        if kind == "create":
+            return api.create(batch_input_simple_public_object_batch_input_for_create=body, **options)
+        if kind == "update":
+            return api.update(batch_input_simple_public_object_batch_input=body, **options)
+        return api.upsert(batch_input_simple_public_object_batch_input_upsert=body, **options)
+
+
+def objects_to_frame(objects: Sequence[Mapping[str, Any]], properties: Sequence[str]) -> pd.DataFrame:
+    """HubSpot objects as the staged raw frame: id, the properties, lastmodifieddate (UTC), archived."""
+    import pandas as pd
+
+    columns = ["id", *[p for p in properties if p not in ("id", "archived")], "archived"]
+    rows = []
+    for obj in objects:
+        props = obj.get("properties") or {}
+        row = {name: props.get(name) for name in properties}
+        row["id"] = str(obj["id"])
+        row["archived"] = bool(obj.get("archived", False))
+        if obj.get("archivedAt"):
+            row["lastmodifieddate"] = obj["archivedAt"]
+        elif not row.get("lastmodifieddate"):
+            row["lastmodifieddate"] = obj.get("updatedAt")
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["lastmodifieddate"] = pd.to_datetime(frame["lastmodifieddate"].map(parse_hubspot_ms), unit="ms", utc=True)
+    frame["archived"] = frame["archived"].astype(bool)
+    return frame
+
+
+def _rechunk(pages: Iterable[list[dict[str, Any]]], size: int) -> Iterator[list[dict[str, Any]]]:
+    """API pages regrouped into chunks of `size` (the last may be shorter), so staged parts are few."""
+    buffer: list[dict[str, Any]] = []
+    for page in pages:
+        buffer.extend(page)
+        while len(buffer) >= size:
+            yield buffer[:size]
+            buffer = buffer[size:]
+    if buffer:
+        yield buffer
+
+
+def _clean(inputs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Batch inputs as HubSpot takes them: ids as strings, properties as a plain dict."""
+    cleaned = []
+    for item in inputs:
+        out = {key: value for key, value in item.items() if key in ("id", "idProperty")}
+        if "id" in out:
+            out["id"] = str(out["id"])
+        out["properties"] = dict(item.get("properties") or {})
+        cleaned.append(out)
+    return cleaned
+
+
+def _with_always(properties: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys([*properties, *_ALWAYS]))
+
+
+def _refs(items: Sequence[Any], refs: Sequence[str] | None, key: Callable[[Any], Any] | None = None) -> list[str]:
+    if refs is not None:
+        if len(refs) != len(items):
+            raise ValueError("refs must be parallel to the inputs")
+        return [str(ref) for ref in refs]
+    return [str((key(item) if key else None) or index) for index, item in enumerate(items)]
+
+
+def _not_sent(exc: urllib3.exceptions.HTTPError) -> bool:
+    """True when the request cannot have reached HubSpot (so even a create may be resent)."""
+    reason = getattr(exc, "reason", exc)
+    return isinstance(reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError)
+
+
+def _json_or_empty(body: Any) -> dict[str, Any]:
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    try:
+        parsed = json.loads(body) if body else {}
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _log_results(logger: Any, what: str, results: Sequence[RecordResult]) -> None:
+    failed = sum(not r.ok for r in results)
+    logger.info("HubSpot %s: %d records, %d ok, %d failed", what, len(results), len(results) - failed, failed)

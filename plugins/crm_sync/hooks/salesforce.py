@@ -1,0 +1,537 @@
+"""Salesforce hook for the contact sync: owns the connection, the token and the simple-salesforce client.
+
+It subclasses the provider's `SalesforceHook` (same conn type and connection id) but authenticates
+itself, because simple-salesforce only logs in to `*.salesforce.com`: the token comes from
+`{login_url}/services/oauth2/token` (see `sf_auth`) and the client is built from the instance URL and
+access token, on a requests session that carries the shared rate-limit adapter. TLS is always verified;
+a private CA is trusted through REQUESTS_CA_BUNDLE.
+
+Every request runs through `_call`: transient failures (429, 5xx, timeouts, dropped connections) are
+retried with backoff, an expired session (401 INVALID_SESSION_ID) is re-authenticated once, permanent
+errors pass through untouched. Reads are paged one request at a time so a retry resumes at the failed
+page instead of restarting the stream.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import requests
+from airflow.providers.salesforce.hooks.salesforce import SalesforceHook
+from simple_salesforce import Salesforce
+from simple_salesforce.api import DEFAULT_API_VERSION
+from simple_salesforce.bulk2 import Operation
+from simple_salesforce.exceptions import (
+    SalesforceAuthenticationFailed,
+    SalesforceError,
+    SalesforceExpiredSession,
+    SalesforceGeneralError,
+    SalesforceRefusedRequest,
+)
+
+from crm_sync.hooks import soql
+from crm_sync.hooks.pools import DEFAULT_REDIS_CONN_ID, build_pool
+from crm_sync.hooks.results import RecordResult
+from crm_sync.hooks.retry import RetryPolicy, TransientError, call_with_retry
+from crm_sync.hooks.sf_auth import SalesforceCredentials, fetch_token
+from crm_sync.hooks.sf_errors import concurrency_limited
+from crm_sync.hooks.sf_frames import csv_to_frame, records_to_frame
+from crm_sync.ratelimit import RateLimitedAdapter, RateLimitPool, salesforce_limits
+from crm_sync.ratelimit.backoff import parse_retry_after
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+T = TypeVar("T")
+
+EXTERNAL_ID_FIELD = "HubSpot_Contact_Id__c"
+COLLECTION_SIZE = 200  # sObject Collections accept up to 200 records a request
+BULK_NULL = "#N/A"  # Bulk API CSV: an empty cell leaves a field alone, #N/A sets it to null
+WriteOperation = Literal["upsert", "update", "delete"]
+
+
+class SalesforceApiError(Exception):
+    """A permanent Salesforce refusal: HTTP status, Salesforce's errorCode and the reason, no values.
+
+    `content` keeps the raw error body for code that needs it; it is left out of the text because
+    Salesforce echoes queries (and so emails) in its messages.
+    """
+
+    def __init__(self, what: str, error: SalesforceError) -> None:
+        self.status = error.status
+        self.content = error.content
+        first = error.content[0] if isinstance(error.content, list) and error.content else {}
+        first = first if isinstance(first, dict) else {}
+        self.error_code = first.get("errorCode")
+        lines = [line.strip() for line in str(first.get("message", "")).splitlines() if line.strip()]
+        self.reason = lines[-1][:200] if lines else ""
+        super().__init__(f"Salesforce {what} failed: HTTP {self.status} {self.error_code}: {self.reason}")
+
+
+class SalesforceContactsHook(SalesforceHook):
+    """Contacts in Salesforce: windowed extracts, counterpart look-ups and per-record-result writes.
+
+    :param salesforce_conn_id: a `salesforce` connection (see CONTRACT.md for the flows and extras).
+    :param chunk_rows: rows per yielded frame when iterating a window.
+    :param bulk_threshold: above this many matching contacts a window is read with a Bulk API 2.0
+        query job; defaults to the connection extra `bulk_threshold`, else 10,000.
+    :param retry_policy: backoff for transient failures.
+    :param bulk_poll_seconds: first wait before polling a Bulk API job.
+    :param request_timeout: (connect, read) seconds for every request.
+    :param redis_conn_id: the Redis holding the shared rate-limit pool.
+    :param max_wait_seconds: longest wait for the pool before `RateLimitWaitTooLong` (None: no cap).
+    :param pool: the rate-limit pool, instead of the connection's shared one (tests, benchmarks).
+    """
+
+    hook_name = "Salesforce (contact sync)"
+
+    def __init__(
+        self,
+        salesforce_conn_id: str = SalesforceHook.default_conn_name,
+        *,
+        chunk_rows: int = 5000,
+        bulk_threshold: int | None = None,
+        retry_policy: RetryPolicy | None = None,
+        bulk_poll_seconds: float = 1.0,
+        request_timeout: tuple[float, float] = (10.0, 120.0),
+        redis_conn_id: str = DEFAULT_REDIS_CONN_ID,
+        max_wait_seconds: float | None = None,
+        pool: RateLimitPool | None = None,
+    ) -> None:
+        super().__init__(salesforce_conn_id=salesforce_conn_id)
+        self.chunk_rows = chunk_rows
+        self._bulk_threshold = bulk_threshold
+        self.retry_policy = retry_policy or RetryPolicy()
+        self.bulk_poll_seconds = bulk_poll_seconds
+        self.request_timeout = request_timeout
+        self.api_calls = 0
+        self.reauthentications = 0
+        self._retry_after: float | None = None
+        self.redis_conn_id = redis_conn_id
+        self.max_wait_seconds = max_wait_seconds
+        self._pool = pool
+
+    # -- connection, token, client -------------------------------------------------------------
+
+    @cached_property
+    def _extras(self) -> dict[str, Any]:
+        return self.get_connection(self.conn_id).extra_dejson
+
+    @cached_property
+    def _credentials(self) -> SalesforceCredentials:
+        connection = self.get_connection(self.conn_id)
+        return SalesforceCredentials.from_connection(connection.login, connection.password, self._extras)
+
+    @property
+    def api_version(self) -> str:
+        return str(self._extras.get("version") or DEFAULT_API_VERSION)
+
+    @property
+    def bulk_threshold(self) -> int:
+        if self._bulk_threshold is not None:
+            return self._bulk_threshold
+        return int(self._extras.get("bulk_threshold") or 10_000)
+
+    @cached_property
+    def http_session(self) -> requests.Session:
+        """The one session every Salesforce request uses (token, REST, Bulk): the throttling point."""
+        session = requests.Session()
+        session.mount("https://", self._http_adapter())
+        session.hooks["response"].append(self._on_response)
+        return session
+
+    @cached_property
+    def rate_limit_pool(self) -> RateLimitPool:
+        """The org's shared pool (daily API budget), on the Redis named by the connection."""
+        if self._pool is not None:
+            return self._pool
+        return build_pool("salesforce", self.conn_id, salesforce_limits(self._extras), self.redis_conn_id)
+
+    def _http_adapter(self) -> RateLimitedAdapter:
+        return RateLimitedAdapter(self.rate_limit_pool, max_wait_seconds=self.max_wait_seconds)
+
+    def _on_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self.api_calls += 1
+        if response.status_code in (429, 503):
+            self._retry_after = parse_retry_after(response.headers.get("Retry-After"))
+
+    @cached_property
+    def conn(self) -> Salesforce:  # type: ignore[override]
+        """The client on a fresh token (no retry here: `get_conn` and every method go through `_call`)."""
+        token = fetch_token(self.http_session, self._credentials, timeout=self.request_timeout[1])
+        self.log.info("Salesforce: authenticated (%s flow)", self._credentials.flow)
+        return Salesforce(
+            instance_url=token.instance_url,
+            session_id=token.access_token,
+            version=self.api_version,
+            session=self.http_session,
+        )
+
+    def get_conn(self) -> Salesforce:
+        """The authenticated simple-salesforce client (the token request retried when transient)."""
+        return self._call("login", lambda sf: sf)
+
+    def _reauthenticate(self) -> None:
+        self.__dict__.pop("conn", None)
+        self.reauthentications += 1
+        self.log.info("Salesforce: session expired, re-authenticating")
+        _ = self.conn
+
+    def test_connection(self) -> tuple[bool, str]:
+        try:
+            self._call("limits", lambda sf: sf.limits())
+        except Exception as exc:
+            return False, f"{type(exc).__name__}: {exc}"
+        return True, "Connection successfully tested"
+
+    # -- the one request path -------------------------------------------------------------------
+
+    def _call(self, what: str, fn: Callable[[Salesforce], T], *, idempotent: bool = True) -> T:
+        """Run `fn(client)` with retries on transient failures and one re-login on an expired session."""
+
+        def attempt() -> T:
+            self._retry_after = None
+            try:
+                try:
+                    return fn(self.conn)
+                except SalesforceExpiredSession:
+                    self._reauthenticate()
+                    return fn(self.conn)
+            except SalesforceRefusedRequest as exc:
+                if concurrency_limited(exc.content):
+                    raise TransientError("REQUEST_LIMIT_EXCEEDED (concurrent requests)", status=403) from exc
+                raise SalesforceApiError(what, exc) from None
+            except SalesforceGeneralError as exc:
+                if exc.status == 429 or exc.status >= 500:
+                    raise TransientError(
+                        f"HTTP {exc.status}", status=exc.status, retry_after=self._retry_after
+                    ) from exc
+                raise SalesforceApiError(what, exc) from None
+            except requests.exceptions.SSLError:
+                raise  # an untrusted certificate does not heal by retrying
+            except requests.ConnectTimeout as exc:
+                raise TransientError("connect timeout") from exc
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+            ) as exc:
+                if not idempotent:
+                    raise  # the request may have been applied: a blind retry could duplicate it
+                raise TransientError(type(exc).__name__) from exc
+            except SalesforceAuthenticationFailed:
+                raise
+            except SalesforceError as exc:
+                # simple-salesforce's text holds the URL and Salesforce echoes the query: both may carry
+                # emails. Keep the code and reason; the raw content stays on the exception.
+                raise SalesforceApiError(what, exc) from None
+
+        return call_with_retry(attempt, policy=self.retry_policy, what=f"salesforce {what}")
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def iter_changed_contacts(
+        self,
+        fields: Sequence[str],
+        start: datetime,
+        end: datetime,
+        *,
+        include_deleted: bool = False,
+        use_bulk: bool | None = None,
+    ) -> Iterator[pd.DataFrame]:
+        """Contacts with SystemModstamp in [start, end) as frames of at most `chunk_rows` rows.
+
+        Columns are `fields` (relationship fields flattened, timestamps UTC, IsDeleted bool).
+        `include_deleted` reads the recycle bin too (queryAll). By default the window is read over
+        REST unless the first page's totalSize (the whole query's count) is above `bulk_threshold`,
+        then with a Bulk API 2.0 query job; `use_bulk` forces one or the other.
+        """
+        fields = soql.check_fields(fields)
+        if use_bulk:
+            yield from self._iter_bulk(soql.select_contacts_unordered(fields, start, end), fields, include_deleted)
+            return
+        query = soql.select_contacts(fields, start, end)
+        first = self._call("query", lambda sf: sf.query(query, include_deleted=include_deleted))
+        expected = int(first.get("totalSize", 0))
+        if use_bulk is None and expected > self.bulk_threshold:
+            self.log.info("Salesforce: %d contacts in window, above %d: Bulk API query", expected, self.bulk_threshold)
+            yield from self._iter_bulk(soql.select_contacts_unordered(fields, start, end), fields, include_deleted)
+            return
+        self.log.info("Salesforce: %d contacts in window, REST query", expected)
+        yield from self._iter_rest(first, fields)
+
+    def iter_all_contacts(self, fields: Sequence[str], *, include_deleted: bool = False) -> Iterator[pd.DataFrame]:
+        """Every contact (with the recycle bin when `include_deleted`), by Bulk API 2.0 query: full resync."""
+        fields = soql.check_fields(fields)
+        yield from self._iter_bulk(soql.select_contacts_unordered(fields), fields, include_deleted)
+
+    def _iter_rest(self, page: dict[str, Any], fields: list[str]) -> Iterator[pd.DataFrame]:
+        """Pages after the first via nextRecordsUrl, each its own retried request; frames of chunk_rows."""
+        buffer: list[dict[str, Any]] = []
+        pages = 1
+        while True:
+            buffer.extend(page["records"])
+            while len(buffer) >= self.chunk_rows:
+                yield records_to_frame(buffer[: self.chunk_rows], fields)
+                buffer = buffer[self.chunk_rows :]
+            if page.get("done", True):
+                break
+            next_url = page["nextRecordsUrl"]
+            page = self._call("query_more", lambda sf, url=next_url: sf.query_more(url, identifier_is_url=True))
+            pages += 1
+        if buffer:
+            yield records_to_frame(buffer, fields)
+        self.log.info("Salesforce: query read in %d pages", pages)
+
+    def _iter_bulk(self, query: str, fields: list[str], include_deleted: bool) -> Iterator[pd.DataFrame]:
+        """A Bulk API 2.0 query job; result pages fetched by locator, each its own retried request."""
+        operation = Operation.query_all if include_deleted else Operation.query
+        job = self._call("bulk query job", lambda sf: sf.bulk2.Contact._client.create_job(operation, query))
+        job_id = job["id"]
+        self.log.info("Salesforce: bulk query job %s created", job_id)
+        self._call(
+            "bulk query wait",
+            lambda sf: sf.bulk2.Contact._client.wait_for_job(job_id, True, self.bulk_poll_seconds),
+        )
+        locator = ""
+        while True:
+            result = self._call(
+                "bulk query results",
+                lambda sf, loc=locator: sf.bulk2.Contact._client.get_query_results(job_id, loc, self.chunk_rows),
+            )
+            yield csv_to_frame(result["records"], fields)
+            locator = result["locator"]
+            if not locator:
+                break
+
+    def fetch_by_ids(self, ids: Sequence[str], fields: Sequence[str], *, include_deleted: bool = False) -> pd.DataFrame:
+        """Contacts by Salesforce Id; unknown ids are left out."""
+        return self._fetch_in(fields, "Id", ids, include_deleted)
+
+    def fetch_by_emails(self, emails: Sequence[str], fields: Sequence[str]) -> pd.DataFrame:
+        """Contacts by email (Salesforce compares emails case-insensitively); unknown emails are left out."""
+        return self._fetch_in(fields, "Email", emails, False)
+
+    def fetch_by_hubspot_ids(self, hubspot_ids: Sequence[str], fields: Sequence[str]) -> pd.DataFrame:
+        """Contacts linked to the given HubSpot ids (external id field HubSpot_Contact_Id__c)."""
+        return self._fetch_in(fields, EXTERNAL_ID_FIELD, hubspot_ids, False)
+
+    def _fetch_in(
+        self, fields: Sequence[str], column: str, values: Sequence[str], include_deleted: bool
+    ) -> pd.DataFrame:
+        import pandas as pd
+
+        fields = soql.check_fields(fields)
+        frames = []
+        queries = 0
+        for query in soql.chunk_in_queries(fields, column, [str(v) for v in values if v is not None]):
+            queries += 1
+            first = self._call("query", lambda sf, q=query: sf.query(q, include_deleted=include_deleted))
+            frames.extend(self._iter_rest(first, fields))
+        self.log.info("Salesforce: fetched %d contacts by %s in %d queries", sum(map(len, frames)), column, queries)
+        if not frames:
+            return records_to_frame([], fields)
+        return pd.concat(frames, ignore_index=True)
+
+    # -- writes: sObject Collections ------------------------------------------------------------
+
+    def create_contacts(
+        self, records: Sequence[Mapping[str, Any]], refs: Sequence[str] | None = None
+    ) -> list[RecordResult]:
+        """Insert; not idempotent, so a dropped connection is not retried (prefer `upsert_contacts`)."""
+        refs = _refs(records, refs, EXTERNAL_ID_FIELD)
+        return self._collections(
+            "create",
+            records,
+            refs,
+            lambda sf, body: sf.restful("composite/sobjects", method="POST", json=body),
+            idempotent=False,
+        )
+
+    def update_contacts(
+        self, records: Sequence[Mapping[str, Any]], refs: Sequence[str] | None = None
+    ) -> list[RecordResult]:
+        """Update by Id (each record carries `Id`)."""
+        refs = _refs(records, refs, "Id")
+        return self._collections(
+            "update",
+            records,
+            refs,
+            lambda sf, body: sf.restful("composite/sobjects", method="PATCH", json=body),
+        )
+
+    def upsert_contacts(
+        self,
+        records: Sequence[Mapping[str, Any]],
+        refs: Sequence[str] | None = None,
+        external_id_field: str = EXTERNAL_ID_FIELD,
+    ) -> list[RecordResult]:
+        """Upsert by external id: a retried request creates no duplicates."""
+        (external_id_field,) = soql.check_fields([external_id_field])
+        refs = _refs(records, refs, external_id_field)
+        path = f"composite/sobjects/Contact/{external_id_field}"
+        return self._collections("upsert", records, refs, lambda sf, body: sf.restful(path, method="PATCH", json=body))
+
+    def delete_contacts(self, ids: Sequence[str], refs: Sequence[str] | None = None) -> list[RecordResult]:
+        """Delete by Id (to the recycle bin), 200 ids a request."""
+        refs = list(refs) if refs is not None else list(ids)
+        results: list[RecordResult] = []
+        for offset in range(0, len(ids), COLLECTION_SIZE):
+            chunk = list(ids[offset : offset + COLLECTION_SIZE])
+            params = {"ids": ",".join(chunk), "allOrNone": "false"}
+            response = self._call(
+                "delete", lambda sf, p=params: sf.restful("composite/sobjects", method="DELETE", params=p)
+            )
+            results.extend(_collection_results(response or [], refs[offset : offset + COLLECTION_SIZE], "delete"))
+        _log_results(self.log, "delete", results)
+        return results
+
+    def _collections(
+        self,
+        what: str,
+        records: Sequence[Mapping[str, Any]],
+        refs: list[str],
+        send: Callable[[Salesforce, dict[str, Any]], Any],
+        *,
+        idempotent: bool = True,
+    ) -> list[RecordResult]:
+        results: list[RecordResult] = []
+        for offset in range(0, len(records), COLLECTION_SIZE):
+            chunk = records[offset : offset + COLLECTION_SIZE]
+            body = {
+                "allOrNone": False,
+                "records": [{"attributes": {"type": "Contact"}, **record} for record in chunk],
+            }
+            response = self._call(what, lambda sf, b=body: send(sf, b), idempotent=idempotent)
+            results.extend(_collection_results(response or [], refs[offset : offset + COLLECTION_SIZE], what))
+        _log_results(self.log, what, results)
+        return results
+
+    # -- writes: Bulk API 2.0 ingest --------------------------------------------------------------
+
+    def bulk_write(
+        self,
+        operation: WriteOperation,
+        records: Sequence[Mapping[str, Any]],
+        refs: Sequence[str] | None = None,
+        external_id_field: str = EXTERNAL_ID_FIELD,
+    ) -> list[RecordResult]:
+        """A Bulk API 2.0 ingest job (upsert on the external id, update or delete by Id) for large loads.
+
+        Results come from the job's successfulResults / failedResults / unprocessedrecords, matched
+        back to the inputs by their key (the external id for upsert, else Id).
+        """
+        if not records:
+            return []
+        (external_id_field,) = soql.check_fields([external_id_field])
+        key = external_id_field if operation == "upsert" else "Id"
+        refs = _refs(records, refs, key)
+        by_key = {str(record.get(key)): ref for record, ref in zip(records, refs, strict=True)}
+        if len(by_key) != len(records):
+            raise ValueError(f"bulk {operation}: every record needs a distinct {key}")
+        if operation == "delete":
+            rows = [{"Id": str(record["Id"])} for record in records]
+        else:
+            rows = [
+                {name: BULK_NULL if value is None else value for name, value in record.items()} for record in records
+            ]
+
+        def run(sf: Salesforce) -> list[dict[str, Any]]:
+            handler = getattr(sf.bulk2.Contact, operation)
+            kwargs: dict[str, Any] = {"records": rows, "wait": self.bulk_poll_seconds}
+            if operation == "upsert":
+                kwargs["external_id_field"] = external_id_field
+            return handler(**kwargs)
+
+        jobs = self._call(f"bulk {operation}", run)
+        results: list[RecordResult] = []
+        for job in jobs:
+            results.extend(self._bulk_job_results(job["job_id"], key, by_key, operation))
+        seen = {result.ref for result in results}
+        results.extend(
+            RecordResult(ref=ref, target_id=None, ok=False, error_code="NO_RESULT", message="absent from job results")
+            for ref in refs
+            if ref not in seen
+        )
+        _log_results(self.log, f"bulk {operation}", results)
+        return results
+
+    def _bulk_job_results(self, job_id: str, key: str, by_key: dict[str, str], operation: str) -> list[RecordResult]:
+        def fetch(kind: str) -> list[dict[str, str]]:
+            text = self._call(
+                f"bulk {kind} results",
+                lambda sf: getattr(sf.bulk2.Contact, f"get_{kind}_records")(job_id),
+            )
+            return list(csv.DictReader(io.StringIO(text)))
+
+        results: list[RecordResult] = []
+        for row in fetch("successful"):
+            results.append(
+                RecordResult(
+                    ref=by_key.get(row.get(key) or row.get("sf__Id", ""), row.get("sf__Id", "")),
+                    target_id=row.get("sf__Id") or None,
+                    ok=True,
+                    created=(row.get("sf__Created", "").lower() == "true"),
+                )
+            )
+        for row in fetch("failed"):
+            code, _, message = (row.get("sf__Error") or "").partition(":")
+            results.append(
+                RecordResult(
+                    ref=by_key.get(row.get(key, ""), row.get(key, "")),
+                    target_id=row.get("sf__Id") or None,
+                    ok=False,
+                    error_code=code or "UNKNOWN",
+                    message=message.strip() or None,
+                )
+            )
+        for row in fetch("unprocessed"):
+            results.append(
+                RecordResult(
+                    ref=by_key.get(row.get(key, ""), row.get(key, "")),
+                    target_id=None,
+                    ok=False,
+                    error_code="UNPROCESSED",
+                    message=f"not processed by bulk {operation} job {job_id}",
+                )
+            )
+        return results
+
+
+def _refs(records: Sequence[Mapping[str, Any]], refs: Sequence[str] | None, key: str) -> list[str]:
+    if refs is not None:
+        if len(refs) != len(records):
+            raise ValueError("refs must be parallel to records")
+        return [str(ref) for ref in refs]
+    return [str(record.get(key) or index) for index, record in enumerate(records)]
+
+
+def _collection_results(response: Sequence[Mapping[str, Any]], refs: Sequence[str], what: str) -> list[RecordResult]:
+    """sObject Collections answer one item per input, in input order."""
+    if len(response) != len(refs):
+        raise ValueError(f"{what}: {len(response)} results for {len(refs)} records")
+    results = []
+    for item, ref in zip(response, refs, strict=True):
+        errors = item.get("errors") or []
+        ok = bool(item.get("success"))
+        results.append(
+            RecordResult(
+                ref=ref,
+                target_id=item.get("id"),
+                ok=ok,
+                created=bool(item.get("created", what == "create")) if ok else False,
+                error_code=errors[0].get("statusCode") if errors else None,
+                message="; ".join(str(e.get("message", "")) for e in errors) or None,
+            )
+        )
+    return results
+
+
+def _log_results(logger: Any, what: str, results: Sequence[RecordResult]) -> None:
+    failed = sum(not result.ok for result in results)
+    logger.info("Salesforce %s: %d records, %d ok, %d failed", what, len(results), len(results) - failed, failed)

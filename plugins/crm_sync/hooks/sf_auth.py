@@ -1,0 +1,141 @@
+"""Salesforce OAuth 2.0 token requests against any auth host (`{login_url}/services/oauth2/token`).
+
+simple-salesforce only logs in to `https://{domain}.salesforce.com`, so the hook gets the token itself
+and hands simple-salesforce the instance URL and access token from the token response. Three flows, in
+the order they are chosen: JWT bearer (a private key is set), username-password (a password is set),
+client credentials (consumer key and secret only; the recommended flow).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+from simple_salesforce.exceptions import SalesforceAuthenticationFailed
+
+from crm_sync.hooks.retry import TransientError
+from crm_sync.hooks.sf_errors import concurrency_limited
+from crm_sync.ratelimit.backoff import parse_retry_after
+
+DEFAULT_LOGIN_URL = "https://login.salesforce.com"
+JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
+
+@dataclass(frozen=True)
+class SalesforceToken:
+    access_token: str
+    instance_url: str
+
+
+@dataclass(frozen=True)
+class SalesforceCredentials:
+    """What a `salesforce` connection holds; `repr` hides the secrets."""
+
+    login_url: str
+    consumer_key: str | None
+    consumer_secret: str | None
+    username: str | None
+    password: str | None
+    security_token: str | None
+    private_key: str | None
+
+    def __repr__(self) -> str:
+        return f"SalesforceCredentials(login_url={self.login_url!r}, flow={self.flow!r})"
+
+    @property
+    def flow(self) -> str:
+        if self.private_key and self.username and self.consumer_key:
+            return "jwt_bearer"
+        if self.username and self.password and self.consumer_key and self.consumer_secret:
+            return "password"
+        if self.consumer_key and self.consumer_secret:
+            return "client_credentials"
+        raise ValueError(
+            "salesforce connection: set extras consumer_key + consumer_secret (client credentials), "
+            "login + consumer_key + private_key/private_key_file_path (JWT bearer), or "
+            "login + password + consumer_key + consumer_secret (username-password)"
+        )
+
+    @classmethod
+    def from_connection(cls, login: str | None, password: str | None, extras: dict[str, Any]) -> SalesforceCredentials:
+        def extra(name: str) -> str | None:
+            value = extras.get(name) or extras.get(f"extra__salesforce__{name}")
+            return str(value) if value else None
+
+        private_key = extra("private_key")
+        key_path = extra("private_key_file_path")
+        if not private_key and key_path:
+            private_key = Path(key_path).read_text()
+        return cls(
+            login_url=(extra("login_url") or DEFAULT_LOGIN_URL).rstrip("/"),
+            consumer_key=extra("consumer_key"),
+            consumer_secret=extra("consumer_secret"),
+            username=login or None,
+            password=password or None,
+            security_token=extra("security_token"),
+            private_key=private_key,
+        )
+
+    def token_request(self) -> dict[str, str]:
+        """Form fields of the token request for the chosen flow."""
+        flow = self.flow
+        if flow == "jwt_bearer":
+            return {"grant_type": JWT_GRANT, "assertion": self._jwt()}
+        if flow == "password":
+            return {
+                "grant_type": "password",
+                "client_id": self.consumer_key or "",
+                "client_secret": self.consumer_secret or "",
+                "username": self.username or "",
+                "password": (self.password or "") + (self.security_token or ""),
+            }
+        return {
+            "grant_type": "client_credentials",
+            "client_id": self.consumer_key or "",
+            "client_secret": self.consumer_secret or "",
+        }
+
+    def _jwt(self) -> str:
+        import jwt
+
+        claims = {
+            "iss": self.consumer_key,
+            "sub": self.username,
+            "aud": self.login_url,
+            "exp": int(time.time()) + 180,
+        }
+        return jwt.encode(claims, self.private_key, algorithm="RS256")
+
+
+def fetch_token(
+    session: requests.Session, credentials: SalesforceCredentials, timeout: float = 30.0
+) -> SalesforceToken:
+    """POST the token request; transient failures raise TransientError, refusals the provider's error."""
+    url = f"{credentials.login_url}/services/oauth2/token"
+    try:
+        response = session.post(url, data=credentials.token_request(), timeout=timeout)
+    except requests.exceptions.SSLError:
+        raise  # an untrusted certificate does not heal by retrying
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        raise TransientError(f"token request failed: {type(exc).__name__}") from exc
+    if response.status_code == 429 or response.status_code >= 500:
+        raise TransientError(
+            f"token endpoint answered {response.status_code}",
+            status=response.status_code,
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        )
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if concurrency_limited(body):
+        raise TransientError("token endpoint: REQUEST_LIMIT_EXCEEDED (concurrent requests)", status=403)
+    if not isinstance(body, dict):
+        body = {}
+    if response.status_code != 200 or "access_token" not in body:
+        # Salesforce's own error code and description; never the request (it holds the secrets).
+        raise SalesforceAuthenticationFailed(body.get("error", response.status_code), body.get("error_description", ""))
+    return SalesforceToken(access_token=body["access_token"], instance_url=body["instance_url"])

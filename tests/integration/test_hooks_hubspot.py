@@ -1,0 +1,249 @@
+"""The HubSpot hook against the HTTP sandbox: batch writes with per-record results (207, 409, atomic
+batches), look-ups, archived contacts and throttling, through hubspot-api-client and the Redis pool."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+import redis
+
+from crm_sync.hooks.hubspot import HubSpotContactsHook, HubSpotError
+from crm_sync.hooks.retry import RetryPolicy
+from sandbox.testing import SandboxProcess, start_sandbox
+from tests.integration.conftest import crm_env
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 1, 1, 13, 0, tzinfo=UTC)
+PROPS = ["email", "firstname", "lastname", "company", "salesforce_contact_id"]
+
+
+@pytest.fixture(scope="module")
+def crm(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[SandboxProcess]:
+    sandbox = start_sandbox(tmp_path_factory.mktemp("sandbox"), freeze_clock=True, clock=NOW.isoformat())
+    redis_db = redis_url.rsplit("/", 1)[0] + "/5"
+    redis.Redis.from_url(redis_db).flushdb()
+    patch = pytest.MonkeyPatch()
+    for key, value in crm_env(sandbox, redis_db).items():
+        patch.setenv(key, value)
+    yield sandbox
+    patch.undo()
+    sandbox.stop()
+
+
+@pytest.fixture(params=["multi-status", "atomic"])
+def hs(crm: SandboxProcess, request: pytest.FixtureRequest) -> SandboxProcess:
+    """HubSpot either answers 207 with per-input errors, or rejects a whole batch for one bad input."""
+    _fresh_pool()
+    crm.admin("hubspot", "POST", "reset")
+    crm.admin("hubspot", "POST", "settings", json={"batch_mode": request.param, "retry_after_header": False})
+    return crm
+
+
+@pytest.fixture
+def hs_plain(crm: SandboxProcess) -> SandboxProcess:
+    _fresh_pool()
+    crm.admin("hubspot", "POST", "reset")
+    crm.admin("hubspot", "POST", "settings", json={"batch_mode": "multi-status", "retry_after_header": False})
+    return crm
+
+
+def _fresh_pool() -> None:
+    """Each test starts with an empty pool: no pause or count left over from the test before."""
+    redis.Redis.from_url(os.environ["AIRFLOW_CONN_REDIS_DEFAULT"]).flushdb()
+
+
+def _seed(crm: SandboxProcess, contacts: list[dict]) -> list[str]:
+    result = crm.admin("hubspot", "POST", "seed", json={"contacts": [{"properties": c} for c in contacts]}).json()
+    assert not result["rejected"], result["rejected"]
+    return result["ids"]
+
+
+def _contacts(crm: SandboxProcess) -> list[dict]:
+    return crm.admin("hubspot", "GET", "records").json()["contacts"]
+
+
+def test_create_reports_duplicates_with_the_existing_id(hs):
+    (existing,) = _seed(hs, [{"email": "taken@example.com", "lastname": "Taken"}])
+    hook = HubSpotContactsHook()
+    results = hook.create_contacts(
+        [
+            {"properties": {"email": "fresh1@example.com", "lastname": "One"}},
+            {"properties": {"email": "TAKEN@example.com", "lastname": "Dup"}},
+            {"properties": {"email": "fresh2@example.com", "lastname": "Two"}},
+            {"properties": {"email": "not an email", "lastname": "Bad"}},
+        ],
+        refs=["sf1", "sf2", "sf3", "sf4"],
+    )
+    assert [r.ref for r in results] == ["sf1", "sf2", "sf3", "sf4"]
+    assert results[0].ok and results[0].created and results[2].ok
+    assert (results[1].ok, results[1].error_code, results[1].existing_id) == (False, "CONFLICT", existing)
+    assert "Existing ID" in results[1].message
+    assert (results[3].ok, results[3].error_code) == (False, "VALIDATION_ERROR")
+    assert len(_contacts(hs)) == 3  # nothing created twice, nothing bad created
+
+
+def test_upsert_is_idempotent_and_reports_new_or_updated(hs):
+    (existing,) = _seed(hs, [{"email": "a@example.com", "salesforce_contact_id": "003A"}])
+    hook = HubSpotContactsHook()
+    key = {"idProperty": "salesforce_contact_id"}
+    records = [
+        {**key, "id": "003A", "properties": {"lastname": "Updated"}},
+        {**key, "id": "003B", "properties": {"email": "b@example.com", "lastname": "New"}},
+        {**key, "id": "003C", "properties": {"email": "a@example.com", "lastname": "Clash"}},  # email taken
+    ]
+    first = hook.upsert_contacts(records, refs=["A", "B", "C"])
+    assert first[0].ok and first[0].target_id == existing and not first[0].created
+    assert first[1].ok and first[1].created
+    assert not first[2].ok and first[2].error_code == "CONFLICT" and first[2].existing_id == existing
+    second = hook.upsert_contacts(records[:2], refs=["A", "B"])
+    assert [r.target_id for r in second] == [existing, first[1].target_id]
+    assert not any(r.created for r in second)
+    by_email = hook.upsert_contacts(
+        [{"id": "b@example.com", "idProperty": "email", "properties": {"firstname": "Bee"}}]
+    )
+    assert by_email[0].ok and by_email[0].target_id == first[1].target_id
+    assert len(_contacts(hs)) == 2
+
+
+def test_update_and_archive_per_record(hs):
+    ids = _seed(hs, [{"email": "u1@example.com"}, {"email": "u2@example.com"}])
+    hook = HubSpotContactsHook()
+    results = hook.update_contacts(
+        [
+            {"id": ids[0], "properties": {"firstname": "Ann"}},
+            {"id": "999999", "properties": {"firstname": "Ghost"}},
+            {"id": ids[1], "properties": {"email": "broken"}},
+        ]
+    )
+    assert results[0].ok and results[0].target_id == ids[0]
+    assert (results[1].ok, results[1].error_code) == (False, "OBJECT_NOT_FOUND")
+    assert (results[2].ok, results[2].error_code) == (False, "VALIDATION_ERROR")
+    archived = hook.archive_contacts([ids[1]])
+    assert archived[0].ok
+    frame = pd.concat(list(hook.iter_archived_contacts(PROPS, NOW - timedelta(minutes=1), NOW + timedelta(minutes=1))))
+    assert list(frame["id"]) == [ids[1]] and frame["archived"].all()
+    everyone = pd.concat(list(hook.iter_all_contacts(PROPS, include_archived=True)))
+    assert everyone.set_index("id")["archived"].to_dict() == {ids[0]: False, ids[1]: True}
+
+
+def test_read_by_ids_and_emails_with_awkward_values(hs_plain):
+    contacts = [
+        {"email": "o'brien@example.com", "lastname": "O'Brien", "company": 'Quote"d \\ Co'},
+        {"email": "zoe@example.com", "firstname": "Zoë", "lastname": "Ñandú 漢字"},
+    ]
+    ids = _seed(hs_plain, contacts)
+    hook = HubSpotContactsHook()
+    by_email = hook.read_by_emails(["O'Brien@Example.com", "zoe@example.com", "missing'\\@example.com"], PROPS)
+    assert sorted(by_email["id"]) == sorted(ids)
+    assert by_email.set_index("id").loc[ids[0], "company"] == 'Quote"d \\ Co'
+    by_id = hook.read_by_ids([*ids, "123456789"], PROPS)
+    assert by_id.set_index("id").loc[ids[1], "lastname"] == "Ñandú 漢字"
+    many = _seed(hs_plain, [{"email": f"m{i}@example.com"} for i in range(250)])
+    assert len(hook.read_by_ids(many, PROPS)) == 250  # three batch calls of <= 100
+
+
+def test_list_api_reads_everything_for_a_full_resync(hs_plain):
+    ids = _seed(hs_plain, [{"email": f"l{i}@example.com"} for i in range(230)])
+    hook = HubSpotContactsHook(chunk_rows=150)
+    frames = list(hook.iter_all_contacts(PROPS))
+    assert [len(f) for f in frames] == [150, 80]
+    assert hook.api_calls == 3  # 100 a page
+    assert set(pd.concat(frames)["id"]) == set(ids)
+
+
+def test_429_with_retry_after_pauses_the_whole_pool(hs_plain):
+    ids = _seed(hs_plain, [{"email": f"r{i}@example.com"} for i in range(20)])
+    hs_plain.admin("hubspot", "POST", "settings", json={"retry_after_header": True})
+    hook = HubSpotContactsHook(retry_policy=RetryPolicy(attempts=8, base=0.05, cap=1.0))
+    other_worker = HubSpotContactsHook()  # same connection, so the same Redis pool
+    hs_plain.admin("hubspot", "POST", "faults", json={"burst_429": 3})
+    began = time.monotonic()
+    assert len(hook.read_by_ids(ids, PROPS)) == 20
+    assert time.monotonic() - began >= 3 * 0.95  # Retry-After: 1, three times
+    assert hook.rate_limit_pool.stats.throttled_responses == 3
+    hook.rate_limit_pool.pause_for(1.0, "test: a 429 seen by one worker")
+    began = time.monotonic()
+    other_worker.read_by_ids(ids[:1], PROPS)
+    assert time.monotonic() - began >= 0.9  # the pause held the other worker too
+
+
+@pytest.mark.slow
+def test_429_without_retry_after_waits_out_the_ten_second_window(hs_plain):
+    (cid,) = _seed(hs_plain, [{"email": "w@example.com"}])
+    hook = HubSpotContactsHook(retry_policy=RetryPolicy(attempts=4, base=0.05, cap=0.5))
+    hs_plain.admin("hubspot", "POST", "faults", json={"burst_429": 1})
+    began = time.monotonic()
+    assert list(hook.read_by_ids([cid], PROPS)["id"]) == [cid]
+    assert time.monotonic() - began >= 9.5
+    assert hook.api_calls == 2
+
+
+@pytest.mark.slow
+def test_a_smaller_server_limit_is_survived(sandbox_factory, redis_url, monkeypatch):
+    """The pool is sized for 100/10 s but the account allows 8: the X-HubSpot-RateLimit-* headers (and
+    429s, should one slip through) slow the pool down; every call still completes."""
+    own = sandbox_factory(no_salesforce=True, hubspot_requests_per_10s=8)
+    redis_db = redis_url.rsplit("/", 1)[0] + "/6"
+    redis.Redis.from_url(redis_db).flushdb()
+    for key, value in crm_env(own, redis_db).items():
+        monkeypatch.setenv(key, value)
+    conn = json.loads(own.env["AIRFLOW_CONN_HUBSPOT_DEFAULT"])
+    conn["extra"]["requests_per_10s"] = 100  # the pool believes the account allows 100
+    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", json.dumps(conn))
+    ids = _seed(own, [{"email": f"s{i}@example.com"} for i in range(5)])
+    hook = HubSpotContactsHook(retry_policy=RetryPolicy(attempts=6, base=0.1, cap=1.0))
+    assert hook.rate_limit_pool.limits[0].limit == 100
+    for _ in range(12):
+        assert len(hook.read_by_ids(ids, PROPS)) == 5
+    stats = own.admin("hubspot", "GET", "stats").json()["total"]
+    assert stats["requests"] - stats["429"] == 12
+    assert stats["429"] <= 2
+
+
+def test_server_errors_and_dropped_connections_are_retried(hs_plain):
+    ids = _seed(hs_plain, [{"email": f"e{i}@example.com"} for i in range(50)])
+    hook = HubSpotContactsHook(retry_policy=RetryPolicy(attempts=10, base=0.02, cap=0.2))
+    hs_plain.admin("hubspot", "POST", "faults", json={"error_rate_5xx": 0.3, "drop_rate": 0.2, "seed": 3})
+    try:
+        for _ in range(5):
+            assert len(hook.read_by_ids(ids, PROPS)) == 50
+        results = hook.upsert_contacts(
+            [
+                {"id": f"003X{i}", "idProperty": "salesforce_contact_id", "properties": {"email": f"x{i}@example.com"}}
+                for i in range(30)
+            ]
+        )
+        assert all(r.ok for r in results)
+    finally:
+        hs_plain.admin("hubspot", "POST", "faults", json={"error_rate_5xx": 0.0, "drop_rate": 0.0})
+    stats = hs_plain.admin("hubspot", "GET", "stats").json()["total"]
+    assert stats["5xx"] > 0
+    assert len(_contacts(hs_plain)) == 80  # retried upserts created no duplicates
+
+
+def test_permanent_errors_raise_with_hubspots_category(hs_plain):
+    hook = HubSpotContactsHook()
+    with pytest.raises(HubSpotError) as err:
+        hook._search(
+            {"filterGroups": [{"filters": [{"propertyName": "no_such_prop", "operator": "EQ", "value": "1"}]}]}
+        )
+    assert err.value.status == 400 and err.value.category == "VALIDATION_ERROR"
+    assert hook.api_calls == 1
+
+
+def test_spent_daily_limit_fails_at_once(hs_plain):
+    hook = HubSpotContactsHook()
+    hs_plain.admin("hubspot", "POST", "limits", json={"daily": 0})
+    try:
+        with pytest.raises(HubSpotError) as err:
+            hook.read_by_ids(["1"], PROPS)
+    finally:
+        hs_plain.admin("hubspot", "POST", "limits", json={"daily": 500_000})
+    assert err.value.status == 429 and hook.api_calls == 1

@@ -1,0 +1,240 @@
+"""The Salesforce hook against the HTTPS sandbox: look-ups with awkward values, per-record write results,
+session expiry and throttling, through simple-salesforce and the real Redis pool."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+import redis
+from simple_salesforce.exceptions import SalesforceAuthenticationFailed
+
+from crm_sync.hooks.salesforce import SalesforceApiError, SalesforceContactsHook
+from crm_sync.hooks.sf_auth import SalesforceCredentials
+from sandbox.testing import SandboxProcess, start_sandbox
+from tests.integration.conftest import crm_env
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 1, 1, 13, 0, tzinfo=UTC)
+FIELDS = ["Id", "Email", "FirstName", "LastName", "Account.Name", "HubSpot_Contact_Id__c", "SystemModstamp"]
+
+
+@pytest.fixture(scope="module")
+def crm(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[SandboxProcess]:
+    sandbox = start_sandbox(tmp_path_factory.mktemp("sandbox"), freeze_clock=True, clock=NOW.isoformat())
+    redis_db = redis_url.rsplit("/", 1)[0] + "/4"
+    redis.Redis.from_url(redis_db).flushdb()
+    patch = pytest.MonkeyPatch()
+    for key, value in crm_env(sandbox, redis_db).items():
+        patch.setenv(key, value)
+    yield sandbox
+    patch.undo()
+    sandbox.stop()
+
+
+@pytest.fixture
+def sf(crm: SandboxProcess) -> SandboxProcess:
+    crm.admin("salesforce", "POST", "reset")
+    return crm
+
+
+def _seed(crm: SandboxProcess, contacts: list[dict]) -> list[str]:
+    result = crm.admin("salesforce", "POST", "seed", json={"contacts": contacts}).json()
+    assert not result["rejected"], result["rejected"]
+    return result["ids"]
+
+
+def _requests(crm: SandboxProcess) -> int:
+    return crm.admin("salesforce", "GET", "stats").json()["total"]["requests"]
+
+
+AWKWARD = [
+    {"Email": "o'brien@example.com", "FirstName": "Seán", "LastName": "O'Brien"},
+    {"Email": "back.slash@example.com", "FirstName": "Back\\slash", "LastName": 'Quote"d'},
+    {"Email": "zoe.unicode@example.com", "FirstName": "Zoë", "LastName": "Ñandú 漢字"},
+    {"Email": "plain@example.com", "FirstName": "Plain", "LastName": "Person"},
+]
+
+
+def test_fetch_by_email_with_quotes_backslashes_and_unicode(sf):
+    ids = _seed(sf, [{**c, "AccountName": "O'Hare \\ Sons"} for c in AWKWARD])
+    hook = SalesforceContactsHook()
+    wanted = [c["Email"] for c in AWKWARD[:3]] + [
+        "no'such\\one@example.com",
+        "zoë.ünicode@exämple.com",
+        "ЖЖЖ@example.com",
+        "",
+    ]
+    frame = hook.fetch_by_emails(wanted, FIELDS)
+    assert sorted(frame["Id"]) == sorted(ids[:3])
+    by_id = frame.set_index("Id")
+    assert by_id.loc[ids[1], "FirstName"] == "Back\\slash" and by_id.loc[ids[1], "LastName"] == 'Quote"d'
+    assert by_id.loc[ids[2], "LastName"] == "Ñandú 漢字"
+    assert (frame["Account.Name"] == "O'Hare \\ Sons").all()
+    # Emails match case-insensitively, as in Salesforce.
+    assert list(hook.fetch_by_emails(["PLAIN@EXAMPLE.COM"], FIELDS)["Id"]) == [ids[3]]
+
+
+def test_fetch_many_values_in_several_in_queries(sf):
+    contacts = [
+        {"Email": f"p{i}.o'neil@example.com", "LastName": f"N{i}", "HubSpot_Contact_Id__c": str(5000 + i)}
+        for i in range(1200)
+    ]
+    ids = _seed(sf, contacts)
+    hook = SalesforceContactsHook()
+    before = _requests(sf)
+    frame = hook.fetch_by_emails([c["Email"] for c in contacts], FIELDS)
+    assert sorted(frame["Id"]) == sorted(ids)
+    assert _requests(sf) - before > 2  # cut into several IN queries within the URI budget
+    linked = hook.fetch_by_hubspot_ids([str(5000 + i) for i in range(0, 1200, 7)], FIELDS)
+    assert len(linked) == len(range(0, 1200, 7))
+    assert sorted(hook.fetch_by_ids(ids[:250], FIELDS)["Id"]) == sorted(ids[:250])
+
+
+def test_collection_writes_return_salesforce_codes_per_record(sf):
+    (existing,) = _seed(sf, [{"Email": "old@example.com", "LastName": "Old", "HubSpot_Contact_Id__c": "101"}])
+    hook = SalesforceContactsHook()
+    results = hook.upsert_contacts(
+        [
+            {"HubSpot_Contact_Id__c": "101", "LastName": "Renamed"},
+            {"HubSpot_Contact_Id__c": "102", "LastName": "New", "Email": "new@example.com"},
+            {"HubSpot_Contact_Id__c": "103", "Email": "nolastname@example.com"},
+            {"HubSpot_Contact_Id__c": "104", "LastName": "Bad", "Email": "not-an-email"},
+        ],
+        refs=["hs101", "hs102", "hs103", "hs104"],
+    )
+    assert [r.ref for r in results] == ["hs101", "hs102", "hs103", "hs104"]
+    assert results[0].ok and results[0].target_id == existing and not results[0].created
+    assert results[1].ok and results[1].created
+    assert (results[2].ok, results[2].error_code) == (False, "REQUIRED_FIELD_MISSING")
+    assert (results[3].ok, results[3].error_code) == (False, "INVALID_EMAIL_ADDRESS")
+    assert results[2].message
+
+    again = hook.upsert_contacts([{"HubSpot_Contact_Id__c": "102", "LastName": "New"}])
+    assert again[0].ok and not again[0].created and again[0].target_id == results[1].target_id
+
+    updated = hook.update_contacts([{"Id": existing, "Title": "CEO"}, {"Id": "003000000000000AAA", "Title": "x"}])
+    assert updated[0].ok and not updated[1].ok and updated[1].error_code
+    created = hook.create_contacts([{"LastName": "Fresh"}, {"Email": "x@example.com"}], refs=["a", "b"])
+    assert created[0].ok and created[0].created and created[1].error_code == "REQUIRED_FIELD_MISSING"
+    deleted = hook.delete_contacts([created[0].target_id, created[0].target_id + "x"])
+    assert deleted[0].ok and not deleted[1].ok and deleted[1].error_code
+
+
+def test_collections_are_cut_at_200(sf):
+    hook = SalesforceContactsHook()
+    before = _requests(sf)
+    records = [{"HubSpot_Contact_Id__c": str(i), "LastName": f"L{i}"} for i in range(450)]
+    results = hook.upsert_contacts(records)
+    assert all(r.ok and r.created for r in results) and len(results) == 450
+    assert _requests(sf) - before == 3 + 1  # token + 200 + 200 + 50
+
+
+def test_bulk_ingest_results_per_record(sf):
+    (existing,) = _seed(sf, [{"LastName": "Old", "HubSpot_Contact_Id__c": "900"}])
+    hook = SalesforceContactsHook(bulk_poll_seconds=0.1)
+    records = [{"HubSpot_Contact_Id__c": str(900 + i), "LastName": f"B{i}", "Email": None} for i in range(50)]
+    records[7] = {"HubSpot_Contact_Id__c": "907", "LastName": None, "Email": "seven@example.com"}
+    results = hook.bulk_write("upsert", records, refs=[f"r{i}" for i in range(50)])
+    by_ref = {r.ref: r for r in results}
+    assert len(results) == 50
+    assert by_ref["r0"].ok and by_ref["r0"].target_id == existing and not by_ref["r0"].created
+    assert by_ref["r1"].ok and by_ref["r1"].created
+    assert not by_ref["r7"].ok and by_ref["r7"].error_code == "REQUIRED_FIELD_MISSING"
+    deletes = hook.bulk_write("delete", [{"Id": existing}, {"Id": by_ref["r1"].target_id}])
+    assert all(r.ok for r in deletes)
+
+
+def test_expired_session_is_refreshed_once(sf):
+    (cid,) = _seed(sf, [{"LastName": "Sess", "Email": "sess@example.com"}])
+    hook = SalesforceContactsHook()
+    assert list(hook.fetch_by_ids([cid], FIELDS)["Id"]) == [cid]
+    sf.admin("salesforce", "POST", "expire-sessions")
+    assert list(hook.fetch_by_ids([cid], FIELDS)["Id"]) == [cid]
+    assert hook.reauthentications == 1
+    sf.admin("salesforce", "POST", "expire-sessions")
+    assert hook.upsert_contacts([{"HubSpot_Contact_Id__c": "1", "LastName": "After"}])[0].ok
+    assert hook.reauthentications == 2
+
+
+def test_throttling_and_server_errors_are_survived(sf):
+    ids = _seed(sf, [{"LastName": f"T{i}", "SystemModstamp": "2026-01-01T12:05:00Z"} for i in range(30)])
+    hook = SalesforceContactsHook()
+    hook.retry_policy = type(hook.retry_policy)(attempts=8, base=0.05, cap=0.5)
+    sf.admin("salesforce", "POST", "faults", json={"burst_429": 4})
+    window = (datetime(2026, 1, 1, 12, 0, tzinfo=UTC), datetime(2026, 1, 1, 12, 15, tzinfo=UTC))
+    frame = pd.concat(list(hook.iter_changed_contacts(FIELDS, *window)))
+    assert sorted(frame["Id"]) == sorted(ids)
+    sf.admin("salesforce", "POST", "faults", json={"burst_429": 0, "error_rate_5xx": 0.3, "seed": 7})
+    try:
+        for _ in range(5):
+            assert len(hook.fetch_by_ids(ids, FIELDS)) == 30
+    finally:
+        sf.admin("salesforce", "POST", "faults", json={"error_rate_5xx": 0.0})
+    stats = sf.admin("salesforce", "GET", "stats").json()["total"]
+    assert stats["5xx"] > 0
+
+
+def test_permanent_errors_are_not_retried(sf):
+    hook = SalesforceContactsHook()
+    hook.fetch_by_ids(["003000000000001AAA"], FIELDS)  # authenticate first
+    before = _requests(sf)
+    with pytest.raises(SalesforceApiError) as err:
+        hook.fetch_by_emails(["secret.person@example.com"], ["Id", "No_Such_Field__c"])
+    assert err.value.error_code == "INVALID_FIELD" and "No_Such_Field__c" in str(err.value)
+    assert "secret.person" not in str(err.value)  # no values in the error text (it ends up in logs)
+    assert _requests(sf) - before == 1
+
+
+def test_bad_credentials_fail_with_salesforces_error(sf, monkeypatch):
+    creds = SalesforceCredentials.from_connection(
+        None, None, {"consumer_key": "wrong", "consumer_secret": "wrong", "login_url": sf.salesforce_url}
+    )
+    hook = SalesforceContactsHook()
+    hook.__dict__["_credentials"] = creds
+    with pytest.raises(SalesforceAuthenticationFailed, match=r"invalid_client"):
+        hook.get_conn()
+
+
+def test_window_bounds_must_be_whole_seconds(sf):
+    hook = SalesforceContactsHook()
+    with pytest.raises(ValueError):
+        list(hook.iter_changed_contacts(FIELDS, NOW, NOW + timedelta(milliseconds=1500)))
+
+
+def test_tls_is_verified(sf, monkeypatch):
+    """Without the sandbox CA in REQUESTS_CA_BUNDLE the self-signed sandbox is refused, and not retried."""
+    import certifi
+    import requests
+
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
+    hook = SalesforceContactsHook()
+    with pytest.raises(requests.exceptions.SSLError):
+        hook.get_conn()
+    assert hook.api_calls == 0
+
+
+def test_username_password_flow_appends_the_security_token(sf, monkeypatch):
+    import json
+
+    conn = {
+        "conn_type": "salesforce",
+        "login": "integration@sandbox.example.com",
+        "password": "sandbox-",
+        "extra": {
+            "login_url": sf.salesforce_url,
+            "consumer_key": "sandbox-consumer-key",
+            "consumer_secret": "sandbox-consumer-secret",
+            "security_token": "password",
+            "version": "58.0",
+        },
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_PASSWORD_FLOW", json.dumps(conn))
+    hook = SalesforceContactsHook(salesforce_conn_id="salesforce_password_flow")
+    assert hook._credentials.flow == "password"
+    client = hook.get_conn()
+    assert client.sf_version == "58.0" and client.base_url.endswith("/services/data/v58.0/")
+    assert hook.test_connection()[0]
