@@ -49,21 +49,20 @@ def planned_writes(run) -> str:
 
 
 def assert_linked_both_ways(sandbox: SandboxProcess) -> tuple[int, int]:
-    """Every linked pair points at each other, and no link is shared."""
+    """Every link points at a live contact that points back, and no link is shared."""
     sf = {row["Id"]: row for row in contacts(sandbox, "salesforce")}
     hs = {row["id"]: row for row in contacts(sandbox, "hubspot") if not row["archived"]}
-    sf_links = Counter(row["HubSpot_Contact_Id__c"] for row in sf.values() if row["HubSpot_Contact_Id__c"])
-    hs_links = Counter(
-        row["properties"]["salesforce_contact_id"]
-        for row in hs.values()
+    sf_links = {sf_id: row["HubSpot_Contact_Id__c"] for sf_id, row in sf.items() if row["HubSpot_Contact_Id__c"]}
+    hs_links = {
+        hs_id: row["properties"]["salesforce_contact_id"]
+        for hs_id, row in hs.items()
         if row["properties"].get("salesforce_contact_id")
-    )
-    assert max(sf_links.values(), default=1) == 1
-    assert max(hs_links.values(), default=1) == 1
-    for sf_id, row in sf.items():
-        hs_id = row["HubSpot_Contact_Id__c"]
-        if hs_id:
-            assert hs[hs_id]["properties"]["salesforce_contact_id"] == sf_id
+    }
+    assert max(Counter(sf_links.values()).values(), default=1) == 1
+    assert max(Counter(hs_links.values()).values(), default=1) == 1
+    one_way = {sf_id: hs_id for sf_id, hs_id in sf_links.items() if hs_links.get(hs_id) != sf_id}
+    one_way.update({f"hs:{hs_id}": sf_id for hs_id, sf_id in hs_links.items() if sf_links.get(sf_id) != hs_id})
+    assert one_way == {}, "links that do not point back"
     return len(sf_links), len(hs_links)
 
 

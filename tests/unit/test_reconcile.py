@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 
 from include.sync_logic.mapping import load_mapping
-from include.sync_logic.reconcile import DECISION_COLUMNS, counterpart_requests, reconcile, to_canonical
+from include.sync_logic.reconcile import (
+    DECISION_COLUMNS,
+    REFUSED_PREFIX,
+    counterpart_requests,
+    reconcile,
+    to_canonical,
+)
 
 MAPPING = load_mapping(Path(__file__).resolve().parents[2] / "include" / "mappings" / "contacts.yaml")
 T0 = pd.Timestamp("2026-01-05 10:00", tz="UTC")
@@ -238,6 +244,15 @@ def test_invalid_email_is_rejected_not_dropped():
 def test_too_long_without_truncate_is_rejected_with_lengths():
     decisions = run([], [hs_row("101", email="bo@example.com", lastname="x" * 95)])
     assert one(decisions, "salesforce")["reason"] == "LastName too long (95 > 80)"
+
+
+def test_matched_pair_with_refused_values_still_gets_its_link():
+    sf = sf_row("003A", minute=0, **ANN_SF)
+    hs = hs_row("101", minute=5, **{**ANN_HS, "firstname": "A" * 60})
+    decision = one(run([sf], [hs], sf_changed=[], hs_changed=["101"]), "salesforce")
+    assert decision["action"] == "update"
+    assert json.loads(decision["payload"]) == {"HubSpot_Contact_Id__c": "101"}
+    assert decision["reason"] == REFUSED_PREFIX + "FirstName too long (60 > 40); link written"
 
 
 def test_truncated_field_is_cut_and_then_compares_equal():
