@@ -97,9 +97,13 @@ class Stats:
         self._data: dict[str, dict[str, float]] = {}
 
     def record(self, endpoint: str, status: int, seconds: float = 0.0) -> None:
+        now = time.time()
         with self._lock:
             for key in (endpoint, "total"):
-                row = self._data.setdefault(key, {"requests": 0, "429": 0, "5xx": 0, "handler_seconds": 0.0})
+                row = self._data.setdefault(
+                    key, {"requests": 0, "429": 0, "5xx": 0, "handler_seconds": 0.0, "first_at": now}
+                )
+                row["last_at"] = now  # first/last request (epoch s): a benchmark's achieved request rate
                 row["requests"] += 1
                 row["handler_seconds"] += seconds
                 if status == 429:

@@ -1,0 +1,276 @@
+"""The sync against the naive per-record script, on the same generated data, in the same run.
+
+For one window of N contacts a side (both sandboxes seeded from the same seed each time):
+  1. the DAG (`airflow dags test`, real Redis pool) -> API calls by endpoint, per synced record, against
+     the theoretical minimum for batched writes, and the achieved HubSpot request rate against the allowed;
+  2. the naive approach (the seed script's shape: one lookup and one write per contact, a fixed one-second
+     limiter, retry on 429) with the same real clients -> calls and wall time;
+and prints the ratios.
+
+    .venv/bin/python benchmarks/bench_sync.py --contacts 1000 --requests-per-10s 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
+
+import requests  # noqa: E402
+from hubspot import HubSpot  # noqa: E402
+from hubspot.crm.contacts.exceptions import ApiException  # noqa: E402
+from simple_salesforce import Salesforce, format_soql  # noqa: E402
+
+from sandbox.testing import SandboxProcess, start_sandbox  # noqa: E402
+from tests.integration.airflow_project import AirflowProject  # noqa: E402
+
+T = datetime.fromisoformat("2026-11-28T10:00:00+00:00")
+HS_PROPS = ["email", "firstname", "lastname", "phone", "mobilephone", "jobtitle", "company"]
+
+
+def sandbox_for(tmp: Path, name: str, args: argparse.Namespace) -> SandboxProcess:
+    return start_sandbox(
+        tmp / name,
+        contacts=args.contacts,
+        seed=args.seed,
+        clock=(T - timedelta(seconds=30)).isoformat(),
+        window_minutes=14,
+        hubspot_requests_per_10s=args.requests_per_10s,
+        hubspot_search_requests_per_s=args.search_per_s,
+    )
+
+
+def stats(sandbox: SandboxProcess) -> dict[str, dict[str, Any]]:
+    return {system: sandbox.admin(system, "GET", "stats").json() for system in ("salesforce", "hubspot")}
+
+
+def endpoint_calls(snapshot: dict[str, dict[str, Any]]) -> Counter[str]:
+    calls: Counter[str] = Counter()
+    for system, rows in snapshot.items():
+        for endpoint, row in rows.items():
+            if endpoint != "total":
+                calls[f"{system} {endpoint}"] += int(row["requests"])
+    return calls
+
+
+def run_dag(tmp: Path, sandbox: SandboxProcess, redis_url: str, args: argparse.Namespace) -> dict[str, Any]:
+    project = AirflowProject(tmp / "airflow")
+    project.migrate()
+    env = {key: value for key, value in sandbox.env.items() if key.startswith("AIRFLOW_CONN_")}
+    hubspot_conn = json.loads(env["AIRFLOW_CONN_HUBSPOT_DEFAULT"])
+    hubspot_conn["extra"] = {"requests_per_10s": args.requests_per_10s, "search_requests_per_s": args.search_per_s}
+    env.update(
+        AIRFLOW_CONN_HUBSPOT_DEFAULT=json.dumps(hubspot_conn),
+        AIRFLOW_CONN_REDIS_DEFAULT=redis_url,
+        REQUESTS_CA_BUNDLE=sandbox.ca_bundle,
+    )
+    run = project.dags_test(T.isoformat(), env=env)
+    if run.returncode != 0 or run.report is None:
+        raise SystemExit(f"DAG run failed:\n{run.log[-4000:]}")
+    return {"seconds": run.seconds, "report": run.report}
+
+
+class FixedWindowLimiter:
+    """The seed's limiter: at most N calls per wall-clock second bucket (lets 2N through at edges)."""
+
+    def __init__(self, per_second: int) -> None:
+        self.per_second = per_second
+        self.bucket = int(time.time())
+        self.count = 0
+
+    def take(self) -> None:
+        while True:
+            now = int(time.time())
+            if now != self.bucket:
+                self.bucket, self.count = now, 0
+            if self.count < self.per_second:
+                self.count += 1
+                return
+            time.sleep(self.bucket + 1 - time.time())
+
+
+def naive_sync(sandbox: SandboxProcess, args: argparse.Namespace) -> dict[str, Any]:
+    """One lookup and one write per contact, each way; 429s slept off and retried."""
+    conn = json.loads(sandbox.env["AIRFLOW_CONN_SALESFORCE_DEFAULT"])
+    session = requests.Session()
+    session.verify = sandbox.ca_bundle
+    session.trust_env = False
+    token = session.post(
+        f"{conn['extra']['login_url']}/services/oauth2/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": conn["extra"]["consumer_key"],
+            "client_secret": conn["extra"]["consumer_secret"],
+        },
+    ).json()
+    sf = Salesforce(instance_url=token["instance_url"], session_id=token["access_token"], session=session)
+    hs = HubSpot(access_token=sandbox.hubspot_token, host=sandbox.hubspot_url)
+    limiter = FixedWindowLimiter(max(1, args.requests_per_10s // 10))
+    outcome: Counter[str] = Counter()
+
+    def hubspot(call: Any) -> Any:
+        while True:
+            limiter.take()
+            try:
+                return call()
+            except ApiException as exc:
+                if exc.status != 429:
+                    raise
+                outcome["429 slept"] += 1
+                time.sleep(1)
+
+    start = (T - timedelta(minutes=15)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    end = T.strftime("%Y-%m-%dT%H:%M:%SZ")
+    started = time.perf_counter()
+    soql = (
+        "SELECT Id, Email, FirstName, LastName, Phone, MobilePhone, Title FROM Contact "
+        "WHERE SystemModstamp >= {:literal} AND SystemModstamp < {:literal}"
+    )
+    for record in sf.query_all_iter(format_soql(soql, start, end)):
+        email = (record["Email"] or "").strip().lower()
+        properties = {
+            "email": email,
+            "firstname": record["FirstName"] or "",
+            "lastname": record["LastName"] or "",
+            "phone": record["Phone"] or "",
+            "mobilephone": record["MobilePhone"] or "",
+            "jobtitle": record["Title"] or "",
+        }
+        try:
+            found = hubspot(lambda e=email: hs.crm.contacts.basic_api.get_by_id(e, id_property="email"))
+            hubspot(lambda f=found, p=properties: hs.crm.contacts.basic_api.update(f.id, {"properties": p}))
+            outcome["hubspot update"] += 1
+        except ApiException as exc:
+            if exc.status == 404:
+                try:
+                    hubspot(lambda p=properties: hs.crm.contacts.basic_api.create({"properties": p}))
+                    outcome["hubspot create"] += 1
+                except ApiException:
+                    outcome["hubspot error"] += 1
+            else:
+                outcome["hubspot error"] += 1
+    window = {
+        "filters": [
+            {"propertyName": "lastmodifieddate", "operator": "GTE", "value": start},
+            {"propertyName": "lastmodifieddate", "operator": "LT", "value": end},
+        ]
+    }
+    after = None
+    contacts: list[Any] = []
+    while True:
+        body = {"filterGroups": [window], "properties": HS_PROPS, "limit": 100, **({"after": after} if after else {})}
+        page = hubspot(lambda b=body: hs.crm.contacts.search_api.do_search(b))
+        contacts.extend(page.results)
+        after = page.paging.next.after if page.paging and page.paging.next else None
+        if not after or len(contacts) >= 10_000:
+            break
+    for contact in contacts:
+        props = contact.properties
+        email = (props.get("email") or "").strip().lower()
+        record = {
+            "Email": email,
+            "FirstName": props.get("firstname"),
+            "LastName": props.get("lastname") or "[not provided]",
+            "Phone": props.get("phone"),
+            "MobilePhone": props.get("mobilephone"),
+            "Title": props.get("jobtitle"),
+        }
+        try:
+            found = sf.query(format_soql("SELECT Id FROM Contact WHERE Email = {}", email))["records"]
+            if found:
+                sf.Contact.update(found[0]["Id"], record)
+                outcome["salesforce update"] += 1
+            else:
+                sf.Contact.create(record)
+                outcome["salesforce create"] += 1
+        except Exception:  # the naive script logs and moves on
+            outcome["salesforce error"] += 1
+    return {"seconds": time.perf_counter() - started, "outcome": dict(outcome)}
+
+
+def minimum_calls(report: dict[str, Any]) -> int:
+    """Fewest requests the batched writes could take: ceil(records / batch size) per target and action."""
+    sizes = {"hubspot": 100, "salesforce": 200}
+    total = 0
+    for key, count in report["outcomes"].items():
+        target, _action, _status = key.split(".")
+        total += math.ceil(count / sizes[target])
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--contacts", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--requests-per-10s", type=int, default=100)
+    parser.add_argument("--search-per-s", type=int, default=5)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-sync-"))
+    redis_port = 6391
+    redis = subprocess.Popen(
+        [shutil.which("redis-server") or "redis-server", "--port", str(redis_port), "--save", ""],
+        stdout=subprocess.DEVNULL,
+    )
+    time.sleep(0.5)
+    try:
+        with sandbox_for(tmp, "dag", args) as sandbox:
+            dag = run_dag(tmp, sandbox, f"redis://127.0.0.1:{redis_port}/0", args)
+            dag_stats = stats(sandbox)
+        with sandbox_for(tmp, "naive", args) as sandbox:
+            naive = naive_sync(sandbox, args)
+            naive_stats = stats(sandbox)
+    finally:
+        redis.terminate()
+    report = dag["report"]
+    synced = sum(count for key, count in report["outcomes"].items() if key.endswith(".ok") and ".link." not in key)
+    dag_calls, naive_calls = endpoint_calls(dag_stats), endpoint_calls(naive_stats)
+    naive_synced = sum(v for k, v in naive["outcome"].items() if k.endswith(("create", "update")))
+    print(f"contacts a side: {args.contacts}; HubSpot limit {args.requests_per_10s}/10 s, search {args.search_per_s}/s")
+    print(f"\n{'endpoint':70s} {'DAG':>7s} {'naive':>7s}")
+    for endpoint in sorted(set(dag_calls) | set(naive_calls)):
+        print(f"{endpoint:70s} {dag_calls[endpoint]:7d} {naive_calls[endpoint]:7d}")
+    dag_total, naive_total = sum(dag_calls.values()), sum(naive_calls.values())
+    print(f"{'total':70s} {dag_total:7d} {naive_total:7d}")
+    print(
+        f"\nDAG: {synced} records written ({report['outcomes']}), {dag_total} API calls, {dag_total / max(synced, 1):.3f} per record"
+    )
+    write_calls = sum(
+        n
+        for e, n in dag_calls.items()
+        if any(w in e for w in ("batch/upsert", "batch/update", "batch/create", "composite/sobjects"))
+    )
+    print(f"DAG write calls {write_calls} against a theoretical minimum of {minimum_calls(report)}")
+    hs_total = dag_stats["hubspot"]["total"]
+    span = max(hs_total["last_at"] - hs_total["first_at"], 1e-9)
+    print(
+        f"DAG HubSpot: {hs_total['requests']} requests in {span:.1f} s = {hs_total['requests'] / span:.2f}/s "
+        f"(allowed {args.requests_per_10s / 10:.2f}/s), {hs_total['429']} answered 429"
+    )
+    print(
+        f"naive: {naive_synced} records written ({naive['outcome']}), {naive_total} API calls, {naive_total / max(naive_synced, 1):.3f} per record, "
+        f"{naive_stats['hubspot']['total']['429']} HubSpot 429s"
+    )
+    print(
+        f"\nwall time: DAG {dag['seconds']:.1f} s (incl. ~8 s Airflow start-up) vs naive {naive['seconds']:.1f} s "
+        f"-> naive/DAG {naive['seconds'] / dag['seconds']:.1f}x"
+    )
+    print(
+        f"API calls: naive/DAG {naive_total / max(dag_total, 1):.1f}x; per record naive/DAG "
+        f"{(naive_total / max(naive_synced, 1)) / (dag_total / max(synced, 1)):.1f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
