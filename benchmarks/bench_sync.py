@@ -244,7 +244,8 @@ def main() -> None:
     dag_total, naive_total = sum(dag_calls.values()), sum(naive_calls.values())
     print(f"{'total':70s} {dag_total:7d} {naive_total:7d}")
     print(
-        f"\nDAG: {synced} records written ({report['outcomes']}), {dag_total} API calls, {dag_total / max(synced, 1):.3f} per record"
+        f"\nDAG: {synced} records written ({report['outcomes']}), {dag_total} API calls, "
+        f"{dag_total / max(synced, 1):.3f} per record"
     )
     write_calls = sum(
         n
@@ -259,7 +260,8 @@ def main() -> None:
         f"(allowed {args.requests_per_10s / 10:.2f}/s), {hs_total['429']} answered 429"
     )
     print(
-        f"naive: {naive_synced} records written ({naive['outcome']}), {naive_total} API calls, {naive_total / max(naive_synced, 1):.3f} per record, "
+        f"naive: {naive_synced} records written ({naive['outcome']}), {naive_total} API calls, "
+        f"{naive_total / max(naive_synced, 1):.3f} per record, "
         f"{naive_stats['hubspot']['total']['429']} HubSpot 429s"
     )
     print(

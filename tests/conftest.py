@@ -35,9 +35,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real redis-server on a free port, private to this test session."""
     binary = shutil.which("redis-server")
     if binary is None:
-        pytest.fail(
-            "redis-server is not installed: run `make test` (it installs it) or apt-get install redis-server"
-        )
+        pytest.fail("redis-server is not installed: run `make test` (it installs it) or apt-get install redis-server")
     port = free_port()
     workdir: Path = tmp_path_factory.mktemp("redis")
     proc = subprocess.Popen(
