@@ -52,7 +52,7 @@ COMPANIES = np.array(["Acme", "Globex", "Initech", "Umbrella", "Hooli", None], d
 
 
 def generate(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Staged frames of both sides, shaped as the extracts write them (TEAM-NOTES.md)."""
+    """Staged frames of both sides, shaped as the extracts write them (README: staged frames)."""
     rng = np.random.default_rng(seed)
     linked, unlinked = int(n * 0.6), int(n * 0.1)
     overlap = linked + unlinked

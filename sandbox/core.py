@@ -3,7 +3,7 @@
 Each CRM is an `App` subclass that registers regex routes and implements a few hooks (its own 429 and
 5xx bodies, reset/seed/records). The server is stdlib `ThreadingHTTPServer` speaking HTTP/1.1 with
 keep-alive, because the real clients pool connections and a sandbox that reconnects per request would
-distort timing. The agreed API is in docs/SANDBOX-CORE-API.md.
+distort timing. The admin API and the hooks are described in sandbox/README.md.
 """
 
 from __future__ import annotations

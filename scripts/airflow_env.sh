@@ -13,6 +13,7 @@ mkdir -p "$AIRFLOW_HOME"
 # Start a private redis-server on a free port; sets REDIS_PORT and AIRFLOW_CONN_REDIS_DEFAULT.
 start_redis() {
   local dir="$1"
+  mkdir -p "$dir"
   REDIS_PORT=$(python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" \
     --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
@@ -37,4 +38,11 @@ start_sandbox() {
 ensure_pools() {
   airflow pools set crm_sync_hubspot "${HUBSPOT_POOL_SLOTS:-4}" "Concurrent HubSpot load tasks" >/dev/null
   airflow pools set crm_sync_salesforce "${SALESFORCE_POOL_SLOTS:-4}" "Concurrent Salesforce load tasks" >/dev/null
+}
+
+# Stop what start_redis/start_sandbox started under a run folder.
+stop_services() {
+  local dir="$1"
+  [ -n "${SANDBOX_PID:-}" ] && kill "$SANDBOX_PID" 2>/dev/null || true
+  [ -f "$dir/redis/redis.pid" ] && kill "$(cat "$dir/redis/redis.pid")" 2>/dev/null || true
 }

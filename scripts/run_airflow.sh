@@ -6,12 +6,7 @@
 set -euo pipefail
 source "$(dirname "$0")/airflow_env.sh"
 RUN_DIR="$AIRFLOW_HOME/standalone"
-mkdir -p "$RUN_DIR/redis"
-cleanup() {
-  [ -n "${SANDBOX_PID:-}" ] && kill "$SANDBOX_PID" 2>/dev/null || true
-  [ -f "$RUN_DIR/redis/redis.pid" ] && kill "$(cat "$RUN_DIR/redis/redis.pid")" 2>/dev/null || true
-}
-trap cleanup EXIT
+trap 'stop_services "$RUN_DIR"' EXIT
 start_redis "$RUN_DIR/redis"
 start_sandbox "$RUN_DIR/sandbox" --contacts "${CONTACTS:-1000}" --seed "${SEED:-7}" "$@"
 airflow db migrate >"$RUN_DIR/db-migrate.log" 2>&1

@@ -7,11 +7,7 @@ source "$(dirname "$0")/airflow_env.sh"
 CONTACTS="${CONTACTS:-1000}"
 RUN_DIR="$AIRFLOW_HOME/demo/$(date -u +%Y%m%dT%H%M%S)"
 mkdir -p "$RUN_DIR"
-cleanup() {
-  [ -n "${SANDBOX_PID:-}" ] && kill "$SANDBOX_PID" 2>/dev/null || true
-  [ -f "$RUN_DIR/redis/redis.pid" ] && kill "$(cat "$RUN_DIR/redis/redis.pid")" 2>/dev/null || true
-}
-trap cleanup EXIT
+trap 'stop_services "$RUN_DIR"' EXIT
 
 # A manual run for logical date T syncs [T - 15 min, T). T is the last quarter hour; the sandboxes'
 # clock starts 30 s before it and the seeded contacts were modified in the 14 minutes before that, so
@@ -23,7 +19,6 @@ end = now.replace(minute=now.minute - now.minute % 15)
 print((end - timedelta(minutes=15)).isoformat(), end.isoformat(), (end - timedelta(seconds=30)).isoformat())
 PY
 )
-mkdir -p "$RUN_DIR/redis"
 start_redis "$RUN_DIR/redis"
 start_sandbox "$RUN_DIR/sandbox" --contacts "$CONTACTS" --seed "${SEED:-7}" \
   --clock "$SANDBOX_CLOCK" --window-minutes 14

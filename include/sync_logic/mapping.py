@@ -30,7 +30,7 @@ CONFLICT_RULES = (
 TRANSFORMS = ("strip", "lowercase", "title_case", "phone_e164", "truncate")
 VALIDATORS = ("email",)
 
-# Fields every extract selects besides the mapped ones (the staged frame shapes in TEAM-NOTES.md).
+# Fields every extract selects besides the mapped ones (the staged frame shapes in the README).
 SALESFORCE_SYSTEM_FIELDS = ("SystemModstamp", "LastModifiedDate", "IsDeleted")
 HUBSPOT_SYSTEM_PROPERTIES = ("lastmodifieddate", "hs_object_id")
 # Column names of the canonical frame besides the fields (see reconcile.to_canonical).

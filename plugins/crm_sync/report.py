@@ -78,8 +78,15 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
     for key, count in sorted(report["outcomes"].items()):
         lines.append(f"  loaded  {key}: {count}")
     api = report.get("api", {})
-    if api:
-        lines.append("api: " + ", ".join(f"{key}={value}" for key, value in sorted(api.items())))
+    for crm in ("salesforce", "hubspot"):
+        if f"{crm}_api_calls" in api:
+            stat = {key.removeprefix(f"{crm}_rate_limit_"): value for key, value in api.items() if key.startswith(crm)}
+            lines.append(
+                f"{crm} api: {api[f'{crm}_api_calls']} calls; rate-limit waits {stat.get('waited_acquires', 0)} "
+                f"({stat.get('wait_seconds', 0)} s, longest {stat.get('max_wait_seconds', 0)} s), "
+                f"429s {stat.get('throttled_responses', 0)}, pauses {stat.get('pauses', 0)}, "
+                f"deferred {stat.get('too_long', 0)}"
+            )
     lines.append(f"rejects: {report['rejects']['count']} (file: {report['rejects']['path']})")
     return lines
 

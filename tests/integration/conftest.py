@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,3 +50,19 @@ def crm_env(sandbox: SandboxProcess, redis_url: str) -> dict[str, str]:
     env["REQUESTS_CA_BUNDLE"] = sandbox.ca_bundle
     env["AIRFLOW_CONN_REDIS_DEFAULT"] = redis_url
     return env
+
+
+@contextmanager
+def wired_sandbox(state_dir: Path, redis_url: str, db: int, clock: datetime) -> Iterator[SandboxProcess]:
+    """Both sandboxes with a frozen clock, exported as the Airflow connections hooks read, on a private Redis db."""
+    sandbox = start_sandbox(state_dir, freeze_clock=True, clock=clock.isoformat())
+    redis_db = f"{redis_url.rsplit('/', 1)[0]}/{db}"
+    redis.Redis.from_url(redis_db).flushdb()
+    patch = pytest.MonkeyPatch()
+    for key, value in crm_env(sandbox, redis_db).items():
+        patch.setenv(key, value)
+    try:
+        yield sandbox
+    finally:
+        patch.undo()
+        sandbox.stop()

@@ -91,3 +91,16 @@ def test_a_window_syncs_everyone_and_the_next_window_plans_nothing(
     assert retried <= refused, "a window holding only our own writes must plan nothing (no echo):\n" + planned_writes(
         second
     )
+
+
+def test_dry_run_writes_nothing_and_reports_what_it_would_write(airflow_project, sandbox_factory, clean_redis) -> None:
+    sandbox = sandbox_factory(contacts=120, seed=4, clock=(T - timedelta(seconds=30)).isoformat(), window_minutes=14)
+    before = {system: contacts(sandbox, system) for system in ("salesforce", "hubspot")}
+
+    run = airflow_project.dags_test(T.isoformat(), conf={"dry_run": True}, env=crm_env(sandbox, clean_redis))
+    assert run.returncode == 0, run.log[-5000:]
+    assert {system: contacts(sandbox, system) for system in ("salesforce", "hubspot")} == before
+    planned = sum(writes(run.report).values())
+    would = {key: n for key, n in run.report["outcomes"].items() if key.endswith(".dry_run")}
+    assert planned > 0
+    assert sum(would.values()) == planned, (would, writes(run.report))

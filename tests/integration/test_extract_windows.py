@@ -8,12 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
-import redis
 
 from crm_sync.hooks.hubspot import HubSpotContactsHook
 from crm_sync.hooks.salesforce import SalesforceContactsHook
-from sandbox.testing import SandboxProcess, start_sandbox
-from tests.integration.conftest import crm_env
+from sandbox.testing import SandboxProcess
+from tests.integration.conftest import wired_sandbox
 
 pytestmark = pytest.mark.integration
 
@@ -30,15 +29,8 @@ HS_PROPS = ["email", "firstname", "lastname", "phone", "mobilephone", "jobtitle"
 @pytest.fixture(scope="module")
 def crm(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[SandboxProcess]:
     """Both sandboxes (frozen clock) and a private Redis db, wired in as Airflow connections."""
-    sandbox = start_sandbox(tmp_path_factory.mktemp("sandbox"), freeze_clock=True, clock=NOW.isoformat())
-    redis_db = redis_url.rsplit("/", 1)[0] + "/3"
-    redis.Redis.from_url(redis_db).flushdb()
-    patch = pytest.MonkeyPatch()
-    for key, value in crm_env(sandbox, redis_db).items():
-        patch.setenv(key, value)
-    yield sandbox
-    patch.undo()
-    sandbox.stop()
+    with wired_sandbox(tmp_path_factory.mktemp("sandbox"), redis_url, 3, NOW) as sandbox:
+        yield sandbox
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ import redis
 
 from crm_sync.hooks.hubspot import HubSpotContactsHook, HubSpotError
 from crm_sync.hooks.retry import RetryPolicy
-from sandbox.testing import SandboxProcess, start_sandbox
-from tests.integration.conftest import crm_env
+from sandbox.testing import SandboxProcess
+from tests.integration.conftest import crm_env, wired_sandbox
 
 pytestmark = pytest.mark.integration
 
@@ -26,15 +26,8 @@ PROPS = ["email", "firstname", "lastname", "company", "salesforce_contact_id"]
 
 @pytest.fixture(scope="module")
 def crm(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[SandboxProcess]:
-    sandbox = start_sandbox(tmp_path_factory.mktemp("sandbox"), freeze_clock=True, clock=NOW.isoformat())
-    redis_db = redis_url.rsplit("/", 1)[0] + "/5"
-    redis.Redis.from_url(redis_db).flushdb()
-    patch = pytest.MonkeyPatch()
-    for key, value in crm_env(sandbox, redis_db).items():
-        patch.setenv(key, value)
-    yield sandbox
-    patch.undo()
-    sandbox.stop()
+    with wired_sandbox(tmp_path_factory.mktemp("sandbox"), redis_url, 5, NOW) as sandbox:
+        yield sandbox
 
 
 @pytest.fixture(params=["multi-status", "atomic"])

@@ -8,13 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
-import redis
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed
 
 from crm_sync.hooks.salesforce import SalesforceApiError, SalesforceContactsHook
 from crm_sync.hooks.sf_auth import SalesforceCredentials
-from sandbox.testing import SandboxProcess, start_sandbox
-from tests.integration.conftest import crm_env
+from sandbox.testing import SandboxProcess
+from tests.integration.conftest import wired_sandbox
 
 pytestmark = pytest.mark.integration
 
@@ -24,15 +23,8 @@ FIELDS = ["Id", "Email", "FirstName", "LastName", "Account.Name", "HubSpot_Conta
 
 @pytest.fixture(scope="module")
 def crm(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[SandboxProcess]:
-    sandbox = start_sandbox(tmp_path_factory.mktemp("sandbox"), freeze_clock=True, clock=NOW.isoformat())
-    redis_db = redis_url.rsplit("/", 1)[0] + "/4"
-    redis.Redis.from_url(redis_db).flushdb()
-    patch = pytest.MonkeyPatch()
-    for key, value in crm_env(sandbox, redis_db).items():
-        patch.setenv(key, value)
-    yield sandbox
-    patch.undo()
-    sandbox.stop()
+    with wired_sandbox(tmp_path_factory.mktemp("sandbox"), redis_url, 4, NOW) as sandbox:
+        yield sandbox
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from hubspot.crm.contacts import ApiException
 
 from crm_sync.hooks.hs_batch import error_result, match_batch
 from crm_sync.hooks.hs_walker import PAGE_SIZE, parse_hubspot_ms, to_epoch_ms, walk_window
-from crm_sync.hooks.pools import DEFAULT_REDIS_CONN_ID, build_pool
+from crm_sync.hooks.pools import DEFAULT_REDIS_CONN_ID, build_pool, max_wait_from
 from crm_sync.hooks.results import RecordResult
 from crm_sync.hooks.retry import RetryPolicy, TransientError, call_with_retry
 from crm_sync.ratelimit import DEFAULT_KIND, SEARCH_KIND, RateLimitPool, hubspot_limits
@@ -90,10 +90,15 @@ class HubSpotContactsHook(BaseHook):
         self.request_timeout = request_timeout
         self.chunk_rows = chunk_rows
         self.redis_conn_id = redis_conn_id
-        self.max_wait_seconds = max_wait_seconds
+        self._max_wait_seconds = max_wait_seconds
         self._pool = pool
         self.api_calls = 0
         self.search_calls = 0
+
+    @property
+    def max_wait_seconds(self) -> float:
+        """Longest wait for the pool before `RateLimitWaitTooLong` (argument, else connection extra)."""
+        return max_wait_from(self._max_wait_seconds, self._extras)
 
     # -- connection and client ------------------------------------------------------------------
 

@@ -6,11 +6,13 @@ connection takes from the same limits and honours the same pause.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from crm_sync.ratelimit import Limit, RateLimitPool
 
 DEFAULT_REDIS_CONN_ID = "redis_default"
+DEFAULT_MAX_WAIT_SECONDS = 120.0
 
 
 def build_pool(
@@ -21,3 +23,13 @@ def build_pool(
 
     client = RedisHook(redis_conn_id=redis_conn_id).get_conn()
     return RateLimitPool(client, f"{crm}:{conn_id}", limits)
+
+
+def max_wait_from(explicit: float | None, extras: Mapping[str, Any]) -> float:
+    """How long a caller may wait for the pool before giving the worker slot back (defer or retry later).
+
+    An explicit value wins, else the connection extra `max_wait_seconds`, else two minutes.
+    """
+    if explicit is not None:
+        return float(explicit)
+    return float(extras.get("max_wait_seconds") or DEFAULT_MAX_WAIT_SECONDS)

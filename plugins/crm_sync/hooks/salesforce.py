@@ -35,7 +35,7 @@ from simple_salesforce.exceptions import (
 )
 
 from crm_sync.hooks import soql
-from crm_sync.hooks.pools import DEFAULT_REDIS_CONN_ID, build_pool
+from crm_sync.hooks.pools import DEFAULT_REDIS_CONN_ID, build_pool, max_wait_from
 from crm_sync.hooks.results import RecordResult
 from crm_sync.hooks.retry import RetryPolicy, TransientError, call_with_retry
 from crm_sync.hooks.sf_auth import SalesforceCredentials, fetch_token
@@ -113,8 +113,13 @@ class SalesforceContactsHook(SalesforceHook):
         self.reauthentications = 0
         self._retry_after: float | None = None
         self.redis_conn_id = redis_conn_id
-        self.max_wait_seconds = max_wait_seconds
+        self._max_wait_seconds = max_wait_seconds
         self._pool = pool
+
+    @property
+    def max_wait_seconds(self) -> float:
+        """Longest wait for the pool before `RateLimitWaitTooLong` (argument, else connection extra)."""
+        return max_wait_from(self._max_wait_seconds, self._extras)
 
     # -- connection, token, client -------------------------------------------------------------
 

@@ -46,7 +46,7 @@ class _LoadOperator(CrmSyncOperator):
     template_fields = ("shard",)
     ui_color = "#f6e8f4"
 
-    def __init__(self, *, shard: list[dict[str, Any]], max_wait_seconds: float = 120.0, **kwargs: Any) -> None:
+    def __init__(self, *, shard: list[dict[str, Any]], max_wait_seconds: float | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.shard = shard
         self.max_wait_seconds = max_wait_seconds
