@@ -264,6 +264,11 @@ def main() -> None:
         f"{naive_total / max(naive_synced, 1):.3f} per record, "
         f"{naive_stats['hubspot']['total']['429']} HubSpot 429s"
     )
+    handled = sum(dag_stats[system]["total"]["handler_seconds"] for system in dag_stats)
+    print(
+        f"sandboxes' own handling time during the DAG run: {handled:.2f} s of {dag['seconds']:.1f} s "
+        f"({100 * handled / dag['seconds']:.1f}% of the run's wall time)"
+    )
     print(
         f"\nwall time: DAG {dag['seconds']:.1f} s (incl. ~8 s Airflow start-up) vs naive {naive['seconds']:.1f} s "
         f"-> naive/DAG {naive['seconds'] / dag['seconds']:.1f}x"

@@ -254,7 +254,10 @@ class RateLimitPool:
             args = [*_state_args(lim), target, mode, uuid.uuid4().hex]
             before, after = self._run(self._correct, [self.key(lim.name)], args)
             if int(before) != int(after):
-                log.info(
+                # Off-by-a-few corrections (requests in flight) happen on every response: debug only.
+                big = abs(int(after) - int(before)) > max(5, lim.limit // 100)
+                log.log(
+                    logging.INFO if big else logging.DEBUG,
                     "rate-limit pool %s: %s corrected from %s to %s by %s",
                     self.account,
                     lim.name,
