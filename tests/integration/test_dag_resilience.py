@@ -67,11 +67,11 @@ def test_5000_contacts_a_side_under_a_strict_limit_get_almost_no_429s(
 
 
 def test_faults_end_in_the_same_contents_as_a_fault_free_run(airflow_project, sandbox_factory, clean_redis) -> None:
-    clean = start(sandbox_factory, 400)
+    clean = start(sandbox_factory, 1000)
     baseline = airflow_project.dags_test(T.isoformat(), env=crm_env(clean, clean_redis))
     assert baseline.returncode == 0, baseline.log[-5000:]
 
-    faulty = start(sandbox_factory, 400)
+    faulty = start(sandbox_factory, 1000)
     for system in ("hubspot", "salesforce"):
         faulty.admin(
             system, "POST", "faults", json={"burst_429": 5, "error_rate_5xx": 0.1, "drop_rate": 0.03, "seed": 3}
@@ -79,7 +79,7 @@ def test_faults_end_in_the_same_contents_as_a_fault_free_run(airflow_project, sa
     stop = threading.Event()
 
     def expire_sessions_while_running() -> None:
-        while not stop.wait(4):
+        while not stop.wait(0.5):
             faulty.admin("salesforce", "POST", "expire-sessions")
 
     expirer = threading.Thread(target=expire_sessions_while_running, daemon=True)
@@ -95,6 +95,7 @@ def test_faults_end_in_the_same_contents_as_a_fault_free_run(airflow_project, sa
     stats = {system: faulty.admin(system, "GET", "stats").json()["total"] for system in ("hubspot", "salesforce")}
     print(f"\nfaults injected: {stats}")
     assert sum(s.get("5xx", 0) for s in stats.values()) > 0, "the fault injection did not fire"
+    assert run.report["api"]["salesforce_reauthentications"] > 0, "no session expired mid-run"
     assert content(faulty) == content(clean)
     assert_linked_both_ways(faulty)
 
