@@ -42,8 +42,6 @@ DECISION_COLUMNS = [
 ]
 ACTIONS = ["create", "update", "delete", "skip", "reject"]
 WRITE_ACTIONS = ("create", "update", "delete")
-# Reason prefix of a link-only update whose values the target refuses (a reject that still links).
-REFUSED_PREFIX = "values refused: "
 # Own id column and link column (the counterpart's id) of each side in the canonical frame.
 OWN_ID = {SALESFORCE: "sf_id", HUBSPOT: "hs_id"}
 PREFIX = {SALESFORCE: "s.", HUBSPOT: "h."}
@@ -411,7 +409,7 @@ def _decide(groups: pd.DataFrame, target: str, mapping: MappingConfig) -> pd.Dat
     payload_parts = [(item.on(target), inc & writes, val, target) for item, inc, val in fields]
     payload_parts.append((link_key, include_link & writes, link_value, target))
     names = [(item.name, inc) for item, inc, _ in fields] + [("link", include_link & ~create)]
-    decided = pd.DataFrame(
+    return pd.DataFrame(
         {
             "target": target,
             "action": _labels(code, ACTIONS),
@@ -425,26 +423,6 @@ def _decide(groups: pd.DataFrame, target: str, mapping: MappingConfig) -> pd.Dat
             "matched_by": g["matched_by"].astype("str"),
         }
     )
-    return _link_only_updates(decided, live_pair & rejected & include_link, link_key)
-
-
-def _link_only_updates(decided: pd.DataFrame, mask: pd.Series, link_key: str) -> pd.DataFrame:
-    """A matched pair whose values the target refuses still gets its link written.
-
-    Identity is known once a pair is matched: writing the link keeps both sides pointing at each other,
-    so no second counterpart is ever created. The decision stays one row: an update of the link alone
-    whose reason starts with ``REFUSED_PREFIX`` and names the refused values (reported as a reject).
-    """
-    at = mask.to_numpy()
-    if not at.any():
-        return decided
-    rows = decided[at]
-    link = "{" + _json_strings(pd.Series(link_key, index=rows.index)) + ": " + _json_strings(rows["source_id"]) + "}"
-    decided.loc[at, "action"] = "update"
-    decided.loc[at, "payload"] = link
-    decided.loc[at, "changed_fields"] = "link"
-    decided.loc[at, "reason"] = REFUSED_PREFIX + rows["reason"] + "; link written"
-    return decided
 
 
 def _source_newer(g: pd.DataFrame, source: str, src_chg: pd.Series, dst_chg: pd.Series) -> pd.Series:

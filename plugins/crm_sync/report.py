@@ -35,10 +35,7 @@ def merge_counters(parts: Iterable[Mapping[str, Any] | None]) -> dict[str, float
 
 def decision_rejects(decisions: pd.DataFrame) -> pd.DataFrame:
     """Contacts the decision engine refused (invalid email, missing LastName, duplicates...)."""
-    from include.sync_logic.reconcile import REFUSED_PREFIX
-
-    refused = decisions["reason"].astype("str").str.startswith(REFUSED_PREFIX).fillna(False).astype(bool)
-    rejected = decisions[(decisions["action"] == "reject") | refused]
+    rejected = decisions[decisions["action"] == "reject"]
     frame = rejected.reindex(columns=["target", "action", "source_system", "source_id", "target_id", "reason"]).copy()
     frame.insert(0, "stage", "reconcile")
     frame.insert(6, "code", "REJECTED_BY_RULES")

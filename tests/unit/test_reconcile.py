@@ -12,7 +12,6 @@ import pytest
 from include.sync_logic.mapping import load_mapping
 from include.sync_logic.reconcile import (
     DECISION_COLUMNS,
-    REFUSED_PREFIX,
     counterpart_requests,
     reconcile,
     to_canonical,
@@ -246,13 +245,17 @@ def test_too_long_without_truncate_is_rejected_with_lengths():
     assert one(decisions, "salesforce")["reason"] == "LastName too long (95 > 80)"
 
 
-def test_matched_pair_with_refused_values_still_gets_its_link():
+def test_matched_pair_with_refused_values_is_rejected_and_links_one_way_without_touching_salesforce():
+    """Writing anything to Salesforce would make it the newer side and overwrite HubSpot's value next window."""
     sf = sf_row("003A", minute=0, **ANN_SF)
     hs = hs_row("101", minute=5, **{**ANN_HS, "firstname": "A" * 60})
-    decision = one(run([sf], [hs], sf_changed=[], hs_changed=["101"]), "salesforce")
-    assert decision["action"] == "update"
-    assert json.loads(decision["payload"]) == {"HubSpot_Contact_Id__c": "101"}
-    assert decision["reason"] == REFUSED_PREFIX + "FirstName too long (60 > 40); link written"
+    decisions = run([sf], [hs], sf_changed=[], hs_changed=["101"])
+    to_salesforce = one(decisions, "salesforce")
+    assert to_salesforce["action"] == "reject"
+    assert to_salesforce["reason"] == "FirstName too long (60 > 40)"
+    to_hubspot = one(decisions, "hubspot")
+    assert to_hubspot["action"] == "update"
+    assert json.loads(to_hubspot["payload"]) == {"salesforce_contact_id": "003A"}
 
 
 def test_truncated_field_is_cut_and_then_compares_equal():
