@@ -21,6 +21,7 @@ from typing import Any
 from sandbox.core import App, Clock, RunningServer, parse_iso, serve
 from sandbox.generator import generate
 from sandbox.hubspot.app import BATCH_MODES, DEFAULT_TOKEN, HubSpotApp
+from sandbox.salesforce.app import SalesforceApp
 from sandbox.tls import make_tls
 
 log = logging.getLogger("sandbox")
@@ -60,11 +61,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def _salesforce_app(args: argparse.Namespace, clock: Clock) -> App | None:
     if args.no_salesforce:
-        return None
-    try:
-        from sandbox.salesforce.app import SalesforceApp
-    except ImportError as exc:
-        log.warning("Salesforce sandbox not available (%s); serving HubSpot only", exc)
         return None
     return SalesforceApp(
         clock=clock,

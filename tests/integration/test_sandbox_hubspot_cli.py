@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shlex
 import subprocess
@@ -16,10 +15,8 @@ from sandbox.testing import start_sandbox
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 4, 2, 8, 0, tzinfo=UTC)
-HAS_SALESFORCE = importlib.util.find_spec("sandbox.salesforce.app") is not None
 
 
-@pytest.mark.skipif(not HAS_SALESFORCE, reason="sandbox.salesforce.app is not there yet")
 def test_serve_both_seeds_both_sides_and_writes_env_sh(tmp_path):
     with start_sandbox(tmp_path, contacts=40, seed=9, window_minutes=15, clock=NOW.isoformat()) as sb:
         assert sb.salesforce_url.startswith("https://127.0.0.1:")
