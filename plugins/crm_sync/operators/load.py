@@ -20,8 +20,6 @@ if TYPE_CHECKING:
 
     from crm_sync.hooks.results import RecordResult
 
-RESULT_COLUMNS = ["target", "action", "source_system", "batch", "dry_run"]
-
 
 def payloads(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """The decision payloads (JSON strings: only the fields to write) as dicts."""
