@@ -61,13 +61,13 @@ with DAG(
     plan_salesforce = PlanWritesOperator(
         task_id="plan_salesforce", target="salesforce", reconcile_result=reconcile.output
     )
-    load_hubspot = HubSpotLoadOperator.partial(task_id="load_hubspot", pool="crm_sync_hubspot").expand(
-        shard=plan_hubspot.output
-    )
-    load_salesforce = SalesforceLoadOperator.partial(task_id="load_salesforce", pool="crm_sync_salesforce").expand(
-        shard=plan_salesforce.output
-    )
-    link_back = LinkBackOperator(task_id="link_back", trigger_rule="none_failed")
+    load_hubspot = HubSpotLoadOperator.partial(
+        task_id="load_hubspot", pool="crm_sync_hubspot", mapping_path=MAPPING_PATH
+    ).expand(shard=plan_hubspot.output)
+    load_salesforce = SalesforceLoadOperator.partial(
+        task_id="load_salesforce", pool="crm_sync_salesforce", mapping_path=MAPPING_PATH
+    ).expand(shard=plan_salesforce.output)
+    link_back = LinkBackOperator(task_id="link_back", mapping_path=MAPPING_PATH, trigger_rule="none_failed")
     report = SyncReportOperator(task_id="report", trigger_rule="all_done")
 
     [load_hubspot, load_salesforce] >> link_back >> report

@@ -35,7 +35,9 @@ def test_a_long_pool_wait_defers_the_load_task_to_the_triggerer(tmp_path, monkey
     )
     with DAG("crm_contact_sync", schedule=None):
         task = PausedPoolLoad(
-            task_id="load_hubspot", shard=[{"url": batch, "action": "update", "api": "hubspot_batch"}]
+            task_id="load_hubspot",
+            mapping_path="include/mappings/contacts.yaml",
+            shard=[{"url": batch, "action": "update", "api": "hubspot_batch"}],
         )
     context = {"params": {"dry_run": False}, "run_id": "manual__test"}
     before = datetime.now(UTC)

@@ -1,7 +1,7 @@
 """Link back: a record created on one side gets its new counterpart's id written on the other side.
 
-HubSpot creates are upserts keyed by `salesforce_contact_id`, so HubSpot already holds the link; the
-Salesforce source still needs `HubSpot_Contact_Id__c` = the new HubSpot id (and the mirror for Salesforce
+HubSpot creates are upserts keyed by the mapping's HubSpot link property, so HubSpot already holds the
+link; the Salesforce source still needs its link field = the new HubSpot id (and the mirror for Salesforce
 creates). Both writes are idempotent, so a retried task is harmless; the next window then finds the pair
 equal and plans nothing (no echo).
 """
@@ -10,25 +10,29 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from crm_sync.operators.base import CrmSyncOperator, api_stats
+from crm_sync.operators.base import CrmSyncOperator, api_stats, load_mapping_file
 from crm_sync.report import merge_counters
 from crm_sync.staging import read_frames, write_frame
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-LINK_FIELD = {"salesforce": "HubSpot_Contact_Id__c", "hubspot": "salesforce_contact_id"}
-
 
 class LinkBackOperator(CrmSyncOperator):
     """Reads the staged load results of this run; writes links in API-sized batches through the hooks."""
 
+    template_fields = ("mapping_path",)
     ui_color = "#f6e8f4"
+
+    def __init__(self, *, mapping_path: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.mapping_path = mapping_path
 
     def execute(self, context: Context) -> dict[str, Any]:
         from crm_sync.hooks.results import results_frame
 
         settings = self.settings(context)
+        link_fields = load_mapping_file(self.mapping_path).link
         folder = self.run_folder(context)
         urls = [
             str(path) for path in sorted((folder / "results").glob("*.parquet")) if not path.name.startswith("link-")
@@ -51,7 +55,7 @@ class LinkBackOperator(CrmSyncOperator):
             if settings.dry_run:
                 self.log.info("dry run: would link %d %s contacts", len(pairs), link_on)
                 continue
-            hook, outcome = self._write_links(link_on, pairs, settings)
+            hook, outcome = self._write_links(link_on, link_fields.on(link_on), pairs, settings)
             table = results_frame(outcome)
             table["target"] = link_on
             table["action"] = "link"
@@ -64,7 +68,9 @@ class LinkBackOperator(CrmSyncOperator):
             summary["api"] = merge_counters([summary["api"], api_stats(link_on, hook)])
         return summary
 
-    def _write_links(self, side: str, pairs: list[tuple[str, str]], settings: Any) -> tuple[Any, list[Any]]:
+    def _write_links(
+        self, side: str, link_field: str, pairs: list[tuple[str, str]], settings: Any
+    ) -> tuple[Any, list[Any]]:
         """pairs: (id on `side`, counterpart id to store in its link field)."""
         if side == "salesforce":
             from crm_sync.hooks.salesforce import SalesforceContactsHook
@@ -72,10 +78,10 @@ class LinkBackOperator(CrmSyncOperator):
             sf_hook = SalesforceContactsHook(
                 salesforce_conn_id=settings.salesforce_conn_id, redis_conn_id=settings.redis_conn_id
             )
-            records = [{"Id": own, LINK_FIELD[side]: other} for own, other in pairs]
+            records = [{"Id": own, link_field: other} for own, other in pairs]
             return sf_hook, sf_hook.update_contacts(records, refs=[own for own, _ in pairs])
         from crm_sync.hooks.hubspot import HubSpotContactsHook
 
         hs_hook = HubSpotContactsHook(hubspot_conn_id=settings.hubspot_conn_id, redis_conn_id=settings.redis_conn_id)
-        inputs = [{"id": own, "properties": {LINK_FIELD[side]: other}} for own, other in pairs]
+        inputs = [{"id": own, "properties": {link_field: other}} for own, other in pairs]
         return hs_hook, hs_hook.update_contacts(inputs, refs=[own for own, _ in pairs])

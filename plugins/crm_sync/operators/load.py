@@ -1,17 +1,18 @@
 """Load: one mapped task per shard writes its batches and keeps a result row per record.
 
-Idempotent by construction: creates are upserts on the link key (HubSpot `salesforce_contact_id`,
-Salesforce `HubSpot_Contact_Id__c`), updates and deletes name their target ids, and a batch whose
-results are already staged is not sent again when the task is retried.
+Idempotent by construction: creates are upserts on the mapping's link keys (by default HubSpot
+`salesforce_contact_id`, Salesforce `HubSpot_Contact_Id__c`), updates and deletes name their target ids,
+and a batch whose results are already staged is not sent again when the task is retried.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import cached_property
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from crm_sync.operators.base import CrmSyncOperator, RunSettings, api_stats
+from crm_sync.operators.base import CrmSyncOperator, RunSettings, api_stats, load_mapping_file
 from crm_sync.staging import read_frame, write_frame
 
 if TYPE_CHECKING:
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from crm_sync.hooks.results import RecordResult
+    from include.sync_logic.mapping import LinkConfig
 
 
 def payloads(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -41,13 +43,26 @@ class _LoadOperator(CrmSyncOperator):
     """Writes one shard: a list of batch descriptors {url, action, api, rows} from the plan task."""
 
     target: str = ""
-    template_fields = ("shard",)
+    template_fields = ("shard", "mapping_path")
     ui_color = "#f6e8f4"
 
-    def __init__(self, *, shard: list[dict[str, Any]], max_wait_seconds: float | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        shard: list[dict[str, Any]],
+        mapping_path: str,
+        max_wait_seconds: float | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.shard = shard
+        self.mapping_path = mapping_path
         self.max_wait_seconds = max_wait_seconds
+
+    @cached_property
+    def link(self) -> LinkConfig:
+        """The link keys creates upsert on (the counterpart's id field on each side)."""
+        return load_mapping_file(self.mapping_path).link
 
     def make_hook(self, settings: RunSettings) -> Any:
         raise NotImplementedError
@@ -121,7 +136,7 @@ class _LoadOperator(CrmSyncOperator):
 
 
 class HubSpotLoadOperator(_LoadOperator):
-    """HubSpot batch upsert (creates, keyed by salesforce_contact_id), update and archive, 100 a call."""
+    """HubSpot batch upsert (creates, keyed by the link property), update and archive, 100 a call."""
 
     target = "hubspot"
 
@@ -139,8 +154,8 @@ class HubSpotLoadOperator(_LoadOperator):
         if action == "create":
             inputs = [
                 {
-                    "idProperty": "salesforce_contact_id",
-                    "id": payload["salesforce_contact_id"],
+                    "idProperty": self.link.hubspot,
+                    "id": payload[self.link.hubspot],
                     "properties": payload,
                 }
                 for payload in payloads(frame)
@@ -158,7 +173,7 @@ class HubSpotLoadOperator(_LoadOperator):
 
 
 class SalesforceLoadOperator(_LoadOperator):
-    """sObject Collections (200 a call) or one Bulk API 2.0 job: upsert on HubSpot_Contact_Id__c, update, delete."""
+    """sObject Collections (200 a call) or one Bulk API 2.0 job: upsert on the link field, update, delete."""
 
     target = "salesforce"
 
@@ -178,7 +193,10 @@ class SalesforceLoadOperator(_LoadOperator):
         bulk = api == SALESFORCE_BULK
         if action == "create":
             records = payloads(frame)
-            return hook.bulk_write("upsert", records, refs=refs) if bulk else hook.upsert_contacts(records, refs=refs)
+            key = self.link.salesforce
+            if bulk:
+                return hook.bulk_write("upsert", records, refs=refs, external_id_field=key)
+            return hook.upsert_contacts(records, refs=refs, external_id_field=key)
         if action == "update":
             records = [
                 {"Id": str(target_id), **payload}
