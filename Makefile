@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: sync test lint airflow deps redis-server clean
+.PHONY: sync test test-fast lint airflow deps redis-server clean
 
 sync: deps redis-server  ## One real sync, end to end, against the local CRM sandboxes (airflow dags test).
 	bash scripts/run_sync.sh
@@ -15,6 +15,9 @@ test: deps redis-server  ## Lint, then the whole test suite (unit, DAG integrity
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	bash scripts/run_tests.sh
+
+test-fast: deps redis-server  ## The inner loop: unit and DAG tests only (no sandboxes, no Airflow runs).
+	bash scripts/run_tests.sh -m "not integration and not slow" -q
 
 airflow: deps redis-server  ## The real Airflow (standalone: UI, scheduler, triggerer) wired to the sandboxes.
 	bash scripts/run_airflow.sh

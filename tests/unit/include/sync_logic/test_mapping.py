@@ -17,7 +17,7 @@ from include.sync_logic.mapping import (
     parse_mapping,
 )
 
-DEFAULT = Path(__file__).resolve().parents[2] / "include" / "mappings" / "contacts.yaml"
+DEFAULT = Path(__file__).resolve().parents[4] / "include" / "mappings" / "contacts.yaml"
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from include.sync_logic.reconcile import (
     to_canonical,
 )
 
-MAPPING = load_mapping(Path(__file__).resolve().parents[2] / "include" / "mappings" / "contacts.yaml")
+MAPPING = load_mapping(Path(__file__).resolve().parents[4] / "include" / "mappings" / "contacts.yaml")
 T0 = pd.Timestamp("2026-01-05 10:00", tz="UTC")
 
 

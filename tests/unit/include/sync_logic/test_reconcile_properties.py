@@ -14,7 +14,7 @@ from include.sync_logic.mapping import CONFLICT_RULES, DIRECTIONS, load_mapping
 from include.sync_logic.plan import plan_target
 from include.sync_logic.reconcile import WRITE_ACTIONS, reconcile
 
-MAPPING = load_mapping(Path(__file__).resolve().parents[2] / "include" / "mappings" / "contacts.yaml")
+MAPPING = load_mapping(Path(__file__).resolve().parents[4] / "include" / "mappings" / "contacts.yaml")
 T0 = pd.Timestamp("2026-01-05 10:00", tz="UTC")
 SF_COLUMNS = {
     "email": "Email",
