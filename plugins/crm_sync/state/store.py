@@ -201,7 +201,7 @@ class SyncStateStore:
             sa.cast(given.c.field_values, JSON_OBJECT_TEXT),
             _bind(now, UTCDateTime()),
             _bind(run_id, sa.String()),
-        ).where(sa.true())  # SQLite reads `ON CONFLICT` after a bare FROM as a join constraint
+        ).where(sa.true())  # SQLite would read `ON CONFLICT` after a bare FROM as a join constraint
         stmt = self._insert(pair_snapshots).from_select(
             ["salesforce_id", "hubspot_id", "field_values", "synced_at", "run_id"], rows
         )
@@ -261,16 +261,17 @@ class SyncStateStore:
         def due_in(attempts: int) -> sa.BindParameter[datetime]:
             return _bind(now + self.policy.delay(attempts), UTCDateTime())
 
-        rows = sa.select(
-            *(given.c[name] for name in ("target", "source_id", "target_id", "action", "data_hash", "code", "message")),
-            sa.literal(1),
-            _bind(now, UTCDateTime()),
-            _bind(now, UTCDateTime()),
-            due_in(1),
-            sa.literal(PARKED if limit <= 1 else PENDING),
-            _bind(run_id, sa.String()),
-        ).where(sa.true())
-        stmt = self._insert(retry_queue).from_select(QUEUE_COLUMNS, rows)
+        new_entry = {
+            **{column.name: column for column in given.c},
+            "attempts": sa.literal(1),
+            "first_attempt_at": _bind(now, UTCDateTime()),
+            "last_attempt_at": _bind(now, UTCDateTime()),
+            "next_attempt_at": due_in(1),
+            "status": sa.literal(PARKED if limit <= 1 else PENDING),
+            "run_id": _bind(run_id, sa.String()),
+        }
+        rows = sa.select(*new_entry.values()).where(sa.true())  # see _snapshot_upsert
+        stmt = self._insert(retry_queue).from_select(list(new_entry), rows)
         stored, excluded = retry_queue.c, stmt.excluded
         same_data = stored.data_hash.is_not_distinct_from(excluded.data_hash)
         counted = stored.attempts + 1
