@@ -90,7 +90,9 @@ def close_counterparts(
         found = {kind: fetchers[kind](keys) for kind, keys in fresh.items() if keys}
         for kind, keys in fresh.items():
             asked[kind].update(keys)
-        by_side = {side: [frame for kind, frame in found.items() if CounterpartRequest.side_of(kind) == side] for side in Side}
+        by_side = {
+            side: [frame for kind, frame in found.items() if CounterpartRequest.side_of(kind) == side] for side in Side
+        }
         sf = union_staged([sf, *by_side[Side.SALESFORCE]], Side.SALESFORCE)
         hs = union_staged([hs, *by_side[Side.HUBSPOT]], Side.HUBSPOT)
         log(

@@ -62,7 +62,9 @@ def _action(action: Action) -> int:
     return ACTIONS.index(action)
 
 
-def decide(groups: pd.DataFrame, target: Side, mapping: MappingConfig, outcomes: dict[str, FieldOutcome]) -> pd.DataFrame:
+def decide(
+    groups: pd.DataFrame, target: Side, mapping: MappingConfig, outcomes: dict[str, FieldOutcome]
+) -> pd.DataFrame:
     """The decisions for ``target`` of every group holding a contact on the other (source) side."""
     source = target.other
     src, dst = PREFIX[source], PREFIX[target]
@@ -87,7 +89,9 @@ def decide(groups: pd.DataFrame, target: Side, mapping: MappingConfig, outcomes:
             outcome = outcomes[item.name]
             wins = live & (outcome.winner[rows] == WINS[source])
             rule = mapping.conflict_rule(item)
-            conflicts.append(fragment(wins & outcome.conflict[rows], lambda f=item, r=rule: _conflict_text(f, r, source, g)))
+            conflicts.append(
+                fragment(wins & outcome.conflict[rows], lambda f=item, r=rule: _conflict_text(f, r, source, g))
+            )
         else:
             wins = live & ~equal(value, g[dst + item.name]).to_numpy() & _one_way_wins(item, source, value)
         include = wins | (create & value.notna().to_numpy())
@@ -118,7 +122,13 @@ def decide(groups: pd.DataFrame, target: Side, mapping: MappingConfig, outcomes:
             live & (any_field | include_link),
             live & refused_any,
         ],
-        [_action(Action.REJECT), _action(Action.CREATE), _action(Action.DELETE), _action(Action.UPDATE), _action(Action.REJECT)],
+        [
+            _action(Action.REJECT),
+            _action(Action.CREATE),
+            _action(Action.DELETE),
+            _action(Action.UPDATE),
+            _action(Action.REJECT),
+        ],
         default=_action(Action.SKIP),
     )
     is_create, is_update = code == _action(Action.CREATE), code == _action(Action.UPDATE)
@@ -204,7 +214,9 @@ def _one_way_wins(item: FieldMapping, source: Side, value: pd.Series) -> np.ndar
     return value.notna().to_numpy()
 
 
-def _refusals(item: FieldMapping, target: Side, include: np.ndarray, value: pd.Series) -> tuple[np.ndarray, pd.Series | None]:
+def _refusals(
+    item: FieldMapping, target: Side, include: np.ndarray, value: pd.Series
+) -> tuple[np.ndarray, pd.Series | None]:
     """Where the target would refuse the value about to be written, and why (NA where fine)."""
     checks: list[tuple[np.ndarray, pd.Series | None]] = []
     if target in item.required and target not in item.default_if_blank:
@@ -220,7 +232,12 @@ def _refusals(item: FieldMapping, target: Side, include: np.ndarray, value: pd.S
         too_long = include & (length > limit).fillna(False).astype(bool).to_numpy()
         name = item.on(target)
         checks.append(
-            (too_long, fragment(too_long, lambda: f"{name} too long (" + length.astype("Int64").astype("str") + f" > {limit})"))
+            (
+                too_long,
+                fragment(
+                    too_long, lambda: f"{name} too long (" + length.astype("Int64").astype("str") + f" > {limit})"
+                ),
+            )
         )
     bad = any_of((mask for mask, _ in checks), len(value))
     texts = [text for _, text in checks if text is not None]
@@ -243,8 +260,10 @@ def _data_hash(g: pd.DataFrame, prefix: str, names: list[str]) -> pd.Series:
     return pd.util.hash_pandas_object(columns, index=False).astype("str").reset_index(drop=True)
 
 
-def duplicate_rejects(frame: pd.DataFrame, side: Side, dups: pd.DataFrame, active: set[int], mapping: MappingConfig) -> pd.DataFrame:
-    """Rejects naming each reported duplicate and its primary; reported when it or its primary's group is a candidate."""
+def duplicate_rejects(
+    frame: pd.DataFrame, side: Side, dups: pd.DataFrame, active: set[int], mapping: MappingConfig
+) -> pd.DataFrame:
+    """Rejects naming each duplicate and its primary; reported when it or its primary's group is a candidate."""
     own = OWN_ID[side]
     if dups.empty:
         return empty_decisions()

@@ -103,9 +103,7 @@ def merge_field(
     return FieldOutcome(winner=winner, conflict=conflict, equal=same)
 
 
-def baseline(
-    groups: pd.DataFrame, outcomes: dict[str, FieldOutcome], base: Base, live: np.ndarray
-) -> pd.DataFrame:
+def baseline(groups: pd.DataFrame, outcomes: dict[str, FieldOutcome], base: Base, live: np.ndarray) -> pd.DataFrame:
     """Snapshot values to record now, before any write (columns ``SNAPSHOT_COLUMNS``).
 
     Fields both CRMs already hold equal are agreed. A differing field with no base yet gets the losing

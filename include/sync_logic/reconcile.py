@@ -54,9 +54,7 @@ def reconcile(
     groups = pairing.groups
     active = (groups[PREFIX[Side.SALESFORCE] + "changed"] | groups[PREFIX[Side.HUBSPOT] + "changed"]).to_numpy()
     groups = groups[active].reset_index(drop=True)
-    live = (
-        groups["s.present"] & groups["h.present"] & ~groups["s.deleted"] & ~groups["h.deleted"]
-    ).to_numpy()
+    live = (groups["s.present"] & groups["h.present"] & ~groups["s.deleted"] & ~groups["h.deleted"]).to_numpy()
     base = base_for(groups, snapshots, mapping)
     outcomes = {
         item.name: merge_field(groups, item, mapping.conflict_rule(item), base, live)

@@ -7,7 +7,6 @@ sides are both kept; and planning again writes nothing and records nothing.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -31,8 +30,20 @@ VALUES = {
     "mobilephone": ["+14155550111", None],
     "title": ["CEO", "CTO", None],
 }
-SF_NAMES = {"firstname": "FirstName", "lastname": "LastName", "phone": "Phone", "mobilephone": "MobilePhone", "title": "Title"}
-HS_NAMES = {"firstname": "firstname", "lastname": "lastname", "phone": "phone", "mobilephone": "mobilephone", "title": "jobtitle"}
+SF_NAMES = {
+    "firstname": "FirstName",
+    "lastname": "LastName",
+    "phone": "Phone",
+    "mobilephone": "MobilePhone",
+    "title": "Title",
+}
+HS_NAMES = {
+    "firstname": "firstname",
+    "lastname": "lastname",
+    "phone": "phone",
+    "mobilephone": "mobilephone",
+    "title": "jobtitle",
+}
 RULES = [ConflictRule.LATEST, ConflictRule.SALESFORCE, ConflictRule.PREFER_HUBSPOT_UNLESS_BLANK]
 
 
@@ -45,7 +56,16 @@ def pairs(draw):
         base = {name: draw(st.sampled_from(options)) for name, options in VALUES.items()}
         sf = {name: draw(st.sampled_from([base[name], *options])) for name, options in VALUES.items()}
         hs = {name: draw(st.sampled_from([base[name], *options])) for name, options in VALUES.items()}
-        out.append({"i": i, "base": base, "sf": sf, "hs": hs, "sf_min": draw(st.integers(0, 3)), "hs_min": draw(st.integers(0, 3))})
+        out.append(
+            {
+                "i": i,
+                "base": base,
+                "sf": sf,
+                "hs": hs,
+                "sf_min": draw(st.integers(0, 3)),
+                "hs_min": draw(st.integers(0, 3)),
+            }
+        )
     return rules, out
 
 
@@ -112,7 +132,8 @@ def test_each_field_ends_as_its_rule_says_and_a_second_pass_writes_nothing(world
     mapping = mapping_with(rules)
     sf, hs = frames(items)
     state = {
-        (f"003{p['i']}", f"10{p['i']}"): {"email": f"p{p['i']}@example.com", "company": None, **p["base"]} for p in items
+        (f"003{p['i']}", f"10{p['i']}"): {"email": f"p{p['i']}@example.com", "company": None, **p["base"]}
+        for p in items
     }
     result = reconcile(
         sf, hs, sf_changed_ids=sf["Id"], hs_changed_ids=hs["id"], mapping=mapping, snapshots=snapshots(state)
@@ -125,7 +146,9 @@ def test_each_field_ends_as_its_rule_says_and_a_second_pass_writes_nothing(world
             assert value_of(sf, f"003{p['i']}", "Id", SF_NAMES[name]) == want, (name, p)
             assert value_of(hs, f"10{p['i']}", "id", HS_NAMES[name]) == want, (name, p)
             assert state[(f"003{p['i']}", f"10{p['i']}")][name] == want, (name, p)
-    again = reconcile(sf, hs, sf_changed_ids=sf["Id"], hs_changed_ids=hs["id"], mapping=mapping, snapshots=snapshots(state))
+    again = reconcile(
+        sf, hs, sf_changed_ids=sf["Id"], hs_changed_ids=hs["id"], mapping=mapping, snapshots=snapshots(state)
+    )
     assert set(again.decisions["action"]) <= {"skip"}
     assert again.baseline.empty
 
@@ -141,7 +164,9 @@ def test_edits_to_different_fields_on_both_sides_are_both_kept(world, data):
         p["hs"][hs_field] = data.draw(st.sampled_from([v for v in VALUES[hs_field] if v != p["base"][hs_field]]))
     sf, hs = frames(items)
     state = {(f"003{p['i']}", f"10{p['i']}"): {"email": f"p{p['i']}@example.com", **p["base"]} for p in items}
-    result = reconcile(sf, hs, sf_changed_ids=sf["Id"], hs_changed_ids=hs["id"], mapping=MAPPING, snapshots=snapshots(state))
+    result = reconcile(
+        sf, hs, sf_changed_ids=sf["Id"], hs_changed_ids=hs["id"], mapping=MAPPING, snapshots=snapshots(state)
+    )
     sf, hs = apply(sf, hs, result.decisions)
     for p in items:
         for side_frame, key, own, names in ((sf, f"003{p['i']}", "Id", SF_NAMES), (hs, f"10{p['i']}", "id", HS_NAMES)):

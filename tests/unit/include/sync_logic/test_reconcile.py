@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from include.sync_logic.mapping import load_mapping
 from include.sync_logic.canonical import to_canonical
 from include.sync_logic.counterparts import counterpart_requests
 from include.sync_logic.decisions import DECISION_COLUMNS
+from include.sync_logic.mapping import load_mapping
 from include.sync_logic.merge import SNAPSHOT_COLUMNS
 from include.sync_logic.reconcile import reconcile
 from include.sync_logic.sides import Side

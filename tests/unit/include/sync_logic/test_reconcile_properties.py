@@ -249,6 +249,9 @@ def settle(state: dict, result) -> dict:
 
 def snapshots(state: dict) -> pd.DataFrame:
     return pd.DataFrame(
-        [{"salesforce_id": sf_id, "hubspot_id": hs_id, "field_values": json.dumps(v)} for (sf_id, hs_id), v in state.items()],
+        [
+            {"salesforce_id": sf_id, "hubspot_id": hs_id, "field_values": json.dumps(v)}
+            for (sf_id, hs_id), v in state.items()
+        ],
         columns=["salesforce_id", "hubspot_id", "field_values"],
     )
