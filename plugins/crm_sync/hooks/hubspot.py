@@ -26,6 +26,7 @@ from hubspot.crm.contacts import ApiException
 
 from crm_sync.hooks.base import ContactsHookMixin, refs_for
 from crm_sync.hooks.hs_batch import error_result, match_batch
+from crm_sync.hooks.hs_errors import HubSpotDailyLimitReached, HubSpotError, configuration_detail, is_record_level
 from crm_sync.hooks.hs_walker import PAGE_SIZE, parse_hubspot_ms, to_epoch_ms, walk_window
 from crm_sync.hooks.pools import DEFAULT_REDIS_CONN_ID
 from crm_sync.hooks.results import RecordResult
@@ -41,20 +42,6 @@ BATCH_SIZE = 100  # batch endpoints take up to 100 inputs
 LIST_PAGE_SIZE = 100  # the list endpoint's largest page
 TEN_SECONDS = 10.0
 _ALWAYS = ("lastmodifieddate",)
-
-
-class HubSpotError(Exception):
-    """A permanent HubSpot API error, with HubSpot's own status, category and message.
-
-    The message is kept as an attribute, not in the text: HubSpot echoes property values (emails)
-    in it, and exception text ends up in task logs.
-    """
-
-    def __init__(self, status: int, category: str | None, message: str | None) -> None:
-        super().__init__(f"HubSpot API error: HTTP {status} {category}")
-        self.status = status
-        self.category = category
-        self.message = message
 
 
 class HubSpotContactsHook(ContactsHookMixin, BaseHook):
@@ -162,6 +149,9 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
             except ApiException as exc:
                 raise self._api_error(exc) from exc
             except urllib3.exceptions.HTTPError as exc:
+                reason = getattr(exc, "reason", exc)
+                if isinstance(reason, urllib3.exceptions.SSLError):  # does not heal by retrying
+                    raise HubSpotError(0, "CONNECTION", None, str(reason).splitlines()[-1]) from exc
                 if idempotent or _not_sent(exc):
                     raise TransientError(type(exc).__name__) from exc
                 raise
@@ -178,8 +168,16 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
         if status:
             self.rate_limit_pool.observe_response(status, headers)
         if status == 429 and body.get("policyName") == "DAILY":
-            # The account's daily allowance is spent: only tomorrow helps, so fail the task now.
-            return HubSpotError(429, body.get("category"), body.get("message"))
+            # The account's daily allowance is spent: only its reset helps, so fail the task now.
+            wait = parse_retry_after(headers.get("Retry-After"))
+            when = f" (Retry-After: {wait / 3600:.1f} h)" if wait is not None else ""
+            return HubSpotDailyLimitReached(
+                429,
+                body.get("category"),
+                body.get("message"),
+                "the account's daily API limit is spent; it resets at midnight in the HubSpot account's time "
+                f"zone{when}. Airflow's retry (or the next run) continues then; nothing was written",
+            )
         if status == 429:
             if parse_retry_after(headers.get("Retry-After")) is None:
                 # No Retry-After: wait out the window the policy names (the pool counts for everyone).
@@ -190,8 +188,10 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
         if status >= 500:
             return TransientError(f"HTTP {status}", status=status)
         if not status:  # the client wraps TLS failures as status 0 with the reason as text
-            return HubSpotError(0, "CONNECTION", str(exc.reason))
-        return HubSpotError(status, body.get("category"), body.get("message"))
+            reason = str(exc.reason or "").splitlines()
+            return HubSpotError(0, "CONNECTION", None, reason[-1] if reason else "no answer")
+        category, message = body.get("category"), body.get("message")
+        return HubSpotError(status, category, message, configuration_detail(category, message, body))
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -398,12 +398,14 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
         key_of_result: str,
         idempotent: bool,
     ) -> list[RecordResult]:
-        """One batch call; a whole-batch 4xx is split until it names the inputs that caused it."""
+        """One batch call. A batch refused whole for a record-level error (HubSpot may reject all inputs for
+        one bad value or conflict) is split until it names the inputs that caused it; any other error is
+        about the call, not its records, and is raised (see `hs_errors`)."""
         body = {"inputs": [{**item, "objectWriteTraceId": str(i)} for i, item in enumerate(inputs)]}
         try:
             _, data = self._request(f"batch {kind}", lambda: self._send_batch(kind, body), idempotent=idempotent)
         except HubSpotError as exc:
-            if exc.status in (401, 403) or exc.status >= 500:
+            if not exc.record_level:
                 raise
             if len(inputs) == 1:
                 error = {"category": exc.category, "message": exc.message}
@@ -416,6 +418,10 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
                 kind, inputs[:mid], refs[:mid], keys[:mid], key_of_result, idempotent
             ) + self._write_batch(kind, inputs[mid:], refs[mid:], keys[mid:], key_of_result, idempotent)
         results = match_batch(refs, keys, key_of_result, data, created_default=kind == "create")
+        for error in (data or {}).get("errors") or []:
+            if not is_record_level(error.get("category"), error.get("message")):
+                category, message = error.get("category"), error.get("message")
+                raise HubSpotError(207, category, message, configuration_detail(category, message, error))
         unmatched = [i for i, r in enumerate(results) if r.error_code == "UNMATCHED"]
         if len(unmatched) > 1:
             # Several errors HubSpot did not tie to inputs: send those inputs one by one to tell them apart.

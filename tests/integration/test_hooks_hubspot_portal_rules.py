@@ -1,0 +1,214 @@
+"""The HubSpot hook against the rules of a real portal (issue 9), through hubspot-api-client and the sandbox:
+errors that are not about one record fail the call instead of becoming rejects, one retry layer, search-index
+lag, secondary emails, a renamed link property, the link-property and scope preflight, no resent creates."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import redis
+import requests
+from airflow.sdk import DAG, ObjectStoragePath
+
+from crm_sync.hooks.hs_errors import HubSpotDailyLimitReached, HubSpotError
+from crm_sync.hooks.hubspot import HubSpotContactsHook
+from crm_sync.hooks.retry import RetryPolicy, TransientError
+from crm_sync.operators.load import HubSpotLoadOperator
+from crm_sync.staging import write_frame
+from sandbox.testing import SandboxProcess, start_sandbox
+from tests.integration.conftest import crm_env
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+LINK = "salesforce_contact_id"
+PROPS = ["email", "firstname", "lastname", LINK]
+FAST = RetryPolicy(attempts=3, base=0.01, cap=0.05)
+
+
+@pytest.fixture(scope="module")
+def portal(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[SandboxProcess]:
+    """A HubSpot-only sandbox on a frozen clock, wired as `hubspot_default` with its own Redis db."""
+    sandbox = start_sandbox(
+        tmp_path_factory.mktemp("portal"), no_salesforce=True, freeze_clock=True, clock=NOW.isoformat()
+    )
+    redis_db = f"{redis_url.rsplit('/', 1)[0]}/7"
+    patch = pytest.MonkeyPatch()
+    for key, value in crm_env(sandbox, redis_db).items():
+        patch.setenv(key, value)
+    try:
+        yield sandbox
+    finally:
+        patch.undo()
+        sandbox.stop()
+
+
+@pytest.fixture
+def hs(portal: SandboxProcess) -> SandboxProcess:
+    """Fresh data, pool, limits and settings for each test."""
+    redis.Redis.from_url(__import__("os").environ["AIRFLOW_CONN_REDIS_DEFAULT"]).flushdb()
+    portal.admin("hubspot", "POST", "reset")
+    portal.admin("hubspot", "POST", "limits", json={"daily": 500_000})
+    portal.admin(
+        "hubspot",
+        "POST",
+        "settings",
+        json={
+            "batch_mode": "multi-status",
+            "retry_after_header": False,
+            "scopes": [
+                "crm.objects.contacts.read",
+                "crm.objects.contacts.write",
+                "crm.schemas.contacts.read",
+                "crm.schemas.contacts.write",
+            ],
+            "search_index_delay_seconds": 0,
+        },
+    )
+    return portal
+
+
+def _stats(sandbox: SandboxProcess) -> dict[str, Any]:
+    return sandbox.admin("hubspot", "GET", "stats").json()["total"]
+
+
+def _contacts(sandbox: SandboxProcess) -> list[dict]:
+    return sandbox.admin("hubspot", "GET", "records").json()["contacts"]
+
+
+def _upserts(n: int, link: str = LINK, **extra: str) -> list[dict[str, Any]]:
+    return [
+        {"idProperty": link, "id": f"003U{i:04d}", "properties": {"email": f"u{i}@example.com", **extra}}
+        for i in range(n)
+    ]
+
+
+def _api(sandbox: SandboxProcess, method: str, path: str, body: Any = None) -> requests.Response:
+    with requests.Session() as session:
+        session.trust_env = False
+        return session.request(
+            method,
+            f"{sandbox.hubspot_url}{path}",
+            json=body,
+            headers={"Authorization": f"Bearer {sandbox.hubspot_token}"},
+        )
+
+
+# -- item 3: errors that are not about one record -------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["multi-status", "atomic"])
+def test_a_spent_daily_limit_fails_the_batch_once_and_says_when_it_resets(hs, mode):
+    hs.admin("hubspot", "POST", "settings", json={"batch_mode": mode})
+    hs.admin("hubspot", "POST", "limits", json={"daily": 0})
+    hook = HubSpotContactsHook(retry_policy=FAST)
+    with pytest.raises(HubSpotDailyLimitReached, match="daily") as err:
+        hook.upsert_contacts(_upserts(100))
+    assert "resets" in str(err.value)
+    assert hook.api_calls == 1 and _stats(hs)["requests"] == 1  # not halved down to 199 calls
+    assert _contacts(hs) == []
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["non-unique idProperty", "property that does not exist", "missing write scope"],
+)
+@pytest.mark.parametrize("mode", ["multi-status", "atomic"])
+def test_configuration_errors_fail_the_call_with_the_fix_instead_of_rejecting_every_record(
+    hs, sandbox_factory, redis_url, monkeypatch, case, mode
+):
+    sandbox, inputs, expect = hs, _upserts(100), ""
+    if case == "non-unique idProperty":
+        # A portal whose link property was created without "Require unique values".
+        sandbox = sandbox_factory(no_salesforce=True, hubspot_link_property="")
+        for key, value in crm_env(sandbox, f"{redis_url.rsplit('/', 1)[0]}/8").items():
+            monkeypatch.setenv(key, value)
+        created = _api(
+            sandbox,
+            "POST",
+            "/crm/v3/properties/contacts",
+            {"name": LINK, "label": "SF id", "type": "string", "fieldType": "text", "groupName": "contactinformation"},
+        )
+        assert created.status_code == 201
+        expect = "not a unique property"
+    elif case == "property that does not exist":
+        inputs = _upserts(100, no_such_property="x")
+        expect = "PROPERTY_DOESNT_EXIST no_such_property"
+    else:
+        hs.admin("hubspot", "POST", "settings", json={"scopes": ["crm.objects.contacts.read"]})
+        expect = "crm.objects.contacts.write"
+    sandbox.admin("hubspot", "POST", "settings", json={"batch_mode": mode})
+    hook = HubSpotContactsHook(retry_policy=FAST)
+    with pytest.raises(HubSpotError, match=expect):
+        hook.upsert_contacts(inputs)
+    assert hook.api_calls == 1
+    assert _contacts(sandbox) == []
+
+
+def test_a_tls_failure_fails_the_call_once(hs, monkeypatch):
+    conn = json.loads(hs.env["AIRFLOW_CONN_HUBSPOT_DEFAULT"])
+    conn["host"] = hs.hubspot_url.replace("http://", "https://")  # TLS to a plain-HTTP port: handshake fails
+    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_TLS", json.dumps(conn))
+    hook = HubSpotContactsHook("hubspot_tls", retry_policy=FAST)
+    with pytest.raises(HubSpotError) as err:
+        hook.upsert_contacts(_upserts(100))
+    assert err.value.status == 0 and hook.api_calls == 1
+
+
+def test_record_level_errors_still_become_rejects_of_those_records_only(hs):
+    hs.admin("hubspot", "POST", "settings", json={"batch_mode": "atomic"})
+    inputs = _upserts(8)
+    inputs[5]["properties"]["email"] = "not an email"
+    results = HubSpotContactsHook(retry_policy=FAST).upsert_contacts(inputs)
+    assert [r.ok for r in results] == [True] * 5 + [False] + [True] * 2
+    assert results[5].error_code == "VALIDATION_ERROR"
+
+
+def test_a_load_task_stages_no_results_for_a_batch_that_got_no_final_answer(hs, tmp_path, monkeypatch):
+    """A 429 DAILY mid-load fails the task; its retry (limit reset) sends the batch instead of skipping it."""
+    monkeypatch.setenv("AIRFLOW__CRM_SYNC__STAGING_BASE", f"file://{tmp_path}")
+    payloads = [{LINK: f"003L{i}", "email": f"l{i}@example.com", "lastname": "L"} for i in range(3)]
+    batch = write_frame(
+        ObjectStoragePath(f"file://{tmp_path}/hubspot-create-00000.parquet"),
+        pd.DataFrame(
+            {"source_id": [p[LINK] for p in payloads], "target_id": [None] * 3, "payload": map(json.dumps, payloads)}
+        ),
+    )
+    with DAG("crm_contact_sync", schedule=None):
+        task = HubSpotLoadOperator(
+            task_id="load_hubspot",
+            mapping_path="include/mappings/contacts.yaml",
+            shard=[{"url": batch, "action": "create", "api": "hubspot_batch"}],
+        )
+    context = {"params": {"dry_run": False}, "run_id": "manual__daily"}
+    hs.admin("hubspot", "POST", "limits", json={"daily": 0})
+    with pytest.raises(HubSpotDailyLimitReached):
+        task.execute(context)
+    assert not list(Path(tmp_path).rglob("results/*.parquet"))
+    hs.admin("hubspot", "POST", "limits", json={"daily": 500_000})
+    totals = task.execute(context)
+    assert (totals["batches"], totals["ok"], totals["rejected"]) == (1, 3, 0)
+    assert len(_contacts(hs)) == 3
+
+
+# -- item 2: one retry layer ---------------------------------------------------------------------------
+
+
+def test_a_429_is_sent_once_per_attempt_and_counted_once(hs):
+    hs.admin("hubspot", "POST", "settings", json={"retry_after_header": True})
+    hs.admin("hubspot", "POST", "faults", json={"burst_429": 50})
+    hook = HubSpotContactsHook(retry_policy=RetryPolicy(attempts=3, base=0.01, cap=0.05))
+    try:
+        with pytest.raises(TransientError):
+            hook.upsert_contacts(_upserts(10))
+    finally:
+        hs.admin("hubspot", "POST", "faults", json={"burst_429": 0})
+    stats = _stats(hs)
+    assert hook.api_calls == 3 and stats["requests"] == 3 and stats["429"] == 3
+    assert hook.rate_limit_pool.stats.throttled_responses == 3
