@@ -19,6 +19,7 @@ from airflow.sdk import DAG, ObjectStoragePath
 from crm_sync.hooks.hs_errors import HubSpotDailyLimitReached, HubSpotError
 from crm_sync.hooks.hubspot import HubSpotContactsHook
 from crm_sync.hooks.retry import RetryPolicy, TransientError
+from crm_sync.operators.base import PROJECT_ROOT
 from crm_sync.operators.load import HubSpotLoadOperator
 from crm_sync.staging import write_frame
 from sandbox.testing import SandboxProcess, start_sandbox
@@ -212,3 +213,140 @@ def test_a_429_is_sent_once_per_attempt_and_counted_once(hs):
     stats = _stats(hs)
     assert hook.api_calls == 3 and stats["requests"] == 3 and stats["429"] == 3
     assert hook.rate_limit_pool.stats.throttled_responses == 3
+
+
+def _wire(sandbox: SandboxProcess, redis_url: str, monkeypatch: pytest.MonkeyPatch, db: int = 8) -> None:
+    """Make `sandbox` the `hubspot_default` connection, on a fresh Redis db."""
+    redis_db = f"{redis_url.rsplit('/', 1)[0]}/{db}"
+    redis.Redis.from_url(redis_db).flushdb()
+    for key, value in crm_env(sandbox, redis_db).items():
+        monkeypatch.setenv(key, value)
+
+
+# -- item 5: secondary emails --------------------------------------------------------------------------
+
+
+def test_email_look_ups_map_a_secondary_email_back_to_the_email_asked(hs):
+    seeded = hs.admin(
+        "hubspot",
+        "POST",
+        "seed",
+        json={
+            "contacts": [
+                {
+                    "properties": {
+                        "email": "primary@example.com",
+                        "hs_additional_emails": "old@example.com;Alias@Example.com",
+                    }
+                },
+                {"properties": {"email": "b@example.com"}},
+            ]
+        },
+    ).json()
+    first, second = seeded["ids"]
+    hook = HubSpotContactsHook(retry_policy=FAST)
+    frame = hook.read_by_emails(["alias@example.com", "B@example.com", "nobody@example.com"], PROPS)
+    assert dict(zip(frame["lookup_key"], frame["id"], strict=True)) == {
+        "alias@example.com": first,
+        "B@example.com": second,
+    }
+    assert frame.set_index("lookup_key").loc["alias@example.com", "email"] == "primary@example.com"
+    assert "hs_additional_emails" not in frame.columns  # asked for the mapping, not returned to it
+    found = hook._search(
+        {"filterGroups": [{"filters": [{"propertyName": "email", "operator": "EQ", "value": "OLD@example.com"}]}]}
+    )
+    assert [row["id"] for row in found["results"]] == [first]
+    clash = hook.upsert_contacts([{"idProperty": LINK, "id": "003S", "properties": {"email": "old@example.com"}}])
+    assert (clash[0].ok, clash[0].error_code, clash[0].existing_id) == (False, "CONFLICT", first)
+
+
+# -- item 6: the link property comes from the mapping ----------------------------------------------------
+
+
+def test_a_renamed_link_property_carries_upserts_look_ups_and_the_load_task(
+    sandbox_factory, redis_url, monkeypatch, tmp_path
+):
+    renamed = "sf_link_id"
+    sandbox = sandbox_factory(no_salesforce=True, hubspot_link_property=renamed)
+    _wire(sandbox, redis_url, monkeypatch)
+    hook = HubSpotContactsHook(retry_policy=FAST)
+    inputs = _upserts(3, link=renamed)
+    first = hook.upsert_contacts(inputs)
+    assert all(r.ok and r.created for r in first)
+    again = hook.upsert_contacts(inputs)
+    assert [r.target_id for r in again] == [r.target_id for r in first] and not any(r.created for r in again)
+    frame = hook.read_by_salesforce_ids(["003U0000", "003U0002", "003NONE"], ["email", renamed], link_property=renamed)
+    assert sorted(frame["lookup_key"]) == ["003U0000", "003U0002"]
+    with pytest.raises(HubSpotError, match="not a unique property"):
+        hook.upsert_contacts(_upserts(1))  # the default name is no unique property in this portal
+
+    mapping = tmp_path / "renamed.yaml"
+    default = (PROJECT_ROOT / "include/mappings/contacts.yaml").read_text()
+    mapping.write_text(default.replace("hubspot: salesforce_contact_id", f"hubspot: {renamed}"))
+    monkeypatch.setenv("AIRFLOW__CRM_SYNC__STAGING_BASE", f"file://{tmp_path}")
+    payload = {renamed: "003R1", "email": "r1@example.com", "lastname": "R"}
+    batch = write_frame(
+        ObjectStoragePath(f"file://{tmp_path}/hubspot-create-00000.parquet"),
+        pd.DataFrame({"source_id": ["003R1"], "target_id": [None], "payload": [json.dumps(payload)]}),
+    )
+    with DAG("crm_contact_sync", schedule=None):
+        task = HubSpotLoadOperator(
+            task_id="load_hubspot",
+            mapping_path=str(mapping),
+            shard=[{"url": batch, "action": "create", "api": "hubspot_batch"}],
+        )
+    assert task.execute({"params": {"dry_run": False}, "run_id": "manual__renamed"})["ok"] == 1
+    stored = [c["properties"] for c in _contacts(sandbox) if c["properties"].get("email") == "r1@example.com"]
+    assert stored and stored[0][renamed] == "003R1"
+
+
+# -- item 7: preflight -----------------------------------------------------------------------------------
+
+
+def test_token_scope_problems_read_the_private_app_tokens_scopes(hs):
+    hook = HubSpotContactsHook(retry_policy=FAST)
+    required = {"crm.objects.contacts.read", "crm.objects.contacts.write", "crm.schemas.contacts.read"}
+    assert hook.token_scope_problems(required) == []
+    hs.admin("hubspot", "POST", "settings", json={"scopes": ["crm.objects.contacts.read"]})
+    problems = hook.token_scope_problems(required)
+    assert len(problems) == 2
+    assert "crm.objects.contacts.write" in problems[0] and "Private Apps" in problems[0]
+    assert "crm.schemas.contacts.read" in problems[1]
+
+
+def test_ensure_link_property_accepts_creates_or_explains(hs, sandbox_factory, redis_url, monkeypatch):
+    assert HubSpotContactsHook(retry_policy=FAST).ensure_link_property(LINK) == []  # exists, unique
+
+    bare = sandbox_factory(no_salesforce=True, hubspot_link_property="")
+    _wire(bare, redis_url, monkeypatch)
+    hook = HubSpotContactsHook(retry_policy=FAST)
+    bare.admin(
+        "hubspot", "POST", "settings", json={"scopes": ["crm.objects.contacts.read", "crm.schemas.contacts.read"]}
+    )
+    (problem,) = hook.ensure_link_property(LINK)
+    assert "Require unique values" in problem and "crm.schemas.contacts.write" in problem
+    bare.admin(
+        "hubspot",
+        "POST",
+        "settings",
+        json={"scopes": ["crm.objects.contacts.read", "crm.schemas.contacts.read", "crm.schemas.contacts.write"]},
+    )
+    assert hook.ensure_link_property(LINK) == []
+    created = _api(bare, "GET", f"/crm/v3/properties/contacts/{LINK}").json()
+    assert created["hasUniqueValue"] is True
+    assert hook.ensure_link_property(LINK) == []  # now found, not created twice
+
+    _api(
+        bare,
+        "POST",
+        "/crm/v3/properties/contacts",
+        {
+            "name": "plain_key",
+            "label": "Plain",
+            "type": "string",
+            "fieldType": "text",
+            "groupName": "contactinformation",
+        },
+    )
+    (problem,) = hook.ensure_link_property("plain_key")
+    assert "does not require unique values" in problem and "link.hubspot" in problem

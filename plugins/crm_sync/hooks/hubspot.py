@@ -23,10 +23,20 @@ import urllib3
 from airflow.sdk import BaseHook
 from hubspot import HubSpot
 from hubspot.crm.contacts import ApiException
+from hubspot.crm.properties import ApiException as PropertiesApiException
 
 from crm_sync.hooks.base import ContactsHookMixin, refs_for
-from crm_sync.hooks.hs_batch import error_result, match_batch
+from crm_sync.hooks.hs_batch import SECONDARY_EMAILS, asked_key, error_result, match_batch
 from crm_sync.hooks.hs_errors import HubSpotDailyLimitReached, HubSpotError, configuration_detail, is_record_level
+from crm_sync.hooks.hs_preflight import (
+    READ_SCHEMAS,
+    TOKEN_INFO_PATH,
+    WRITE_SCHEMAS,
+    link_property_definition,
+    missing_property_fix,
+    not_unique_fix,
+    scope_fix,
+)
 from crm_sync.hooks.hs_walker import PAGE_SIZE, parse_hubspot_ms, to_epoch_ms, walk_window
 from crm_sync.hooks.pools import DEFAULT_REDIS_CONN_ID
 from crm_sync.hooks.results import RecordResult
@@ -133,6 +143,10 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
     def _batch_api(self) -> Any:
         return self.client.crm.contacts.batch_api
 
+    @cached_property
+    def _properties_api(self) -> Any:
+        return self.client.crm.properties.core_api
+
     # -- the one request path -------------------------------------------------------------------
 
     def _request(
@@ -146,7 +160,7 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
             self.search_calls += kind == SEARCH_KIND
             try:
                 response = send()
-            except ApiException as exc:
+            except (ApiException, PropertiesApiException) as exc:
                 raise self._api_error(exc) from exc
             except urllib3.exceptions.HTTPError as exc:
                 reason = getattr(exc, "reason", exc)
@@ -161,7 +175,7 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
 
         return self.with_retry(what, attempt)
 
-    def _api_error(self, exc: ApiException) -> Exception:
+    def _api_error(self, exc: ApiException | PropertiesApiException) -> Exception:
         status = int(exc.status or 0)
         headers = exc.headers or {}  # urllib3's HTTPHeaderDict: case-insensitive
         body = _json_or_empty(exc.body)
@@ -192,6 +206,63 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
             return HubSpotError(0, "CONNECTION", None, reason[-1] if reason else "no answer")
         category, message = body.get("category"), body.get("message")
         return HubSpotError(status, category, message, configuration_detail(category, message, body))
+
+    # -- preflight ------------------------------------------------------------------------------
+
+    def token_scopes(self) -> set[str]:
+        """The private app token's scopes, from HubSpot's token-info call for private app tokens."""
+        token = self._connection.password
+        rest = self._basic_api.api_client.rest_client  # the client has no method for this call
+        _, data = self._request(
+            "token info",
+            lambda: rest.POST(
+                f"{self.host}{TOKEN_INFO_PATH}",
+                headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+                body={"tokenKey": token},
+                _preload_content=False,
+                _request_timeout=self.request_timeout,
+            ),
+        )
+        return set((data or {}).get("scopes") or [])
+
+    def token_scope_problems(self, required: set[str]) -> list[str]:
+        """One sentence per required scope the token lacks, naming where to add it ([] when none)."""
+        return [scope_fix(scope) for scope in sorted(set(required) - self.token_scopes())]
+
+    def ensure_link_property(self, name: str) -> list[str]:
+        """The link property exists with unique values; created when missing and the scopes allow.
+
+        Returns the problems left, each a sentence with the exact fix ([] when the property is usable).
+        """
+        try:
+            _, definition = self._request(
+                "property read",
+                lambda: self._properties_api.get_by_name(
+                    "contacts", name, _preload_content=False, _request_timeout=self.request_timeout
+                ),
+            )
+        except HubSpotError as exc:
+            if exc.category == "MISSING_SCOPES":
+                return [scope_fix(READ_SCHEMAS)]
+            if exc.status != 404:
+                raise
+            definition = None
+        if definition is not None:
+            return [] if definition.get("hasUniqueValue") else [not_unique_fix(name)]
+        if self.token_scope_problems({WRITE_SCHEMAS}):
+            return [missing_property_fix(name)]
+        self._request(
+            "property create",
+            lambda: self._properties_api.create(
+                "contacts",
+                link_property_definition(name),
+                _preload_content=False,
+                _request_timeout=self.request_timeout,
+            ),
+            idempotent=False,
+        )
+        self.log.info("HubSpot: created the unique contact property %s (the sync's link)", name)
+        return []
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -277,28 +348,33 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
                 yield frame.reset_index(drop=True)
 
     def read_by_ids(self, ids: Sequence[str], properties: Sequence[str]) -> pd.DataFrame:
-        """Contacts by HubSpot id; ids HubSpot does not know are left out."""
+        """Contacts by HubSpot id; ids HubSpot does not know are left out. `lookup_key`: the id asked."""
         return self._batch_read(properties, ids, None)
 
     def read_by_emails(self, emails: Sequence[str], properties: Sequence[str]) -> pd.DataFrame:
-        """Contacts by email (idProperty=email); unknown emails are left out."""
+        """Contacts by email (idProperty=email); unknown emails are left out.
+
+        HubSpot also finds a contact by a secondary email (`hs_additional_emails`), so the returned
+        `email` (the primary) may differ from the one asked: `lookup_key` holds the email asked for.
+        """
         return self._batch_read(properties, emails, "email")
 
-    def read_by_salesforce_ids(self, salesforce_ids: Sequence[str], properties: Sequence[str]) -> pd.DataFrame:
-        """Contacts whose unique link property `salesforce_contact_id` holds one of these Salesforce Ids."""
-        return self._batch_read(properties, salesforce_ids, "salesforce_contact_id")
+    def read_by_salesforce_ids(
+        self, salesforce_ids: Sequence[str], properties: Sequence[str], *, link_property: str
+    ) -> pd.DataFrame:
+        """Contacts whose unique link property (the mapping's `link.hubspot`) holds one of these Salesforce Ids."""
+        return self._batch_read(properties, salesforce_ids, link_property)
 
     def _batch_read(self, properties: Sequence[str], keys: Sequence[str], id_property: str | None) -> pd.DataFrame:
         import pandas as pd
 
         properties = _with_always(properties)
+        asked = _with_always([*properties, SECONDARY_EMAILS]) if id_property == "email" else properties
         unique = list(dict.fromkeys(str(k) for k in keys if k))
         frames, missing = [], 0
         for offset in range(0, len(unique), BATCH_SIZE):
-            body: dict[str, Any] = {
-                "properties": properties,
-                "inputs": [{"id": key} for key in unique[offset : offset + BATCH_SIZE]],
-            }
+            chunk = unique[offset : offset + BATCH_SIZE]
+            body: dict[str, Any] = {"properties": asked, "inputs": [{"id": key} for key in chunk]}
             if id_property:
                 body["idProperty"] = id_property
             _, data = self._request(
@@ -312,10 +388,13 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
             )
             data = data or {}
             missing += sum(len((e.get("context") or {}).get("ids", [])) for e in data.get("errors") or [])
-            frames.append(objects_to_frame(data.get("results") or [], properties))
-        self.log.info("HubSpot: batch read %d keys, %d not found", len(unique), missing)
+            results = data.get("results") or []
+            frame = objects_to_frame(results, properties)
+            frame["lookup_key"] = [asked_key(obj, chunk, id_property) for obj in results]
+            frames.append(frame)
+        self.log.info("HubSpot: batch read %d keys by %s, %d not found", len(unique), id_property or "id", missing)
         if not frames:
-            return objects_to_frame([], properties)
+            return objects_to_frame([], properties).assign(lookup_key=pd.Series(dtype=object))
         return pd.concat(frames, ignore_index=True)
 
     # -- writes ---------------------------------------------------------------------------------
@@ -340,15 +419,19 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
     def upsert_contacts(
         self, inputs: Sequence[Mapping[str, Any]], refs: Sequence[str] | None = None
     ) -> list[RecordResult]:
-        """Batch upsert of `{"id": value, "idProperty": "salesforce_contact_id" | "email", "properties":
-        {...}}` inputs, keyed on a unique property: idempotent creates. `created` tells new from updated."""
+        """Batch upsert of `{"id": value, "idProperty": <a unique property>, "properties": {...}}` inputs:
+        idempotent creates. The id property is the caller's (the mapping's `link.hubspot`, or email), one
+        per call; HubSpot refuses one without unique values for the whole call. `created` tells new from
+        updated."""
+        if not inputs:
+            return []
         id_properties = {item.get("idProperty") for item in inputs}
-        if len(id_properties) > 1 or not id_properties <= {"salesforce_contact_id", "email"}:
-            raise ValueError(f"upsert: one idProperty per call, salesforce_contact_id or email; got {id_properties}")
+        if len(id_properties) > 1 or not all(id_properties):
+            raise ValueError(f"upsert: every input names the same idProperty; got {id_properties}")
         if any(not item.get("id") for item in inputs):
             raise ValueError("upsert: every input needs the id property's value as `id`")
         refs = refs_for(inputs, refs, lambda item: item.get("id"))
-        (id_property,) = id_properties or {"salesforce_contact_id"}
+        (id_property,) = id_properties
         return self._write("upsert", _clean(inputs), refs, [str(item["id"]) for item in inputs], id_property)
 
     def archive_contacts(self, ids: Sequence[str], refs: Sequence[str] | None = None) -> list[RecordResult]:

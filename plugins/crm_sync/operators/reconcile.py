@@ -62,7 +62,9 @@ class ReconcileContactsOperator(CrmSyncOperator):
             "salesforce_by_hubspot_id": lambda keys: sf_hook.fetch_by_hubspot_ids(keys, fields),
             "hubspot_ids": lambda keys: hs_hook.read_by_ids(keys, properties),
             "hubspot_emails": lambda keys: hs_hook.read_by_emails(keys, properties),
-            "hubspot_by_salesforce_id": lambda keys: hs_hook.read_by_salesforce_ids(keys, properties),
+            "hubspot_by_salesforce_id": lambda keys: hs_hook.read_by_salesforce_ids(
+                keys, properties, link_property=mapping.link.hubspot
+            ),
         }
         asked: dict[str, set[str]] = {kind: set() for kind in fetchers}
         for round_number in (1, 2):
