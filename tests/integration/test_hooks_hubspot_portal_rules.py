@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from crm_sync.hooks.retry import RetryPolicy, TransientError
 from crm_sync.operators.base import PROJECT_ROOT
 from crm_sync.operators.load import HubSpotLoadOperator
 from crm_sync.staging import write_frame
+from crm_sync.window import SyncWindow
 from sandbox.testing import SandboxProcess, start_sandbox
 from tests.integration.conftest import crm_env
 
@@ -350,3 +351,30 @@ def test_ensure_link_property_accepts_creates_or_explains(hs, sandbox_factory, r
     )
     (problem,) = hook.ensure_link_property("plain_key")
     assert "does not require unique values" in problem and "link.hubspot" in problem
+
+
+# -- item 4: the search index trails writes --------------------------------------------------------------
+
+
+def _window_ids(hook: HubSpotContactsHook, interval_start: datetime, lookback: int) -> set[str]:
+    window = SyncWindow.from_interval(
+        interval_start, interval_start + timedelta(minutes=15), lookback_minutes=lookback, full_resync=False
+    )
+    return {cid for frame in hook.iter_changed_contacts(PROPS, window.start, window.end) for cid in frame["id"]}
+
+
+@pytest.mark.parametrize(("lookback", "found"), [(10, True), (2, False)])
+def test_a_write_indexed_after_its_window_was_read_is_found_by_the_next_window(hs, lookback, found):
+    """Search sees a write 4 minutes late (HubSpot under load); GET and batch read see it at once. The DAG's
+    default lookback (10 minutes) brings it in the next window; the old 2 minutes lose it."""
+    hs.admin("hubspot", "POST", "settings", json={"search_index_delay_seconds": 240})
+    hook = HubSpotContactsHook(retry_policy=FAST)
+    first, second = NOW, NOW + timedelta(minutes=15)
+    hs.admin("hubspot", "POST", "clock", json={"set": (NOW + timedelta(minutes=12)).isoformat()})
+    (written,) = hook.upsert_contacts(_upserts(1))
+    assert list(hook.read_by_ids([written.target_id], PROPS)["id"]) == [written.target_id]  # no lag here
+
+    hs.admin("hubspot", "POST", "clock", json={"set": (second + timedelta(seconds=5)).isoformat()})
+    assert written.target_id not in _window_ids(hook, first, lookback)  # the first run's search misses it
+    hs.admin("hubspot", "POST", "clock", json={"set": (second + timedelta(minutes=15, seconds=5)).isoformat()})
+    assert (written.target_id in _window_ids(hook, second, lookback)) is found
