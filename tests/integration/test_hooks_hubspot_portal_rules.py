@@ -5,6 +5,7 @@ lag, secondary emails, a renamed link property, the link-property and scope pref
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -378,3 +379,29 @@ def test_a_write_indexed_after_its_window_was_read_is_found_by_the_next_window(h
     assert written.target_id not in _window_ids(hook, first, lookback)  # the first run's search misses it
     hs.admin("hubspot", "POST", "clock", json={"set": (second + timedelta(minutes=15, seconds=5)).isoformat()})
     assert (written.target_id in _window_ids(hook, second, lookback)) is found
+
+
+# -- item 8: no resend of a write that may have been applied ---------------------------------------------
+
+
+def test_a_create_that_timed_out_is_not_resent_while_an_upsert_is(hs):
+    """The sandbox answers 1.5 s late and applies the write anyway: the client's 0.5 s read timeout fires."""
+    hook = HubSpotContactsHook(retry_policy=RetryPolicy(attempts=4, base=0.01, cap=0.05), request_timeout=(2.0, 0.5))
+    hs.admin("hubspot", "POST", "faults", json={"latency_ms": 1500})
+    try:
+        with pytest.raises(HubSpotError, match="not resent") as err:
+            hook.create_contacts([{"properties": {"email": "once@example.com"}}])
+        assert err.value.status == 0 and hook.api_calls == 1
+        time.sleep(1.5)  # let the sandbox finish the write it was given
+        assert _stats(hs)["requests"] == 1
+        assert [c["properties"]["email"] for c in _contacts(hs)] == ["once@example.com"]
+        upsert = HubSpotContactsHook(
+            retry_policy=RetryPolicy(attempts=2, base=0.01, cap=0.05), request_timeout=(2.0, 0.5)
+        )
+        with pytest.raises(TransientError):
+            upsert.upsert_contacts(_upserts(1))  # idempotent: resent once, then the task's retry takes over
+        assert upsert.api_calls == 2
+    finally:
+        hs.admin("hubspot", "POST", "faults", json={"latency_ms": 0})
+    time.sleep(1.5)
+    assert len(_contacts(hs)) == 2  # two upsert sends, one contact

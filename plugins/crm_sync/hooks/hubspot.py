@@ -168,7 +168,8 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
                     raise HubSpotError(0, "CONNECTION", None, str(reason).splitlines()[-1]) from exc
                 if idempotent or _not_sent(exc):
                     raise TransientError(type(exc).__name__) from exc
-                raise
+                detail = f"{type(exc).__name__} on a non-idempotent call: it may have been applied, so it is not resent"
+                raise HubSpotError(0, "NOT_RESENT", None, detail) from exc
             self.rate_limit_pool.observe_response(response.status, response.headers)
             data = response.data
             return response.status, json.loads(data) if data else None
