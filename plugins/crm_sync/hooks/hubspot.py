@@ -6,8 +6,11 @@ https://api.hubapi.com); extras `requests_per_10s` and `search_requests_per_s` s
 Every call goes through `_request`: take from the Redis pool (search calls as kind "search", which also
 counts against the 10-second limit), send through the generated client with `_preload_content=False`
 (raw JSON and the response headers, no model round-trip), feed the X-HubSpot-RateLimit-* headers back,
-pause the whole pool on a 429, and retry transient failures with backoff. The client's own urllib3
-retries are off so no request bypasses the pool.
+pause the whole pool on a 429 (the one place a 429's wait is honoured: the next attempt's acquire waits
+it out, or defers the task when it is too long), and retry transient failures through the shared base's
+single tenacity layer (`hooks/base.py`). The client's own urllib3 retries are off, so each attempt is one
+send, counted once. Errors that are not about one record are raised, never split into rejects
+(`hs_errors`).
 """
 
 from __future__ import annotations
