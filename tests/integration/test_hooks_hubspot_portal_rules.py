@@ -405,3 +405,24 @@ def test_a_create_that_timed_out_is_not_resent_while_an_upsert_is(hs):
         hs.admin("hubspot", "POST", "faults", json={"latency_ms": 0})
     time.sleep(1.5)
     assert len(_contacts(hs)) == 2  # two upsert sends, one contact
+
+
+# -- the sandbox's answers, as HubSpot documents them ----------------------------------------------------
+
+
+def test_sandbox_answers_missing_scopes_token_info_and_non_unique_upserts_in_hubspots_shapes(hs):
+    hs.admin("hubspot", "POST", "settings", json={"scopes": ["crm.objects.contacts.read"]})
+    denied = _api(hs, "POST", "/crm/v3/objects/contacts/batch/upsert", {"inputs": []})
+    body = denied.json()
+    assert denied.status_code == 403 and body["category"] == "MISSING_SCOPES"
+    assert body["errors"][0]["context"]["requiredScopes"] == ["crm.objects.contacts.write"]
+    info = _api(hs, "POST", "/oauth/v2/private-apps/get/access-token-info", {"tokenKey": hs.hubspot_token})
+    assert info.status_code == 200 and info.json()["scopes"] == ["crm.objects.contacts.read"]
+
+    hs.admin(
+        "hubspot", "POST", "settings", json={"scopes": ["crm.objects.contacts.read", "crm.objects.contacts.write"]}
+    )
+    upsert = {"inputs": [{"idProperty": "firstname", "id": "Ann", "properties": {"lastname": "A"}}]}
+    refused = _api(hs, "POST", "/crm/v3/objects/contacts/batch/upsert", upsert)
+    assert refused.status_code == 400
+    assert refused.json()["message"].startswith("Unable to perform update/upsert by non-unique 0-1 property firstname")
