@@ -5,6 +5,7 @@ lag, secondary emails, a renamed link property, the link-property and scope pref
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -55,7 +56,7 @@ def portal(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator
 @pytest.fixture
 def hs(portal: SandboxProcess) -> SandboxProcess:
     """Fresh data, pool, limits and settings for each test."""
-    redis.Redis.from_url(__import__("os").environ["AIRFLOW_CONN_REDIS_DEFAULT"]).flushdb()
+    redis.Redis.from_url(os.environ["AIRFLOW_CONN_REDIS_DEFAULT"]).flushdb()
     portal.admin("hubspot", "POST", "reset")
     portal.admin("hubspot", "POST", "limits", json={"daily": 500_000})
     portal.admin(
