@@ -26,7 +26,6 @@ from crm_sync.operators.load import HubSpotLoadOperator
 from crm_sync.staging import write_frame
 from crm_sync.window import SyncWindow
 from sandbox.testing import SandboxProcess, start_sandbox
-from tests.integration.conftest import crm_env
 
 pytestmark = pytest.mark.integration
 
@@ -34,6 +33,14 @@ NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 LINK = "salesforce_contact_id"
 PROPS = ["email", "firstname", "lastname", LINK]
 FAST = RetryPolicy(attempts=3, base=0.01, cap=0.05)
+
+
+def hubspot_env(sandbox: SandboxProcess, redis_db: str) -> dict[str, str]:
+    """The connections the HubSpot hook reads: the sandbox and a Redis db for its pool."""
+    return {
+        "AIRFLOW_CONN_HUBSPOT_DEFAULT": sandbox.env["AIRFLOW_CONN_HUBSPOT_DEFAULT"],
+        "AIRFLOW_CONN_REDIS_DEFAULT": redis_db,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +51,7 @@ def portal(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator
     )
     redis_db = f"{redis_url.rsplit('/', 1)[0]}/7"
     patch = pytest.MonkeyPatch()
-    for key, value in crm_env(sandbox, redis_db).items():
+    for key, value in hubspot_env(sandbox, redis_db).items():
         patch.setenv(key, value)
     try:
         yield sandbox
@@ -131,7 +138,7 @@ def test_configuration_errors_fail_the_call_with_the_fix_instead_of_rejecting_ev
     if case == "non-unique idProperty":
         # A portal whose link property was created without "Require unique values".
         sandbox = sandbox_factory(no_salesforce=True, hubspot_link_property="")
-        for key, value in crm_env(sandbox, f"{redis_url.rsplit('/', 1)[0]}/8").items():
+        for key, value in hubspot_env(sandbox, f"{redis_url.rsplit('/', 1)[0]}/8").items():
             monkeypatch.setenv(key, value)
         created = _api(
             sandbox,
@@ -222,7 +229,7 @@ def _wire(sandbox: SandboxProcess, redis_url: str, monkeypatch: pytest.MonkeyPat
     """Make `sandbox` the `hubspot_default` connection, on a fresh Redis db."""
     redis_db = f"{redis_url.rsplit('/', 1)[0]}/{db}"
     redis.Redis.from_url(redis_db).flushdb()
-    for key, value in crm_env(sandbox, redis_db).items():
+    for key, value in hubspot_env(sandbox, redis_db).items():
         monkeypatch.setenv(key, value)
 
 
