@@ -18,7 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sandbox.core import App, Clock, RunningServer, parse_iso, serve
+from sandbox.core import Clock, RunningServer, parse_iso, serve
 from sandbox.generator import generate
 from sandbox.hubspot.app import BATCH_MODES, DEFAULT_TOKEN, HubSpotApp
 from sandbox.salesforce.app import SalesforceApp
@@ -54,12 +54,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--salesforce-page-size", type=int, default=2000)
     run.add_argument("--consumer-key", default="sandbox-consumer-key")
     run.add_argument("--consumer-secret", default="sandbox-consumer-secret")
+    run.add_argument(
+        "--salesforce-login-host",
+        help="also serve Salesforce on this address as a generic login host (login.salesforce.com's part)",
+    )
+    run.add_argument("--salesforce-jwt-cert", type=Path, help="PEM certificate that verifies JWT bearer assertions")
     run.add_argument("--no-salesforce", action="store_true", help="serve HubSpot only")
     run.add_argument("--log-level", default="INFO")
     return parser
 
 
-def _salesforce_app(args: argparse.Namespace, clock: Clock) -> App | None:
+def _salesforce_app(args: argparse.Namespace, clock: Clock) -> SalesforceApp | None:
     if args.no_salesforce:
         return None
     return SalesforceApp(
@@ -68,10 +73,12 @@ def _salesforce_app(args: argparse.Namespace, clock: Clock) -> App | None:
         page_size=args.salesforce_page_size,
         consumer_key=args.consumer_key,
         consumer_secret=args.consumer_secret,
+        jwt_certificate=args.salesforce_jwt_cert.read_bytes() if args.salesforce_jwt_cert else None,
+        login_host=args.salesforce_login_host,
     )
 
 
-def _seed(args: argparse.Namespace, clock: Clock, hubspot: HubSpotApp, salesforce: App | None) -> None:
+def _seed(args: argparse.Namespace, clock: Clock, hubspot: HubSpotApp, salesforce: SalesforceApp | None) -> None:
     if args.contacts <= 0:
         return
     data = generate(args.contacts, args.seed, clock.now(), timedelta(minutes=args.window_minutes))
@@ -88,7 +95,9 @@ def _summary(result: Any) -> str:
     return type(result).__name__
 
 
-def env_lines(args: argparse.Namespace, hubspot_url: str, salesforce_url: str | None, bundle: str) -> list[str]:
+def env_lines(
+    args: argparse.Namespace, hubspot_url: str, salesforce_url: str | None, bundle: str, login_url: str | None = None
+) -> list[str]:
     hubspot_conn = {
         "conn_type": "http",
         "host": hubspot_url,
@@ -113,6 +122,8 @@ def env_lines(args: argparse.Namespace, hubspot_url: str, salesforce_url: str | 
     lines.append(f"REQUESTS_CA_BUNDLE={shlex.quote(bundle)}")
     if salesforce_url:
         lines.append(f"SANDBOX_SALESFORCE_URL={salesforce_url}")
+    if login_url:
+        lines.append(f"SANDBOX_SALESFORCE_LOGIN_URL={login_url}")
     lines.append(f"SANDBOX_HUBSPOT_URL={hubspot_url}")
     return lines
 
@@ -133,14 +144,18 @@ def serve_command(args: argparse.Namespace) -> int:
     salesforce = _salesforce_app(args, clock)
     _seed(args, clock, hubspot, salesforce)
 
-    context, bundle = make_tls(state_dir)
+    extra_ips = [args.salesforce_login_host] if args.salesforce_login_host else []
+    context, bundle = make_tls(state_dir, extra_ips)
     servers: list[RunningServer] = [serve(hubspot, args.host, args.hubspot_port)]
-    salesforce_url = None
+    salesforce_url = login_url = None
     if salesforce is not None:
         servers.append(serve(salesforce, args.host, args.salesforce_port, ssl_context=context))
-        salesforce_url = servers[-1].url
+        salesforce_url = salesforce.my_domain_url = servers[-1].url
+        if args.salesforce_login_host:
+            servers.append(serve(salesforce, args.salesforce_login_host, 0, ssl_context=context))
+            login_url = servers[-1].url
 
-    lines = env_lines(args, servers[0].url, salesforce_url, bundle)
+    lines = env_lines(args, servers[0].url, salesforce_url, bundle, login_url)
     (state_dir / "env.sh").write_text("".join(f"export {line}\n" for line in lines))
     print("\n".join([*lines, "SANDBOX_READY"]), flush=True)
 

@@ -80,10 +80,16 @@ class SalesforceApp(App):
         consumer_secret: str = "sandbox-consumer-secret",
         username: str = "integration@sandbox.example.com",
         password: str = "sandbox-password",
+        jwt_certificate: bytes | None = None,
+        login_host: str | None = None,
     ) -> None:
         super().__init__(clock)
         self.page_size = max(MIN_BATCH, min(MAX_BATCH, page_size))
-        self.sessions = Sessions(Credentials(consumer_key, consumer_secret, username, password))
+        self.sessions = Sessions(Credentials(consumer_key, consumer_secret, username, password, jwt_certificate))
+        #: The address that plays login.salesforce.com (a generic login host, not the org's My Domain),
+        #: and the My Domain URL its tokens point to (set once the My Domain listener is bound).
+        self.login_host = login_host
+        self.my_domain_url: str | None = None
         self.budget = ApiBudget(daily_api_limit)
         self.ids = IdFactory()
         self.store = Store(self.ids)
@@ -261,8 +267,12 @@ class SalesforceApp(App):
     # ---- OAuth, versions, limits ------------------------------------------------------------------
     def token(self, req: Request) -> Response:
         host = req.headers.get("host", "127.0.0.1")
+        generic = self.login_host is not None and host.rpartition(":")[0] == self.login_host
+        instance_url = (self.my_domain_url if generic else None) or f"https://{host}"
         try:
-            body = self.sessions.issue(req.body, req.headers.get("authorization"), f"https://{host}", self.now())
+            body = self.sessions.issue(
+                req.body, req.headers.get("authorization"), instance_url, self.now(), generic_host=generic
+            )
         except OAuthError as exc:
             log.info("salesforce sandbox: token refused (%s)", exc.error)
             return Response(400, {"error": exc.error, "error_description": exc.description})
