@@ -248,6 +248,8 @@ class SalesforceApp(App):
             self.budget.maximum = int(body["max"])
         if "used" in body:
             self.budget.set_used(int(body["used"]), self.now())
+        if "others" in body:
+            self.budget.others = int(body["others"])
         return {"used": self.budget.used(self.now()), "max": self.budget.maximum}
 
     @staticmethod

@@ -144,10 +144,12 @@ class Sessions:
 
 
 class ApiBudget:
-    """DailyApiRequests: calls counted over a rolling 24 hours of sandbox time."""
+    """DailyApiRequests: calls counted over a rolling 24 hours of sandbox time, the org's whole usage:
+    `others` is what the org's other integrations use (Sforce-Limit-Info and /limits include it)."""
 
     def __init__(self, maximum: int) -> None:
         self.maximum = maximum
+        self.others = 0
         self._calls: deque[datetime] = deque()
         self._offset = 0  # admin-set extra usage, for testing the limit without 15,000 calls
 
@@ -155,7 +157,7 @@ class ApiBudget:
         horizon = now - timedelta(hours=24)
         while self._calls and self._calls[0] <= horizon:
             self._calls.popleft()
-        return len(self._calls) + self._offset
+        return len(self._calls) + self._offset + self.others
 
     def exhausted(self, now: datetime) -> bool:
         return self.used(now) >= self.maximum
@@ -170,3 +172,4 @@ class ApiBudget:
     def reset(self) -> None:
         self._calls.clear()
         self._offset = 0
+        self.others = 0

@@ -123,6 +123,8 @@ def test_long_wait_raises_out_of_send(pool, base_url):
 
 
 def test_salesforce_limit_info_syncs_the_daily_budget(redis_url, base_url):
-    pool = RateLimitPool(redis.Redis.from_url(redis_url), f"sf-{uuid.uuid4().hex[:8]}", salesforce_limits({}))
+    pool = RateLimitPool(
+        redis.Redis.from_url(redis_url), f"sf-{uuid.uuid4().hex[:8]}", salesforce_limits({"api_reserve_share": 0})
+    )
     session_for(pool).get(f"{base_url}/sforce")
     assert pool.usage()["used"] == {"daily_api_requests": 14000}
