@@ -59,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
         help="also serve Salesforce on this address as a generic login host (login.salesforce.com's part)",
     )
     run.add_argument("--salesforce-jwt-cert", type=Path, help="PEM certificate that verifies JWT bearer assertions")
+    run.add_argument(
+        "--salesforce-bulk-seconds", type=float, default=0.0, help="how long Bulk API ingest jobs stay InProgress"
+    )
     run.add_argument("--no-salesforce", action="store_true", help="serve HubSpot only")
     run.add_argument("--log-level", default="INFO")
     return parser
@@ -75,6 +78,7 @@ def _salesforce_app(args: argparse.Namespace, clock: Clock) -> SalesforceApp | N
         consumer_secret=args.consumer_secret,
         jwt_certificate=args.salesforce_jwt_cert.read_bytes() if args.salesforce_jwt_cert else None,
         login_host=args.salesforce_login_host,
+        bulk_processing_seconds=args.salesforce_bulk_seconds,
     )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -82,6 +82,7 @@ class SalesforceApp(App):
         password: str = "sandbox-password",
         jwt_certificate: bytes | None = None,
         login_host: str | None = None,
+        bulk_processing_seconds: float = 0.0,
     ) -> None:
         super().__init__(clock)
         self.page_size = max(MIN_BATCH, min(MAX_BATCH, page_size))
@@ -93,10 +94,12 @@ class SalesforceApp(App):
         self.budget = ApiBudget(daily_api_limit)
         self.ids = IdFactory()
         self.store = Store(self.ids)
-        self.bulk = BulkJobs(self.store, self.ids)
+        self.bulk = BulkJobs(self.store, self.ids, bulk_processing_seconds)
+        self.poll_faults: deque[int] = deque()  # statuses the next ingest job-info GETs answer with
         self.cursors: OrderedDict[str, Cursor] = OrderedDict()
         self._register_routes()
         self.admin_route("POST", "api-usage", self._admin_api_usage)
+        self.admin_route("POST", "bulk", self._admin_bulk)
 
     # ---- plumbing -------------------------------------------------------------------------------
     def now(self) -> datetime:
@@ -212,7 +215,8 @@ class SalesforceApp(App):
     def reset(self) -> None:
         self.ids = IdFactory()
         self.store = Store(self.ids)
-        self.bulk = BulkJobs(self.store, self.ids)
+        self.bulk = BulkJobs(self.store, self.ids, self.bulk.processing_seconds)
+        self.poll_faults.clear()
         self.cursors.clear()
         self.budget.reset()
 
@@ -251,6 +255,16 @@ class SalesforceApp(App):
         if "others" in body:
             self.budget.others = int(body["others"])
         return {"used": self.budget.used(self.now()), "max": self.budget.maximum}
+
+    def _admin_bulk(self, req: Request) -> dict[str, Any]:
+        """`{"processing_seconds": s}`: how long ingest jobs stay queued; `{"poll_faults": [503, 401]}`:
+        what the next ingest job-info GETs answer (401 also expires every session, as a timed-out one)."""
+        body = req.json() or {}
+        if "processing_seconds" in body:
+            self.bulk.processing_seconds = float(body["processing_seconds"])
+        if "poll_faults" in body:
+            self.poll_faults = deque(int(status) for status in body["poll_faults"])
+        return {"processing_seconds": self.bulk.processing_seconds, "poll_faults": list(self.poll_faults)}
 
     @staticmethod
     def _body(req: Request) -> Any:
@@ -598,9 +612,17 @@ class SalesforceApp(App):
         return Response(200, self.bulk.create_query(body, version, self.now()))
 
     def job_list(self, req: Request, version: str, kind: str) -> Response:
+        self.bulk.settle(self.now())
         return Response(200, self.bulk.list(kind))
 
     def job_info(self, req: Request, version: str, kind: str, job_id: str) -> Response:
+        if kind == "ingest" and self.poll_faults:
+            status = self.poll_faults.popleft()
+            if status == 401:
+                self.sessions.expire_all()
+                return Response(401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])
+            return self.server_error_response(req, status)
+        self.bulk.settle(self.now())
         return Response(200, self.bulk.get(kind, job_id).info())
 
     def job_state(self, req: Request, version: str, kind: str, job_id: str) -> Response:
@@ -626,6 +648,7 @@ class SalesforceApp(App):
         return Response(201)
 
     def job_ingest_results(self, req: Request, version: str, job_id: str, which: str) -> Response:
+        self.bulk.settle(self.now())
         text = self.bulk.ingest_results(job_id, which)
         return Response(200, text.encode(), {"Content-Type": "text/csv"})
 

@@ -14,8 +14,7 @@ page instead of restarting the stream.
 
 from __future__ import annotations
 
-import csv
-import io
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import cached_property
@@ -25,7 +24,7 @@ import requests
 from airflow.providers.salesforce.hooks.salesforce import SalesforceHook
 from simple_salesforce import Salesforce
 from simple_salesforce.api import DEFAULT_API_VERSION
-from simple_salesforce.bulk2 import Operation
+from simple_salesforce.bulk2 import Operation, _Bulk2Client
 from simple_salesforce.exceptions import (
     SalesforceAuthenticationFailed,
     SalesforceError,
@@ -39,6 +38,7 @@ from crm_sync.hooks.pools import DEFAULT_REDIS_CONN_ID, build_pool, max_wait_fro
 from crm_sync.hooks.results import RecordResult
 from crm_sync.hooks.retry import RetryPolicy, TransientError, call_with_retry
 from crm_sync.hooks.sf_auth import SalesforceCredentials, fetch_token
+from crm_sync.hooks.sf_bulk import DONE_STATES, BulkJobFailed, ingest_csv, job_results, poll_intervals
 from crm_sync.hooks.sf_errors import concurrency_limited
 from crm_sync.hooks.sf_frames import csv_to_frame, records_to_frame
 from crm_sync.ratelimit import RateLimitedAdapter, RateLimitPool, salesforce_limits
@@ -51,7 +51,6 @@ T = TypeVar("T")
 
 EXTERNAL_ID_FIELD = "HubSpot_Contact_Id__c"
 COLLECTION_SIZE = 200  # sObject Collections accept up to 200 records a request
-BULK_NULL = "#N/A"  # Bulk API CSV: an empty cell leaves a field alone, #N/A sets it to null
 WriteOperation = Literal["upsert", "update", "delete"]
 
 
@@ -81,7 +80,8 @@ class SalesforceContactsHook(SalesforceHook):
     :param bulk_threshold: above this many matching contacts a window is read with a Bulk API 2.0
         query job; defaults to the connection extra `bulk_threshold`, else 10,000.
     :param retry_policy: backoff for transient failures.
-    :param bulk_poll_seconds: first wait before polling a Bulk API job.
+    :param bulk_poll_seconds: first wait before polling a Bulk API job (later waits grow).
+    :param bulk_timeout_seconds: how long to poll a Bulk API job before giving up on it.
     :param request_timeout: (connect, read) seconds for every request.
     :param redis_conn_id: the Redis holding the shared rate-limit pool.
     :param max_wait_seconds: longest wait for the pool before `RateLimitWaitTooLong` (None: no cap).
@@ -98,6 +98,7 @@ class SalesforceContactsHook(SalesforceHook):
         bulk_threshold: int | None = None,
         retry_policy: RetryPolicy | None = None,
         bulk_poll_seconds: float = 1.0,
+        bulk_timeout_seconds: float = 3600.0,
         request_timeout: tuple[float, float] = (10.0, 120.0),
         redis_conn_id: str = DEFAULT_REDIS_CONN_ID,
         max_wait_seconds: float | None = None,
@@ -108,6 +109,7 @@ class SalesforceContactsHook(SalesforceHook):
         self._bulk_threshold = bulk_threshold
         self.retry_policy = retry_policy or RetryPolicy()
         self.bulk_poll_seconds = bulk_poll_seconds
+        self.bulk_timeout_seconds = bulk_timeout_seconds
         self.request_timeout = request_timeout
         self.api_calls = 0
         self.reauthentications = 0
@@ -296,18 +298,15 @@ class SalesforceContactsHook(SalesforceHook):
     def _iter_bulk(self, query: str, fields: list[str], include_deleted: bool) -> Iterator[pd.DataFrame]:
         """A Bulk API 2.0 query job; result pages fetched by locator, each its own retried request."""
         operation = Operation.query_all if include_deleted else Operation.query
-        job = self._call("bulk query job", lambda sf: sf.bulk2.Contact._client.create_job(operation, query))
+        job = self._call("bulk query job", lambda sf: _bulk_client(sf).create_job(operation, query))
         job_id = job["id"]
         self.log.info("Salesforce: bulk query job %s created", job_id)
-        self._call(
-            "bulk query wait",
-            lambda sf: sf.bulk2.Contact._client.wait_for_job(job_id, True, self.bulk_poll_seconds),
-        )
+        self._wait_for_job(job_id, is_query=True)
         locator = ""
         while True:
             result = self._call(
                 "bulk query results",
-                lambda sf, loc=locator: sf.bulk2.Contact._client.get_query_results(job_id, loc, self.chunk_rows),
+                lambda sf, loc=locator: _bulk_client(sf).get_query_results(job_id, loc, self.chunk_rows),
             )
             yield csv_to_frame(result["records"], fields)
             locator = result["locator"]
@@ -439,73 +438,75 @@ class SalesforceContactsHook(SalesforceHook):
         by_key = {str(record.get(key)): ref for record, ref in zip(records, refs, strict=True)}
         if len(by_key) != len(records):
             raise ValueError(f"bulk {operation}: every record needs a distinct {key}")
-        if operation == "delete":
-            rows = [{"Id": str(record["Id"])} for record in records]
-        else:
-            rows = [
-                {name: BULK_NULL if value is None else value for name, value in record.items()} for record in records
-            ]
+        data = ingest_csv(operation, records)
 
-        def run(sf: Salesforce) -> list[dict[str, Any]]:
-            handler = getattr(sf.bulk2.Contact, operation)
-            kwargs: dict[str, Any] = {"records": rows, "wait": self.bulk_poll_seconds}
-            if operation == "upsert":
-                kwargs["external_id_field"] = external_id_field
-            return handler(**kwargs)
+        # A job that was never closed is never processed, so creating and uploading again is harmless;
+        # from the close on, every step reads the same job by id.
+        job = self._call(
+            f"bulk {operation} job",
+            lambda sf: _bulk_client(sf).create_job(
+                Operation(operation), external_id_field=external_id_field if operation == "upsert" else None
+            ),
+        )
+        job_id = job["id"]
+        self.log.info("Salesforce: bulk %s job %s created for %d records", operation, job_id, len(records))
+        self._call("bulk upload", lambda sf: _bulk_client(sf).upload_job_data(job_id, data))
+        self._close_job(job_id)
+        self._wait_for_job(job_id, is_query=False)
 
-        jobs = self._call(f"bulk {operation}", run)
-        results: list[RecordResult] = []
-        for job in jobs:
-            results.extend(self._bulk_job_results(job["job_id"], key, by_key, operation))
+        def fetch(kind: str) -> str:
+            return self._call(f"bulk {kind}", lambda sf: _bulk_client(sf).get_ingest_results(job_id, kind))
+
+        results = job_results(
+            job_id,
+            operation,
+            key,
+            by_key,
+            fetch("successfulResults"),
+            fetch("failedResults"),
+            fetch("unprocessedrecords"),
+        )
         seen = {result.ref for result in results}
         results.extend(
             RecordResult(ref=ref, target_id=None, ok=False, error_code="NO_RESULT", message="absent from job results")
             for ref in refs
             if ref not in seen
         )
-        _log_results(self.log, f"bulk {operation}", results)
+        _log_results(self.log, f"bulk {operation} job {job_id}", results)
         return results
 
-    def _bulk_job_results(self, job_id: str, key: str, by_key: dict[str, str], operation: str) -> list[RecordResult]:
-        def fetch(kind: str) -> list[dict[str, str]]:
-            text = self._call(
-                f"bulk {kind} results",
-                lambda sf: getattr(sf.bulk2.Contact, f"get_{kind}_records")(job_id),
-            )
-            return list(csv.DictReader(io.StringIO(text)))
+    def _close_job(self, job_id: str) -> None:
+        """PATCH UploadComplete; when a resent close is refused because the first one landed, go on."""
+        try:
+            self._call("bulk close", lambda sf: _bulk_client(sf).close_job(job_id))
+        except SalesforceApiError:
+            state = self._call("bulk poll", lambda sf: _bulk_client(sf).get_job(job_id, False))["state"]
+            if state == "Open":
+                raise
+            self.log.info("Salesforce: bulk job %s already closed (%s)", job_id, state)
 
-        results: list[RecordResult] = []
-        for row in fetch("successful"):
-            results.append(
-                RecordResult(
-                    ref=by_key.get(row.get(key) or row.get("sf__Id", ""), row.get("sf__Id", "")),
-                    target_id=row.get("sf__Id") or None,
-                    ok=True,
-                    created=(row.get("sf__Created", "").lower() == "true"),
-                )
-            )
-        for row in fetch("failed"):
-            code, _, message = (row.get("sf__Error") or "").partition(":")
-            results.append(
-                RecordResult(
-                    ref=by_key.get(row.get(key, ""), row.get(key, "")),
-                    target_id=row.get("sf__Id") or None,
-                    ok=False,
-                    error_code=code or "UNKNOWN",
-                    message=message.strip() or None,
-                )
-            )
-        for row in fetch("unprocessed"):
-            results.append(
-                RecordResult(
-                    ref=by_key.get(row.get(key, ""), row.get(key, "")),
-                    target_id=None,
-                    ok=False,
-                    error_code="UNPROCESSED",
-                    message=f"not processed by bulk {operation} job {job_id}",
-                )
-            )
-        return results
+    def _wait_for_job(self, job_id: str, *, is_query: bool) -> None:
+        """Poll the job by id until it is done, waits growing from `bulk_poll_seconds`; each poll is one
+        retried request through the pool, so a 5xx or an expired session costs a poll, not the job."""
+        waited, polls = 0.0, 0
+        for wait in poll_intervals(self.bulk_poll_seconds):
+            time.sleep(wait)
+            waited += wait
+            polls += 1
+            info = self._call("bulk poll", lambda sf: _bulk_client(sf).get_job(job_id, is_query))
+            state = info["state"]
+            if state in DONE_STATES:
+                break
+            if waited > self.bulk_timeout_seconds:
+                raise TimeoutError(f"Salesforce bulk job {job_id} still {state} after {waited:.0f}s")
+        self.log.info("Salesforce: bulk job %s %s after %d polls (%.1fs)", job_id, state, polls, waited)
+        if state != "JobComplete":
+            raise BulkJobFailed(job_id, state, info.get("errorMessage"))
+
+
+def _bulk_client(sf: Salesforce) -> _Bulk2Client:
+    """simple-salesforce's Bulk API 2.0 client for Contact: one request per method, no hidden retries."""
+    return sf.bulk2.Contact._client
 
 
 def _refs(records: Sequence[Mapping[str, Any]], refs: Sequence[str] | None, key: str) -> list[str]:
