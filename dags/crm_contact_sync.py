@@ -42,7 +42,7 @@ with DAG(
         "dry_run": Param(False, type="boolean", description="Plan and report, write nothing."),
         "full_resync": Param(False, type="boolean", description="Ignore the window; reconcile every contact."),
         "lookback_minutes": Param(
-            2, type="integer", minimum=0, maximum=60, description="Widen the window backwards (clock skew)."
+            10, type="integer", minimum=0, maximum=60, description="Widen the window backwards (clock skew)."
         ),
         "salesforce_conn_id": Param("salesforce_default", type="string"),
         "hubspot_conn_id": Param("hubspot_default", type="string"),

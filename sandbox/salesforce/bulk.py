@@ -317,7 +317,7 @@ class BulkJobs:
         )
         if job.column_delimiter not in DELIMITERS or job.line_ending not in LINE_ENDINGS:
             raise BulkError(400, "INVALIDJOB", "InvalidJob : unsupported columnDelimiter or lineEnding")
-        rows = self.store.run_query(query, include_deleted=operation == "queryAll")
+        rows = self.store.run_query(query, include_deleted=operation == "queryAll", now=now)
         job.header = [p.dotted for p in query.fields]
         job.result_rows = [
             [render.csv_value(soql.resolve_value(row, p, self.store.parent)) for p in query.fields] for row in rows

@@ -4,14 +4,16 @@ budget shared with other integrations, Bulk API jobs that fail mid-poll, late co
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
 
 from crm_sync.hooks.retry import RetryPolicy
 from crm_sync.hooks.salesforce import SalesforceContactsHook
+from crm_sync.operators.base import RunSettings
 from crm_sync.ratelimit import RateLimitWaitTooLong
+from crm_sync.window import SyncWindow
 from sandbox.testing import SandboxProcess
 from tests.integration.conftest import wired_sandbox
 
@@ -20,6 +22,7 @@ pytestmark = pytest.mark.integration
 NOW = datetime(2026, 1, 1, 13, 0, tzinfo=UTC)
 FIELDS = ["Id", "Email", "LastName", "HubSpot_Contact_Id__c", "SystemModstamp"]
 REDIS_DB = 12
+INTERVAL = timedelta(minutes=15)
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +88,34 @@ def test_bulk_job_failing_mid_poll_is_polled_again_not_sent_again(sf):
     stats = sf.admin("salesforce", "GET", "stats").json()
     polls = sum(v["requests"] for k, v in stats.items() if k.startswith("GET") and k.endswith("{job_id}/?"))
     assert polls >= 2 * 2 + 5  # every poll is a counted API call, faulted ones included
+
+
+def _changed_ids(hook: SalesforceContactsHook, interval_start: datetime, lookback_minutes: int) -> set[str]:
+    window = SyncWindow.from_interval(
+        interval_start, interval_start + INTERVAL, lookback_minutes=lookback_minutes, full_resync=False
+    )
+    return {i for frame in hook.iter_changed_contacts(FIELDS, window.start, window.end) for i in frame["Id"]}
+
+
+def test_a_late_commit_is_found_by_the_next_window_with_the_default_lookback(sf):
+    """SystemModstamp is stamped when a transaction starts; a long one commits minutes later. The row then
+    carries a stamp inside a window that was already extracted: only the next window's lookback sees it."""
+    boundary = NOW
+    late, prompt = _seed(
+        sf,
+        [
+            {
+                "LastName": "Late",
+                "SystemModstamp": (boundary - timedelta(minutes=5)).isoformat(),
+                "CommitDelaySeconds": 420,
+            },
+            {"LastName": "Prompt", "SystemModstamp": (boundary - timedelta(minutes=4)).isoformat()},
+        ],
+    )
+    hook = SalesforceContactsHook()
+    lookback = RunSettings.from_params({}).lookback_minutes
+    sf.admin("salesforce", "POST", "clock", json={"set": (boundary + timedelta(seconds=30)).isoformat()})
+    assert _changed_ids(hook, boundary - INTERVAL, lookback) == {prompt}  # `late` is not committed yet
+    sf.admin("salesforce", "POST", "clock", json={"set": (boundary + INTERVAL + timedelta(seconds=30)).isoformat()})
+    assert late in _changed_ids(hook, boundary, lookback)
+    assert late not in _changed_ids(hook, boundary, 2)  # the old 2-minute default lost it

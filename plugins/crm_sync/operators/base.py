@@ -37,7 +37,7 @@ class RunSettings:
             direction=str(params.get("direction", "both")),
             dry_run=bool(params.get("dry_run", False)),
             full_resync=bool(params.get("full_resync", False)),
-            lookback_minutes=int(params.get("lookback_minutes", 2)),
+            lookback_minutes=int(params.get("lookback_minutes", 10)),
             salesforce_conn_id=str(params.get("salesforce_conn_id", "salesforce_default")),
             hubspot_conn_id=str(params.get("hubspot_conn_id", "hubspot_default")),
             redis_conn_id=str(params.get("redis_conn_id", "redis_default")),
