@@ -3,14 +3,16 @@ budget shared with other integrations, Bulk API jobs that fail mid-poll, late co
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
+import requests
 
 from crm_sync.hooks.retry import RetryPolicy
-from crm_sync.hooks.salesforce import SalesforceContactsHook
+from crm_sync.hooks.salesforce import SalesforceApiError, SalesforceContactsHook
 from crm_sync.operators.base import RunSettings
 from crm_sync.ratelimit import RateLimitWaitTooLong
 from crm_sync.window import SyncWindow
@@ -119,3 +121,34 @@ def test_a_late_commit_is_found_by_the_next_window_with_the_default_lookback(sf)
     sf.admin("salesforce", "POST", "clock", json={"set": (boundary + INTERVAL + timedelta(seconds=30)).isoformat()})
     assert late in _changed_ids(hook, boundary, lookback)
     assert late not in _changed_ids(hook, boundary, 2)  # the old 2-minute default lost it
+
+
+def _posts(crm: SandboxProcess) -> int:
+    stats = crm.admin("salesforce", "GET", "stats").json()
+    return sum(row["requests"] for key, row in stats.items() if key.startswith("POST") and "composite/sobjects" in key)
+
+
+def test_an_insert_that_times_out_or_fails_with_5xx_is_not_sent_again(sf):
+    hook = SalesforceContactsHook(request_timeout=(5.0, 0.5))
+    hook.retry_policy = RetryPolicy(attempts=4, base=0.01, cap=0.05)
+    hook.get_conn()
+    sf.admin("salesforce", "POST", "faults", json={"latency_ms": 1200})
+    try:
+        with pytest.raises(requests.Timeout):
+            hook.create_contacts([{"LastName": "Slow"}])
+    finally:
+        sf.admin("salesforce", "POST", "faults", json={"latency_ms": 0})
+    time.sleep(1.0)  # the sandbox finishes the request the client gave up on
+    assert _posts(sf) == 1
+    assert [c["LastName"] for c in sf.admin("salesforce", "GET", "records").json()["contacts"]] == ["Slow"]
+
+    sf.admin("salesforce", "POST", "faults", json={"error_rate_5xx": 1.0})
+    try:
+        with pytest.raises(SalesforceApiError, match="HTTP 50"):
+            hook.create_contacts([{"LastName": "Failed"}])
+    finally:
+        sf.admin("salesforce", "POST", "faults", json={"error_rate_5xx": 0.0})
+    assert _posts(sf) == 2
+    # The load's writes are upserts: the same faults are retried there, with no duplicate.
+    sf.admin("salesforce", "POST", "faults", json={"burst_429": 2})
+    assert hook.upsert_contacts([{"HubSpot_Contact_Id__c": "42", "LastName": "Upserted"}])[0].ok

@@ -160,7 +160,9 @@ class SalesforceContactsHook(SalesforceHook):
         return build_pool("salesforce", self.conn_id, salesforce_limits(self._extras), self.redis_conn_id)
 
     def _http_adapter(self) -> RateLimitedAdapter:
-        return RateLimitedAdapter(self.rate_limit_pool, max_wait_seconds=self.max_wait_seconds)
+        return RateLimitedAdapter(
+            self.rate_limit_pool, max_wait_seconds=self.max_wait_seconds, timeout=self.request_timeout
+        )
 
     def _on_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         self.api_calls += 1
@@ -199,7 +201,12 @@ class SalesforceContactsHook(SalesforceHook):
     # -- the one request path -------------------------------------------------------------------
 
     def _call(self, what: str, fn: Callable[[Salesforce], T], *, idempotent: bool = True) -> T:
-        """Run `fn(client)` with retries on transient failures and one re-login on an expired session."""
+        """Run `fn(client)` with retries on transient failures and one re-login on an expired session.
+
+        `idempotent=False` (a plain insert): a 5xx or a timeout after the request went out is not
+        retried, since Salesforce may have applied it; refusals that prove it was not (429, 403
+        concurrency limit, 401 expired session, connect timeout) still are.
+        """
 
         def attempt() -> T:
             self._retry_after = None
@@ -214,7 +221,8 @@ class SalesforceContactsHook(SalesforceHook):
                     raise TransientError("REQUEST_LIMIT_EXCEEDED (concurrent requests)", status=403) from exc
                 raise SalesforceApiError(what, exc) from None
             except SalesforceGeneralError as exc:
-                if exc.status == 429 or exc.status >= 500:
+                # A 5xx may come after the write was applied: only idempotent requests are sent again.
+                if exc.status == 429 or (exc.status >= 500 and idempotent):
                     raise TransientError(
                         f"HTTP {exc.status}", status=exc.status, retry_after=self._retry_after
                     ) from exc
@@ -347,7 +355,8 @@ class SalesforceContactsHook(SalesforceHook):
     def create_contacts(
         self, records: Sequence[Mapping[str, Any]], refs: Sequence[str] | None = None
     ) -> list[RecordResult]:
-        """Insert; not idempotent, so a dropped connection is not retried (prefer `upsert_contacts`)."""
+        """Insert; not idempotent, so a 5xx, timeout or dropped connection is not retried: the load and
+        link-back write with `upsert_contacts` instead, which a retry cannot duplicate."""
         refs = _refs(records, refs, EXTERNAL_ID_FIELD)
         return self._collections(
             "create",

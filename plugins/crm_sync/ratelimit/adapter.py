@@ -36,9 +36,11 @@ class RateLimitedAdapter(HTTPAdapter):
         kind_for: Callable[[PreparedRequest], str] = _default_kind,
         max_wait_seconds: float | None = None,
         max_429_retries: int = 3,
+        timeout: float | tuple[float, float] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.timeout = timeout  # for sends without their own: clients such as simple-salesforce never pass one
         self.pool = pool
         self.kind_for = kind_for
         self.max_wait_seconds = max_wait_seconds
@@ -46,6 +48,8 @@ class RateLimitedAdapter(HTTPAdapter):
 
     def send(self, request: PreparedRequest, **kwargs: Any) -> Response:  # type: ignore[override]
         kind = self.kind_for(request)
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
         attempt = 0
         while True:
             self.pool.acquire(kind, max_wait_seconds=self.max_wait_seconds)
