@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shlex
 import signal
 import sys
@@ -16,13 +17,16 @@ import tempfile
 import threading
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sandbox.core import Clock, RunningServer, parse_iso, serve
 from sandbox.generator import generate
 from sandbox.hubspot.app import BATCH_MODES, DEFAULT_TOKEN, HubSpotApp
-from sandbox.salesforce.app import SalesforceApp
+from sandbox.salesforce import LINK_ATTRIBUTES_ENV, LINK_FIELD_ENV
 from sandbox.tls import make_tls
+
+if TYPE_CHECKING:
+    from sandbox.salesforce.app import SalesforceApp
 
 log = logging.getLogger("sandbox")
 
@@ -62,6 +66,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--salesforce-bulk-seconds", type=float, default=0.0, help="how long Bulk API ingest jobs stay InProgress"
     )
+    run.add_argument(
+        "--salesforce-link-field",
+        help='name of the Contact custom field holding the HubSpot id ("" = the org has none)',
+    )
+    run.add_argument(
+        "--salesforce-link-field-attributes",
+        help="comma-separated: external_id, unique (default both; '' = a plain text field)",
+    )
     run.add_argument("--no-salesforce", action="store_true", help="serve HubSpot only")
     run.add_argument("--log-level", default="INFO")
     return parser
@@ -70,6 +82,13 @@ def _parser() -> argparse.ArgumentParser:
 def _salesforce_app(args: argparse.Namespace, clock: Clock) -> SalesforceApp | None:
     if args.no_salesforce:
         return None
+    # The org's schema is read once when the Salesforce modules load (sandbox.salesforce.schema).
+    if args.salesforce_link_field is not None:
+        os.environ[LINK_FIELD_ENV] = args.salesforce_link_field
+    if args.salesforce_link_field_attributes is not None:
+        os.environ[LINK_ATTRIBUTES_ENV] = args.salesforce_link_field_attributes
+    from sandbox.salesforce.app import SalesforceApp
+
     return SalesforceApp(
         clock=clock,
         daily_api_limit=args.salesforce_daily_limit,

@@ -21,10 +21,11 @@ from sandbox.core import parse_iso
 from sandbox.salesforce import soql
 from sandbox.salesforce.ids import IdFactory, normalize_id
 from sandbox.salesforce.render import truncate_ms
-from sandbox.salesforce.schema import ACCOUNT, CONTACT, OBJECTS, ObjectDef
+from sandbox.salesforce.schema import ACCOUNT, CONTACT, LINK, OBJECTS, ObjectDef
 from sandbox.salesforce.validation import RecordError, RecordFailed, clean_values
 
-EXTERNAL_ID = "HubSpot_Contact_Id__c"
+EXTERNAL_ID = LINK.name if LINK else ""  # the org's link field; "" when the org has none
+UNIQUE_LINK = bool(LINK and LINK.unique)  # a non-unique link field keeps duplicates (upserts take one match)
 ENTITY_IS_DELETED = RecordError("ENTITY_IS_DELETED", "entity is deleted")
 
 
@@ -117,7 +118,7 @@ class Store:
             return list(dict.fromkeys(values))
         if name == "Email":
             return list(dict.fromkeys(i for v in values for i in self._by_email.get(_key(v), ())))
-        if name == EXTERNAL_ID:
+        if name == EXTERNAL_ID and UNIQUE_LINK:
             return list(dict.fromkeys(self._by_external[_key(v)] for v in values if _key(v) in self._by_external))
         return None
 
@@ -272,7 +273,7 @@ class Store:
                 )
 
     def _check_unique(self, obj: ObjectDef, row: dict[str, Any], record_id: str) -> None:
-        if obj is not CONTACT or row.get(EXTERNAL_ID) is None:
+        if obj is not CONTACT or not UNIQUE_LINK or row.get(EXTERNAL_ID) is None:
             return
         owner = self._by_external.get(_key(row[EXTERNAL_ID]))
         if owner is not None and owner != record_id:

@@ -41,15 +41,17 @@ from crm_sync.hooks.sf_auth import SalesforceCredentials, fetch_token
 from crm_sync.hooks.sf_bulk import DONE_STATES, BulkJobFailed, ingest_csv, job_results, poll_intervals
 from crm_sync.hooks.sf_errors import concurrency_limited
 from crm_sync.hooks.sf_frames import csv_to_frame, records_to_frame
+from crm_sync.hooks.sf_preflight import link_field_problems
 from crm_sync.ratelimit import RateLimitedAdapter, RateLimitPool, salesforce_limits
 from crm_sync.ratelimit.backoff import parse_retry_after
+from include.sync_logic.mapping import LinkConfig
 
 if TYPE_CHECKING:
     import pandas as pd
 
 T = TypeVar("T")
 
-EXTERNAL_ID_FIELD = "HubSpot_Contact_Id__c"
+DEFAULT_LINK_FIELD = LinkConfig().salesforce  # the mapping's default; callers pass MappingConfig.link.salesforce
 COLLECTION_SIZE = 200  # sObject Collections accept up to 200 records a request
 WriteOperation = Literal["upsert", "update", "delete"]
 
@@ -248,6 +250,15 @@ class SalesforceContactsHook(SalesforceHook):
 
         return call_with_retry(attempt, policy=self.retry_policy, what=f"salesforce {what}")
 
+    def link_field_problems(self, field: str) -> list[str]:
+        """Why Contact `field` cannot hold the link (missing, not External ID, not Unique, not editable),
+        each with the fix in Setup; empty when it can. One describe call: cheap enough for a preflight."""
+        (field,) = soql.check_fields([field])
+        described = self._call("describe", lambda sf: sf.Contact.describe())
+        problems = link_field_problems(described.get("fields", []), field)
+        self.log.info("Salesforce: link field %s: %d problems", field, len(problems))
+        return problems
+
     # -- reads ----------------------------------------------------------------------------------
 
     def iter_changed_contacts(
@@ -329,9 +340,12 @@ class SalesforceContactsHook(SalesforceHook):
         """Contacts by email (Salesforce compares emails case-insensitively); unknown emails are left out."""
         return self._fetch_in(fields, "Email", emails, False)
 
-    def fetch_by_hubspot_ids(self, hubspot_ids: Sequence[str], fields: Sequence[str]) -> pd.DataFrame:
-        """Contacts linked to the given HubSpot ids (external id field HubSpot_Contact_Id__c)."""
-        return self._fetch_in(fields, EXTERNAL_ID_FIELD, hubspot_ids, False)
+    def fetch_by_hubspot_ids(
+        self, hubspot_ids: Sequence[str], fields: Sequence[str], link_field: str = DEFAULT_LINK_FIELD
+    ) -> pd.DataFrame:
+        """Contacts linked to the given HubSpot ids through `link_field` (the mapping's link.salesforce)."""
+        (link_field,) = soql.check_fields([link_field])
+        return self._fetch_in(fields, link_field, hubspot_ids, False)
 
     def _fetch_in(
         self, fields: Sequence[str], column: str, values: Sequence[str], include_deleted: bool
@@ -357,7 +371,7 @@ class SalesforceContactsHook(SalesforceHook):
     ) -> list[RecordResult]:
         """Insert; not idempotent, so a 5xx, timeout or dropped connection is not retried: the load and
         link-back write with `upsert_contacts` instead, which a retry cannot duplicate."""
-        refs = _refs(records, refs, EXTERNAL_ID_FIELD)
+        refs = _refs(records, refs, "Id")
         return self._collections(
             "create",
             records,
@@ -382,7 +396,7 @@ class SalesforceContactsHook(SalesforceHook):
         self,
         records: Sequence[Mapping[str, Any]],
         refs: Sequence[str] | None = None,
-        external_id_field: str = EXTERNAL_ID_FIELD,
+        external_id_field: str = DEFAULT_LINK_FIELD,
     ) -> list[RecordResult]:
         """Upsert by external id: a retried request creates no duplicates."""
         (external_id_field,) = soql.check_fields([external_id_field])
@@ -432,7 +446,7 @@ class SalesforceContactsHook(SalesforceHook):
         operation: WriteOperation,
         records: Sequence[Mapping[str, Any]],
         refs: Sequence[str] | None = None,
-        external_id_field: str = EXTERNAL_ID_FIELD,
+        external_id_field: str = DEFAULT_LINK_FIELD,
     ) -> list[RecordResult]:
         """A Bulk API 2.0 ingest job (upsert on the external id, update or delete by Id) for large loads.
 
