@@ -24,12 +24,13 @@ from airflow.sdk import BaseHook
 from hubspot import HubSpot
 from hubspot.crm.contacts import ApiException
 
+from crm_sync.hooks.base import ContactsHookMixin, refs_for
 from crm_sync.hooks.hs_batch import error_result, match_batch
 from crm_sync.hooks.hs_walker import PAGE_SIZE, parse_hubspot_ms, to_epoch_ms, walk_window
-from crm_sync.hooks.pools import DEFAULT_REDIS_CONN_ID, build_pool, max_wait_from
+from crm_sync.hooks.pools import DEFAULT_REDIS_CONN_ID
 from crm_sync.hooks.results import RecordResult
-from crm_sync.hooks.retry import RetryPolicy, TransientError, call_with_retry
-from crm_sync.ratelimit import DEFAULT_KIND, SEARCH_KIND, RateLimitPool, hubspot_limits
+from crm_sync.hooks.retry import RetryPolicy, TransientError
+from crm_sync.ratelimit import DEFAULT_KIND, SEARCH_KIND, Limit, RateLimitPool, hubspot_limits
 from crm_sync.ratelimit.backoff import parse_retry_after
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ class HubSpotError(Exception):
         self.message = message
 
 
-class HubSpotContactsHook(BaseHook):
+class HubSpotContactsHook(ContactsHookMixin, BaseHook):
     """Contacts in HubSpot: windowed extracts, look-ups and per-record-result batch writes.
 
     :param hubspot_conn_id: the HubSpot connection.
@@ -68,6 +69,7 @@ class HubSpotContactsHook(BaseHook):
     :param chunk_rows: rows per yielded frame when iterating contacts.
     """
 
+    crm = "hubspot"
     conn_name_attr = "hubspot_conn_id"
     default_conn_name = "hubspot_default"
     conn_type = "http"
@@ -86,29 +88,24 @@ class HubSpotContactsHook(BaseHook):
     ) -> None:
         super().__init__()
         self.hubspot_conn_id = hubspot_conn_id
-        self.retry_policy = retry_policy or RetryPolicy()
+        self.init_contacts_hook(
+            retry_policy=retry_policy, redis_conn_id=redis_conn_id, max_wait_seconds=max_wait_seconds, pool=pool
+        )
         self.request_timeout = request_timeout
         self.chunk_rows = chunk_rows
-        self.redis_conn_id = redis_conn_id
-        self._max_wait_seconds = max_wait_seconds
-        self._pool = pool
-        self.api_calls = 0
         self.search_calls = 0
-
-    @property
-    def max_wait_seconds(self) -> float:
-        """Longest wait for the pool before `RateLimitWaitTooLong` (argument, else connection extra)."""
-        return max_wait_from(self._max_wait_seconds, self._extras)
 
     # -- connection and client ------------------------------------------------------------------
 
-    @cached_property
-    def _connection(self) -> Any:
-        return self.get_connection(self.hubspot_conn_id)
+    @property
+    def connection_id(self) -> str:
+        return self.hubspot_conn_id
 
-    @cached_property
-    def _extras(self) -> dict[str, Any]:
-        return self._connection.extra_dejson
+    def pool_limits(self) -> list[Limit]:
+        return hubspot_limits(self._extras)
+
+    def probe(self) -> None:
+        self._request("list", lambda: self._basic_api.get_page(limit=1, _preload_content=False))
 
     @property
     def host(self) -> str:
@@ -149,19 +146,6 @@ class HubSpotContactsHook(BaseHook):
     def _batch_api(self) -> Any:
         return self.client.crm.contacts.batch_api
 
-    @cached_property
-    def rate_limit_pool(self) -> RateLimitPool:
-        if self._pool is not None:
-            return self._pool
-        return build_pool("hubspot", self.hubspot_conn_id, hubspot_limits(self._extras), self.redis_conn_id)
-
-    def test_connection(self) -> tuple[bool, str]:
-        try:
-            self._request("list", lambda: self._basic_api.get_page(limit=1, _preload_content=False))
-        except Exception as exc:
-            return False, f"{type(exc).__name__}: {exc}"
-        return True, "Connection successfully tested"
-
     # -- the one request path -------------------------------------------------------------------
 
     def _request(
@@ -185,7 +169,7 @@ class HubSpotContactsHook(BaseHook):
             data = response.data
             return response.status, json.loads(data) if data else None
 
-        return call_with_retry(attempt, policy=self.retry_policy, what=f"hubspot {what}")
+        return self.with_retry(what, attempt)
 
     def _api_error(self, exc: ApiException) -> Exception:
         status = int(exc.status or 0)
@@ -342,7 +326,7 @@ class HubSpotContactsHook(BaseHook):
         """Batch create of `{"properties": {...}}` inputs. A duplicate email comes back per record as
         CONFLICT with `existing_id` set. Not idempotent: a dropped connection is not retried, so prefer
         `upsert_contacts`."""
-        refs = _refs(inputs, refs)
+        refs = refs_for(inputs, refs, lambda item: None)
         keys = [str((item.get("properties") or {}).get("email") or "") or None for item in inputs]
         return self._write("create", _clean(inputs), refs, keys, "email", idempotent=False)
 
@@ -350,7 +334,7 @@ class HubSpotContactsHook(BaseHook):
         self, inputs: Sequence[Mapping[str, Any]], refs: Sequence[str] | None = None
     ) -> list[RecordResult]:
         """Batch update of `{"id": hubspot_id, "properties": {...}}` inputs."""
-        refs = _refs(inputs, refs, key=lambda item: item.get("id"))
+        refs = refs_for(inputs, refs, lambda item: item.get("id"))
         return self._write("update", _clean(inputs), refs, [str(item["id"]) for item in inputs], "id")
 
     def upsert_contacts(
@@ -363,31 +347,30 @@ class HubSpotContactsHook(BaseHook):
             raise ValueError(f"upsert: one idProperty per call, salesforce_contact_id or email; got {id_properties}")
         if any(not item.get("id") for item in inputs):
             raise ValueError("upsert: every input needs the id property's value as `id`")
-        refs = _refs(inputs, refs, key=lambda item: item.get("id"))
+        refs = refs_for(inputs, refs, lambda item: item.get("id"))
         (id_property,) = id_properties or {"salesforce_contact_id"}
         return self._write("upsert", _clean(inputs), refs, [str(item["id"]) for item in inputs], id_property)
 
     def archive_contacts(self, ids: Sequence[str], refs: Sequence[str] | None = None) -> list[RecordResult]:
         """Batch archive by id (HubSpot answers 204 for the batch, also for unknown ids)."""
-        refs = list(refs) if refs is not None else [str(i) for i in ids]
-        results: list[RecordResult] = []
-        for offset in range(0, len(ids), BATCH_SIZE):
-            chunk = [str(i) for i in ids[offset : offset + BATCH_SIZE]]
-            body = {"inputs": [{"id": cid} for cid in chunk]}
+        ids = [str(i) for i in ids]
+        refs = refs_for(ids, refs, lambda cid: cid)
+
+        def archive(part: slice) -> list[RecordResult]:
+            body = {"inputs": [{"id": cid} for cid in ids[part]]}
             self._request(
                 "batch archive",
-                lambda b=body: self._batch_api.archive(
-                    batch_input_simple_public_object_id=b,
+                lambda: self._batch_api.archive(
+                    batch_input_simple_public_object_id=body,
                     _preload_content=False,
                     _request_timeout=self.request_timeout,
                 ),
             )
-            results.extend(
-                RecordResult(ref=ref, target_id=cid, ok=True)
-                for ref, cid in zip(refs[offset : offset + BATCH_SIZE], chunk, strict=True)
-            )
-        _log_results(self.log, "archive", results)
-        return results
+            return [
+                RecordResult(ref=ref, target_id=cid, ok=True) for ref, cid in zip(refs[part], ids[part], strict=True)
+            ]
+
+        return self.write_in_batches("archive", len(ids), BATCH_SIZE, archive)
 
     def _write(
         self,
@@ -399,16 +382,12 @@ class HubSpotContactsHook(BaseHook):
         *,
         idempotent: bool = True,
     ) -> list[RecordResult]:
-        results: list[RecordResult] = []
-        for offset in range(0, len(inputs), BATCH_SIZE):
-            end = offset + BATCH_SIZE
-            results.extend(
-                self._write_batch(
-                    kind, inputs[offset:end], refs[offset:end], keys[offset:end], key_of_result, idempotent
-                )
-            )
-        _log_results(self.log, kind, results)
-        return results
+        return self.write_in_batches(
+            kind,
+            len(inputs),
+            BATCH_SIZE,
+            lambda part: self._write_batch(kind, inputs[part], refs[part], keys[part], key_of_result, idempotent),
+        )
 
     def _write_batch(
         self,
@@ -504,14 +483,6 @@ def _with_always(properties: Sequence[str]) -> list[str]:
     return list(dict.fromkeys([*properties, *_ALWAYS]))
 
 
-def _refs(items: Sequence[Any], refs: Sequence[str] | None, key: Callable[[Any], Any] | None = None) -> list[str]:
-    if refs is not None:
-        if len(refs) != len(items):
-            raise ValueError("refs must be parallel to the inputs")
-        return [str(ref) for ref in refs]
-    return [str((key(item) if key else None) or index) for index, item in enumerate(items)]
-
-
 def _not_sent(exc: urllib3.exceptions.HTTPError) -> bool:
     """True when the request cannot have reached HubSpot (so even a create may be resent)."""
     reason = getattr(exc, "reason", exc)
@@ -526,8 +497,3 @@ def _json_or_empty(body: Any) -> dict[str, Any]:
     except ValueError:
         return {}
     return parsed if isinstance(parsed, dict) else {}
-
-
-def _log_results(logger: Any, what: str, results: Sequence[RecordResult]) -> None:
-    failed = sum(not r.ok for r in results)
-    logger.info("HubSpot %s: %d records, %d ok, %d failed", what, len(results), len(results) - failed, failed)
