@@ -8,10 +8,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import redis
 import requests
 
-from crm_sync.hooks.retry import RetryPolicy
+from crm_sync.hooks.retry import RetryPolicy, TransientError
 from crm_sync.hooks.salesforce import SalesforceApiError, SalesforceContactsHook
 from crm_sync.operators.base import RunSettings
 from crm_sync.ratelimit import RateLimitWaitTooLong
@@ -34,10 +33,11 @@ def crm(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Sa
 
 
 @pytest.fixture
-def sf(crm: SandboxProcess, redis_url: str) -> SandboxProcess:
+def sf(crm: SandboxProcess, clean_redis: str) -> SandboxProcess:
+    """The sandbox reset, and a fresh pool (RedisHook reads the db from the `db` extra, not the URL path,
+    so the pool lives in the session Redis's db 0, which `clean_redis` empties)."""
     crm.admin("salesforce", "POST", "reset")
     crm.admin("salesforce", "POST", "clock", json={"set": NOW.isoformat()})
-    redis.Redis.from_url(f"{redis_url.rsplit('/', 1)[0]}/{REDIS_DB}").flushdb()
     return crm
 
 
@@ -152,3 +152,17 @@ def test_an_insert_that_times_out_or_fails_with_5xx_is_not_sent_again(sf):
     # The load's writes are upserts: the same faults are retried there, with no duplicate.
     sf.admin("salesforce", "POST", "faults", json={"burst_429": 2})
     assert hook.upsert_contacts([{"HubSpot_Contact_Id__c": "42", "LastName": "Upserted"}])[0].ok
+
+
+def test_one_retry_layer_counts_every_send_once(sf):
+    """A transient refusal that never clears is sent `attempts` times in all, not attempts x adapter resends."""
+    hook = SalesforceContactsHook(retry_policy=RetryPolicy(attempts=3, base=0.01, cap=0.05))
+    hook.get_conn()
+    before = sf.admin("salesforce", "GET", "stats").json()["total"]["requests"]
+    sf.admin("salesforce", "POST", "faults", json={"burst_429": 50})
+    try:
+        with pytest.raises(TransientError, match="REQUEST_LIMIT_EXCEEDED"):
+            hook.fetch_by_ids(["003000000000001AAA"], FIELDS)
+    finally:
+        sf.admin("salesforce", "POST", "faults", json={"burst_429": 0})
+    assert sf.admin("salesforce", "GET", "stats").json()["total"]["requests"] - before == 3

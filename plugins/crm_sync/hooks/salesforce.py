@@ -34,15 +34,16 @@ from simple_salesforce.exceptions import (
 )
 
 from crm_sync.hooks import soql
-from crm_sync.hooks.pools import DEFAULT_REDIS_CONN_ID, build_pool, max_wait_from
+from crm_sync.hooks.base import ContactsHookMixin, refs_for
+from crm_sync.hooks.pools import DEFAULT_REDIS_CONN_ID
 from crm_sync.hooks.results import RecordResult
-from crm_sync.hooks.retry import RetryPolicy, TransientError, call_with_retry
+from crm_sync.hooks.retry import RetryPolicy, TransientError
 from crm_sync.hooks.sf_auth import SalesforceCredentials, fetch_token
 from crm_sync.hooks.sf_bulk import DONE_STATES, BulkJobFailed, ingest_csv, job_results, poll_intervals
 from crm_sync.hooks.sf_errors import concurrency_limited
 from crm_sync.hooks.sf_frames import csv_to_frame, records_to_frame
 from crm_sync.hooks.sf_preflight import link_field_problems
-from crm_sync.ratelimit import RateLimitedAdapter, RateLimitPool, salesforce_limits
+from crm_sync.ratelimit import Limit, RateLimitedAdapter, RateLimitPool, salesforce_limits
 from crm_sync.ratelimit.backoff import parse_retry_after
 from include.sync_logic.mapping import LinkConfig
 
@@ -74,7 +75,7 @@ class SalesforceApiError(Exception):
         super().__init__(f"Salesforce {what} failed: HTTP {self.status} {self.error_code}: {self.reason}")
 
 
-class SalesforceContactsHook(SalesforceHook):
+class SalesforceContactsHook(ContactsHookMixin, SalesforceHook):
     """Contacts in Salesforce: windowed extracts, counterpart look-ups and per-record-result writes.
 
     :param salesforce_conn_id: a `salesforce` connection (see CONTRACT.md for the flows and extras).
@@ -91,6 +92,7 @@ class SalesforceContactsHook(SalesforceHook):
     """
 
     hook_name = "Salesforce (contact sync)"
+    crm = "salesforce"
 
     def __init__(
         self,
@@ -107,33 +109,35 @@ class SalesforceContactsHook(SalesforceHook):
         pool: RateLimitPool | None = None,
     ) -> None:
         super().__init__(salesforce_conn_id=salesforce_conn_id)
+        self.init_contacts_hook(
+            retry_policy=retry_policy, redis_conn_id=redis_conn_id, max_wait_seconds=max_wait_seconds, pool=pool
+        )
         self.chunk_rows = chunk_rows
         self._bulk_threshold = bulk_threshold
-        self.retry_policy = retry_policy or RetryPolicy()
         self.bulk_poll_seconds = bulk_poll_seconds
         self.bulk_timeout_seconds = bulk_timeout_seconds
         self.request_timeout = request_timeout
-        self.api_calls = 0
         self.reauthentications = 0
         self._retry_after: float | None = None
-        self.redis_conn_id = redis_conn_id
-        self._max_wait_seconds = max_wait_seconds
-        self._pool = pool
+
+    # -- what the shared base needs ---------------------------------------------------------------
 
     @property
-    def max_wait_seconds(self) -> float:
-        """Longest wait for the pool before `RateLimitWaitTooLong` (argument, else connection extra)."""
-        return max_wait_from(self._max_wait_seconds, self._extras)
+    def connection_id(self) -> str:
+        return self.conn_id
+
+    def pool_limits(self) -> list[Limit]:
+        """The org's daily API budget (see `salesforce_limits` for the extras)."""
+        return salesforce_limits(self._extras)
+
+    def probe(self) -> None:
+        self._call("limits", lambda sf: sf.limits())
 
     # -- connection, token, client -------------------------------------------------------------
 
     @cached_property
-    def _extras(self) -> dict[str, Any]:
-        return self.get_connection(self.conn_id).extra_dejson
-
-    @cached_property
     def _credentials(self) -> SalesforceCredentials:
-        connection = self.get_connection(self.conn_id)
+        connection = self._connection
         return SalesforceCredentials.from_connection(connection.login, connection.password, self._extras)
 
     @property
@@ -153,13 +157,6 @@ class SalesforceContactsHook(SalesforceHook):
         session.mount("https://", self._http_adapter())
         session.hooks["response"].append(self._on_response)
         return session
-
-    @cached_property
-    def rate_limit_pool(self) -> RateLimitPool:
-        """The org's shared pool (daily API budget), on the Redis named by the connection."""
-        if self._pool is not None:
-            return self._pool
-        return build_pool("salesforce", self.conn_id, salesforce_limits(self._extras), self.redis_conn_id)
 
     def _http_adapter(self) -> RateLimitedAdapter:
         return RateLimitedAdapter(
@@ -192,13 +189,6 @@ class SalesforceContactsHook(SalesforceHook):
         self.reauthentications += 1
         self.log.info("Salesforce: session expired, re-authenticating")
         _ = self.conn
-
-    def test_connection(self) -> tuple[bool, str]:
-        try:
-            self._call("limits", lambda sf: sf.limits())
-        except Exception as exc:
-            return False, f"{type(exc).__name__}: {exc}"
-        return True, "Connection successfully tested"
 
     # -- the one request path -------------------------------------------------------------------
 
@@ -248,7 +238,7 @@ class SalesforceContactsHook(SalesforceHook):
                 # emails. Keep the code and reason; the raw content stays on the exception.
                 raise SalesforceApiError(what, exc) from None
 
-        return call_with_retry(attempt, policy=self.retry_policy, what=f"salesforce {what}")
+        return self.with_retry(what, attempt)
 
     def link_field_problems(self, field: str) -> list[str]:
         """Why Contact `field` cannot hold the link (missing, not External ID, not Unique, not editable),
@@ -371,7 +361,7 @@ class SalesforceContactsHook(SalesforceHook):
     ) -> list[RecordResult]:
         """Insert; not idempotent, so a 5xx, timeout or dropped connection is not retried: the load and
         link-back write with `upsert_contacts` instead, which a retry cannot duplicate."""
-        refs = _refs(records, refs, "Id")
+        refs = refs_for(records, refs, lambda r: r.get("Id"))
         return self._collections(
             "create",
             records,
@@ -384,7 +374,7 @@ class SalesforceContactsHook(SalesforceHook):
         self, records: Sequence[Mapping[str, Any]], refs: Sequence[str] | None = None
     ) -> list[RecordResult]:
         """Update by Id (each record carries `Id`)."""
-        refs = _refs(records, refs, "Id")
+        refs = refs_for(records, refs, lambda r: r.get("Id"))
         return self._collections(
             "update",
             records,
@@ -400,23 +390,20 @@ class SalesforceContactsHook(SalesforceHook):
     ) -> list[RecordResult]:
         """Upsert by external id: a retried request creates no duplicates."""
         (external_id_field,) = soql.check_fields([external_id_field])
-        refs = _refs(records, refs, external_id_field)
+        refs = refs_for(records, refs, lambda r: r.get(external_id_field))
         path = f"composite/sobjects/Contact/{external_id_field}"
         return self._collections("upsert", records, refs, lambda sf, body: sf.restful(path, method="PATCH", json=body))
 
     def delete_contacts(self, ids: Sequence[str], refs: Sequence[str] | None = None) -> list[RecordResult]:
         """Delete by Id (to the recycle bin), 200 ids a request."""
-        refs = list(refs) if refs is not None else list(ids)
-        results: list[RecordResult] = []
-        for offset in range(0, len(ids), COLLECTION_SIZE):
-            chunk = list(ids[offset : offset + COLLECTION_SIZE])
-            params = {"ids": ",".join(chunk), "allOrNone": "false"}
-            response = self._call(
-                "delete", lambda sf, p=params: sf.restful("composite/sobjects", method="DELETE", params=p)
-            )
-            results.extend(_collection_results(response or [], refs[offset : offset + COLLECTION_SIZE], "delete"))
-        _log_results(self.log, "delete", results)
-        return results
+        refs = refs_for(ids, refs, lambda i: i)
+
+        def write(part: slice) -> list[RecordResult]:
+            params = {"ids": ",".join(ids[part]), "allOrNone": "false"}
+            response = self._call("delete", lambda sf: sf.restful("composite/sobjects", method="DELETE", params=params))
+            return _collection_results(response or [], refs[part], "delete")
+
+        return self.write_in_batches("delete", len(ids), COLLECTION_SIZE, write)
 
     def _collections(
         self,
@@ -427,17 +414,15 @@ class SalesforceContactsHook(SalesforceHook):
         *,
         idempotent: bool = True,
     ) -> list[RecordResult]:
-        results: list[RecordResult] = []
-        for offset in range(0, len(records), COLLECTION_SIZE):
-            chunk = records[offset : offset + COLLECTION_SIZE]
+        def write(part: slice) -> list[RecordResult]:
             body = {
                 "allOrNone": False,
-                "records": [{"attributes": {"type": "Contact"}, **record} for record in chunk],
+                "records": [{"attributes": {"type": "Contact"}, **record} for record in records[part]],
             }
-            response = self._call(what, lambda sf, b=body: send(sf, b), idempotent=idempotent)
-            results.extend(_collection_results(response or [], refs[offset : offset + COLLECTION_SIZE], what))
-        _log_results(self.log, what, results)
-        return results
+            response = self._call(what, lambda sf: send(sf, body), idempotent=idempotent)
+            return _collection_results(response or [], refs[part], what)
+
+        return self.write_in_batches(what, len(records), COLLECTION_SIZE, write)
 
     # -- writes: Bulk API 2.0 ingest --------------------------------------------------------------
 
@@ -457,7 +442,7 @@ class SalesforceContactsHook(SalesforceHook):
             return []
         (external_id_field,) = soql.check_fields([external_id_field])
         key = external_id_field if operation == "upsert" else "Id"
-        refs = _refs(records, refs, key)
+        refs = refs_for(records, refs, lambda r: r.get(key))
         by_key = {str(record.get(key)): ref for record, ref in zip(records, refs, strict=True)}
         if len(by_key) != len(records):
             raise ValueError(f"bulk {operation}: every record needs a distinct {key}")
@@ -495,7 +480,7 @@ class SalesforceContactsHook(SalesforceHook):
             for ref in refs
             if ref not in seen
         )
-        _log_results(self.log, f"bulk {operation} job {job_id}", results)
+        self.log_results(f"bulk {operation} job {job_id}", results)
         return results
 
     def _close_job(self, job_id: str) -> None:
@@ -532,14 +517,6 @@ def _bulk_client(sf: Salesforce) -> _Bulk2Client:
     return sf.bulk2.Contact._client
 
 
-def _refs(records: Sequence[Mapping[str, Any]], refs: Sequence[str] | None, key: str) -> list[str]:
-    if refs is not None:
-        if len(refs) != len(records):
-            raise ValueError("refs must be parallel to records")
-        return [str(ref) for ref in refs]
-    return [str(record.get(key) or index) for index, record in enumerate(records)]
-
-
 def _collection_results(response: Sequence[Mapping[str, Any]], refs: Sequence[str], what: str) -> list[RecordResult]:
     """sObject Collections answer one item per input, in input order."""
     if len(response) != len(refs):
@@ -559,8 +536,3 @@ def _collection_results(response: Sequence[Mapping[str, Any]], refs: Sequence[st
             )
         )
     return results
-
-
-def _log_results(logger: Any, what: str, results: Sequence[RecordResult]) -> None:
-    failed = sum(not result.ok for result in results)
-    logger.info("Salesforce %s: %d records, %d ok, %d failed", what, len(results), len(results) - failed, failed)
