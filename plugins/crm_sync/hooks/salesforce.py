@@ -6,10 +6,12 @@ itself, because simple-salesforce only logs in to `*.salesforce.com`: the token 
 access token, on a requests session that carries the shared rate-limit adapter. TLS is always verified;
 a private CA is trusted through REQUESTS_CA_BUNDLE.
 
-Every request runs through `_call`: transient failures (429, 5xx, timeouts, dropped connections) are
+Every request runs through `_call`, under the shared base's tenacity policy, the only retry layer (the
+rate-limit adapter never resends): transient failures (429, 5xx, timeouts, dropped connections) are
 retried with backoff, an expired session (401 INVALID_SESSION_ID) is re-authenticated once, permanent
-errors pass through untouched. Reads are paged one request at a time so a retry resumes at the failed
-page instead of restarting the stream.
+errors pass through untouched, and a non-idempotent request is not resent once it may have been
+applied. Reads are paged one request at a time so a retry resumes at the failed page instead of
+restarting the stream; a Bulk API job is created once and then polled and read by its id.
 """
 
 from __future__ import annotations
