@@ -82,9 +82,10 @@ def crm_env(sandbox: SandboxProcess, redis_url: str, state_conn: str | None = No
 
 
 @contextmanager
-def wired_sandbox(state_dir: Path, redis_url: str, db: int, clock: datetime) -> Iterator[SandboxProcess]:
-    """Both sandboxes with a frozen clock, exported as the Airflow connections hooks read, on a private Redis db."""
-    sandbox = start_sandbox(state_dir, freeze_clock=True, clock=clock.isoformat())
+def wired_sandbox(state_dir: Path, redis_url: str, db: int, clock: datetime, **opts: Any) -> Iterator[SandboxProcess]:
+    """Both sandboxes with a frozen clock, exported as the Airflow connections hooks read, on a private Redis db;
+    `opts` are further sandbox flags."""
+    sandbox = start_sandbox(state_dir, freeze_clock=True, clock=clock.isoformat(), **opts)
     redis_db = f"{redis_url.rsplit('/', 1)[0]}/{db}"
     redis.Redis.from_url(redis_db).flushdb()
     patch = pytest.MonkeyPatch()
