@@ -19,7 +19,8 @@ from crm_sync.operators.reconcile import ReconcileContactsOperator
 from crm_sync.operators.report import SyncReportOperator
 from crm_sync.operators.settle import SettleStateOperator
 
-MAPPING_PATH = "include/mappings/contacts.yaml"
+# [crm_sync] mapping_path: another mapping file (absolute, or relative to the project root).
+MAPPING_PATH = conf.get("crm_sync", "mapping_path", fallback="include/mappings/contacts.yaml")
 
 with DAG(
     dag_id="crm_contact_sync",
