@@ -70,7 +70,9 @@ class ReconcileContactsOperator(CrmSyncOperator):
             {
                 "salesforce_ids": fetch_by_id[Side.SALESFORCE],
                 "salesforce_emails": lambda keys: sf_hook.fetch_by_emails(keys, fields),
-                "salesforce_by_hubspot_id": lambda keys: sf_hook.fetch_by_hubspot_ids(keys, fields),
+                "salesforce_by_hubspot_id": lambda keys: sf_hook.fetch_by_hubspot_ids(
+                    keys, fields, link_field=mapping.link.salesforce
+                ),
                 "hubspot_ids": fetch_by_id[Side.HUBSPOT],
                 "hubspot_emails": lambda keys: hs_hook.read_by_emails(keys, properties),
                 "hubspot_by_salesforce_id": lambda keys: hs_hook.read_by_salesforce_ids(
