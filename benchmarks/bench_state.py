@@ -83,8 +83,9 @@ def measure(url: str, n: int) -> dict[str, Any]:
     by_hs = timed("read_snapshots (hubspot ids)", lambda: store.read_snapshots(hubspot_ids=first["hubspot_id"]))
     everything = timed("read_all_snapshots", store.read_all_snapshots)
     assert len(by_sf) == len(by_hs) == len(everything) == n
-    merged = json.loads(everything["field_values"].iloc[n // 2])
-    assert set(merged) == set(FIELDS) and merged["phone"] == f"+1 555 {n // 2:07d}", merged
+    middle = n // 2
+    merged = json.loads(everything.set_index("salesforce_id").loc[f"003{middle:015d}", "field_values"])
+    assert set(merged) == set(FIELDS) and merged["phone"] == f"+1 555 {middle:07d}", merged
     metadata.drop_all(engine)
     engine.dispose()
     return {
@@ -98,7 +99,7 @@ def measure(url: str, n: int) -> dict[str, Any]:
 
 def run_child(url: str, n: int) -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, __file__, "--child", url, "--pairs", str(n)], capture_output=True, text=True, check=True
+        [sys.executable, __file__, "--child", url, "--pairs", str(n)], stdout=subprocess.PIPE, text=True, check=True
     )
     return json.loads(out.stdout.splitlines()[-1])
 
