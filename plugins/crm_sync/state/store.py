@@ -10,8 +10,8 @@ runs writing the same pair or queue entry at once never lose each other's update
   evaluated against the row as committed (PostgreSQL waits for a concurrent writer's row lock and
   re-reads; SQLite holds the database write lock).
 
-Rows are written in key order in batches, one transaction each, so concurrent writers take row locks
-in the same order and cannot deadlock on PostgreSQL.
+Rows are written in key order in batches, one short transaction each, so concurrent upserts of
+overlapping pairs take their row locks in the same order (no deadlock between them on PostgreSQL).
 """
 
 from __future__ import annotations
