@@ -4,8 +4,8 @@ The rows travel as one JSON array of arrays, unpacked by the database (PostgreSQ
 json_array_elements, SQLite json_each). Thousands of rows take one statement and one round trip,
 nothing is pasted into the SQL text, and the statements that use a batch (INSERT .. SELECT .. ON
 CONFLICT, UPDATE .. FROM, DELETE .. IN, reads by key) are written once for both databases.
-A JSON document rather than PostgreSQL arrays: psycopg escapes array elements in Python, which made
-a batch of 5,000 JSON field-value strings take 0.4 s to send against 0.01 s as one JSON text.
+Rows go as a JSON document rather than PostgreSQL arrays: psycopg escapes array elements in Python,
+which made a batch of 5,000 JSON field-value strings take 0.4 s to send against 0.01 s as one JSON text.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSON
+from sqlalchemy.dialects.postgresql import ARRAY, JSON
 
 
 def _elements(dialect: str, items: Sequence[Any]) -> sa.TableValuedAlias:
@@ -41,6 +41,12 @@ def rows_table(dialect: str, columns: Sequence[str], rows: Sequence[Mapping[str,
 
 
 def key_in(dialect: str, column: sa.ColumnElement[Any], keys: Sequence[str]) -> sa.ColumnElement[bool]:
-    """`column` is one of `keys`: any number of keys in a single bound parameter, looked up by index."""
+    """`column` is one of `keys`: any number of keys in a single bound parameter.
+
+    PostgreSQL gets `= ANY(array)`: ids need no escaping, and the planner sees the array's size (200,000
+    keys: 2 s, against 6 s for a JSON set it guesses at 100 rows and joins by nested loop).
+    """
+    if dialect == "postgresql":
+        return column == sa.any_(sa.bindparam(None, list(keys), type_=ARRAY(sa.Text)))
     elements = _elements(dialect, [[key] for key in keys])
     return column.in_(sa.select(_item(dialect, elements.c.value, 0)))
