@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from sandbox.core import Clock, RunningServer, parse_iso, serve
 from sandbox.generator import generate
-from sandbox.hubspot.app import BATCH_MODES, DEFAULT_TOKEN, HubSpotApp
+from sandbox.hubspot.app import ALL_SCOPES, BATCH_MODES, DEFAULT_TOKEN, HubSpotApp
+from sandbox.hubspot.store import DEFAULT_LINK_PROPERTY
 from sandbox.salesforce import LINK_ATTRIBUTES_ENV, LINK_FIELD_ENV
 from sandbox.tls import make_tls
 
@@ -54,6 +55,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="send Retry-After on 429 (HubSpot does not document it)",
     )
+    run.add_argument("--hubspot-scopes", default=",".join(ALL_SCOPES), help="the private app's scopes, comma-separated")
+    run.add_argument(
+        "--hubspot-link-property", default=DEFAULT_LINK_PROPERTY, help="the unique link property ('' for none)"
+    )
+    run.add_argument("--hubspot-search-index-delay", type=float, default=0.0, help="seconds before search sees a write")
     run.add_argument("--salesforce-daily-limit", type=int, default=100_000)
     run.add_argument("--salesforce-page-size", type=int, default=2000)
     run.add_argument("--consumer-key", default="sandbox-consumer-key")
@@ -163,6 +169,9 @@ def serve_command(args: argparse.Namespace) -> int:
         daily_limit=args.hubspot_daily_limit,
         batch_mode=args.hubspot_batch_mode,
         retry_after_header=args.hubspot_retry_after_header,
+        scopes=tuple(filter(None, args.hubspot_scopes.split(","))),
+        link_property=args.hubspot_link_property,
+        search_index_delay_seconds=args.hubspot_search_index_delay,
     )
     salesforce = _salesforce_app(args, clock)
     _seed(args, clock, hubspot, salesforce)
