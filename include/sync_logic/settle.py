@@ -56,7 +56,12 @@ def settle(decisions: pd.DataFrame, baseline: pd.DataFrame, results: pd.DataFram
         [
             failed.assign(code=failed["error_code"].fillna("ERROR"), message=failed["message"].fillna("")),
             unanswered.assign(code=NO_ANSWER_CODE, message=NO_ANSWER_MESSAGE),
-            rule_rejects.assign(code=RULES_CODE, message=rule_rejects["reason"]),
+            rule_rejects.assign(
+                # The write the rules stopped: a create where the target has no counterpart yet.
+                action=rule_rejects["target_id"].isna().map({True: str(Action.CREATE), False: str(Action.UPDATE)}),
+                code=RULES_CODE,
+                message=rule_rejects["reason"],
+            ),
         ],
         ignore_index=True,
     ).reindex(columns=ATTEMPT_COLUMNS)
