@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param, conf
 
+from crm_sync.operators.check import RunOutcomeOperator
 from crm_sync.operators.extract import ExtractHubSpotContactsOperator, ExtractSalesforceContactsOperator
+from crm_sync.operators.gate import MassChangeGateOperator
 from crm_sync.operators.link_back import LinkBackOperator
 from crm_sync.operators.load import HubSpotLoadOperator, SalesforceLoadOperator
 from crm_sync.operators.plan import PlanWritesOperator
@@ -28,7 +30,7 @@ with DAG(
     max_active_runs=4,
     tags=["crm", "salesforce", "hubspot"],
     default_args={
-        "retries": 3,
+        "retries": conf.getint("crm_sync", "task_retries", fallback=3),
         "retry_delay": timedelta(seconds=20),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=10),
@@ -47,6 +49,18 @@ with DAG(
         "salesforce_conn_id": Param("salesforce_default", type="string"),
         "hubspot_conn_id": Param("hubspot_default", type="string"),
         "redis_conn_id": Param("redis_default", type="string"),
+        "log_pii": Param(False, type="boolean", description="Show emails and phones in logs, the view and alerts."),
+        "allow_mass_change": Param(False, type="boolean", description="Let a run past the mass-change gate."),
+        "max_change_share": Param(
+            0.5,
+            type="number",
+            minimum=0,
+            maximum=1,
+            description="Mass-change gate: largest share of the contacts read that may be updated or deleted.",
+        ),
+        "mass_change_min_count": Param(
+            100, type="integer", minimum=0, description="Mass-change gate: runs with this many changes or fewer pass."
+        ),
     },
 ) as dag:
     extract_salesforce = ExtractSalesforceContactsOperator(task_id="extract_salesforce", mapping_path=MAPPING_PATH)
@@ -57,6 +71,7 @@ with DAG(
         salesforce_extract=extract_salesforce.output,
         hubspot_extract=extract_hubspot.output,
     )
+    gate = MassChangeGateOperator(task_id="mass_change_gate", reconcile_result=reconcile.output)
     plan_hubspot = PlanWritesOperator(task_id="plan_hubspot", target="hubspot", reconcile_result=reconcile.output)
     plan_salesforce = PlanWritesOperator(
         task_id="plan_salesforce", target="salesforce", reconcile_result=reconcile.output
@@ -69,6 +84,8 @@ with DAG(
     ).expand(shard=plan_salesforce.output)
     link_back = LinkBackOperator(task_id="link_back", mapping_path=MAPPING_PATH, trigger_rule="none_failed")
     report = SyncReportOperator(task_id="report", trigger_rule="all_done")
+    check = RunOutcomeOperator(task_id="check_run")
 
-    [load_hubspot, load_salesforce] >> link_back >> report
+    gate >> [plan_hubspot, plan_salesforce]
+    [load_hubspot, load_salesforce] >> link_back >> report >> check
     reconcile >> report
