@@ -29,13 +29,13 @@ class SyncReportOperator(CrmSyncOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         import pandas as pd
 
+        from crm_sync.pii import redact
         from crm_sync.report import (
             decision_rejects,
             json_records,
             load_rejects,
             merge_counters,
             outcome_counts,
-            redact,
             summary_lines,
         )
 
@@ -82,7 +82,10 @@ class SyncReportOperator(CrmSyncOperator):
             "rejects": {
                 "count": len(rejects),
                 "path": rejects_url,
-                "first": json_records(rejects.head(REJECTS_IN_XCOM)),
+                "first": [
+                    {**row, "reason": redact(row["reason"], log_pii=settings.log_pii)}
+                    for row in json_records(rejects.head(REJECTS_IN_XCOM))
+                ],
             },
         }
         report_url = write_json(folder / "report.json", report)
@@ -101,7 +104,7 @@ class SyncReportOperator(CrmSyncOperator):
                     getattr(row, "source_system", ""),
                     row.source_id,
                     getattr(row, "code", ""),
-                    redact(row.reason),
+                    redact(row.reason, log_pii=settings.log_pii),
                 )
             self.log.info("::endgroup::")
         self.log.info("Report written to %s", report_url)
