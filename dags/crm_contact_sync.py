@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, conf
 
+from crm_sync.notify import SyncAlertNotifier
 from crm_sync.operators.check import RunOutcomeOperator
 from crm_sync.operators.extract import ExtractHubSpotContactsOperator, ExtractSalesforceContactsOperator
 from crm_sync.operators.gate import MassChangeGateOperator
@@ -29,6 +30,7 @@ with DAG(
     catchup=False,
     max_active_runs=4,
     tags=["crm", "salesforce", "hubspot"],
+    on_failure_callback=SyncAlertNotifier(),
     default_args={
         "retries": conf.getint("crm_sync", "task_retries", fallback=3),
         "retry_delay": timedelta(seconds=20),
@@ -60,6 +62,17 @@ with DAG(
         ),
         "mass_change_min_count": Param(
             100, type="integer", minimum=0, description="Mass-change gate: runs with this many changes or fewer pass."
+        ),
+        "alert_to": Param("", type="string", description="Alert email addresses, comma-separated (empty: no alerts)."),
+        "alert_conn_id": Param("smtp_default", type="string", description="SMTP connection the alerts go through."),
+        "alert_reject_share": Param(
+            0.05, type="number", minimum=0, maximum=1, description="Alert when rejects pass this share of a run."
+        ),
+        "alert_retry_queue": Param(
+            500, type="integer", minimum=0, description="Alert when the retry queue holds more contacts."
+        ),
+        "alert_api_budget_share": Param(
+            0.8, type="number", minimum=0, maximum=1, description="Alert when a daily API budget passes this share."
         ),
     },
 ) as dag:

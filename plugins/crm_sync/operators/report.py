@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from crm_sync.operators.base import CrmSyncOperator
@@ -30,6 +31,7 @@ class SyncReportOperator(CrmSyncOperator):
         import pandas as pd
 
         from crm_sync.pii import redact
+        from crm_sync.pool_state import crm_pool_states
         from crm_sync.report import (
             decision_rejects,
             json_records,
@@ -79,6 +81,10 @@ class SyncReportOperator(CrmSyncOperator):
             "decisions": reconciled.get("counts", {}),
             "outcomes": outcome_counts(results),
             "api": merge_counters(stats),
+            "lag_seconds": round((datetime.now(UTC) - context["data_interval_end"]).total_seconds(), 3),
+            "rate_limit_pool": crm_pool_states(
+                settings.salesforce_conn_id, settings.hubspot_conn_id, settings.redis_conn_id
+            ),
             "rejects": {
                 "count": len(rejects),
                 "path": rejects_url,
@@ -108,4 +114,32 @@ class SyncReportOperator(CrmSyncOperator):
                 )
             self.log.info("::endgroup::")
         self.log.info("Report written to %s", report_url)
+        self._send_metrics(report)
+        self._send_threshold_alerts(context, report)
         return {**report, "report_path": report_url}
+
+    def _send_metrics(self, report: dict[str, Any]) -> None:
+        """Through Airflow's metrics integration ([metrics] statsd_on ...; a no-op when it is off)."""
+        from airflow.sdk.observability.stats import Stats
+
+        from crm_sync.metrics import run_metrics
+
+        metrics = run_metrics(report)
+        for metric in metrics:
+            getattr(Stats, metric.kind)(metric.name, metric.value)
+        self.log.info("%d metrics sent (crm_sync.*)", len(metrics))
+
+    def _send_threshold_alerts(self, context: Context, report: dict[str, Any]) -> None:
+        from crm_sync.alerts import AlertThresholds, threshold_alerts
+        from crm_sync.notify import SyncAlertNotifier
+
+        reasons = threshold_alerts(report, AlertThresholds.from_params(context["params"]))
+        if not reasons:
+            return
+        for reason in reasons:
+            self.log.warning("alert: %s", reason)
+        body = f"<p>Run <b>{report['run_id']}</b>, window {report['window']}:</p><ul>"
+        body += "".join(f"<li>{reason}</li>" for reason in reasons) + "</ul>"
+        SyncAlertNotifier(
+            subject=f"[crm_sync] {len(reasons)} threshold(s) passed: {report['run_id']}", body=body
+        ).notify(context)
