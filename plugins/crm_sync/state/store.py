@@ -25,6 +25,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from crm_sync.state.batch import key_in, rows_table
 from crm_sync.state.policy import RetryPolicy
 from crm_sync.state.schema import (
     ACTIONS,
@@ -43,8 +44,7 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_COLUMNS = ["salesforce_id", "hubspot_id", "field_values", "synced_at"]
 QUEUE_COLUMNS = [column.name for column in retry_queue.columns]
-WRITE_BATCH_ROWS = 2000  # rows per transaction (and per relink DELETE)
-READ_CHUNK_KEYS = 5000  # keys per IN list: well under SQLite's 32,766 bound parameters
+WRITE_BATCH_ROWS = 5000  # rows per statement and transaction: short row locks, one round trip each
 _SCHEMA_LOCK_KEY = 0x63726D73  # PostgreSQL advisory lock serialising create_schema across processes
 
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
@@ -82,14 +82,12 @@ def _refuse_outside(rows: list[dict[str, Any]], column: str, allowed: Sequence[s
 
 
 def _unique_ids(ids: Iterable[str] | None) -> list[str]:
-    return sorted({str(value) for value in ids or ()})
+    return sorted({str(value) for value in (() if ids is None else ids)})
 
 
-def _pair_filters(salesforce_ids: Iterable[str], hubspot_ids: Iterable[str]) -> Iterator[sa.ColumnElement[bool]]:
-    """IN filters on either id, chunked: 200,000 keys become 40 indexed look-ups, not one huge statement."""
-    for column, ids in ((pair_snapshots.c.salesforce_id, salesforce_ids), (pair_snapshots.c.hubspot_id, hubspot_ids)):
-        for chunk in _chunks(_unique_ids(ids), READ_CHUNK_KEYS):
-            yield column.in_(chunk)
+def _bind(value: Any, type_: sa.types.TypeEngine[Any]) -> sa.BindParameter[Any]:
+    """A value shared by every row of a batch, bound once."""
+    return sa.bindparam(None, value, type_=type_)
 
 
 class SyncStateStore:
@@ -104,25 +102,31 @@ class SyncStateStore:
             raise ValueError(f"the sync state needs PostgreSQL or SQLite, not {engine.dialect.name}")
         self.engine = engine
         self.policy = policy
-        self._insert = _INSERTS[engine.dialect.name]
+        self._dialect = engine.dialect.name
+        self._insert = _INSERTS[self._dialect]
 
     def create_schema(self) -> None:
         """Create the tables and index when missing; safe to call from many processes at once."""
         with self.engine.begin() as conn:
-            if self.engine.dialect.name == "postgresql":
+            if self._dialect == "postgresql":
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
             metadata.create_all(conn, checkfirst=True)
 
     # -- snapshots ----------------------------------------------------------------------------------
 
     def read_snapshots(self, salesforce_ids: Iterable[str] = (), hubspot_ids: Iterable[str] = ()) -> pd.DataFrame:
-        """Snapshots of the pairs whose salesforce_id is in the first OR whose hubspot_id is in the second."""
+        """Snapshots of the pairs whose salesforce_id is in the first OR whose hubspot_id is in the second.
+
+        Each id list is one bound parameter joined on its index (any number of keys, one round trip).
+        """
+        stored = pair_snapshots.c
         rows: list[Any] = []
         with self.engine.connect() as conn:
-            for where in _pair_filters(salesforce_ids, hubspot_ids):
-                rows.extend(conn.execute(self._snapshot_select().where(where)))
-        frame = self._snapshot_frame(rows)
-        return frame.drop_duplicates("salesforce_id", ignore_index=True)
+            for column, ids in ((stored.salesforce_id, salesforce_ids), (stored.hubspot_id, hubspot_ids)):
+                keys = _unique_ids(ids)
+                if keys:
+                    rows.extend(conn.execute(self._snapshot_select().where(key_in(self._dialect, column, keys))))
+        return self._snapshot_frame(rows).drop_duplicates("salesforce_id", ignore_index=True)
 
     def read_all_snapshots(self) -> pd.DataFrame:
         """Every snapshot (a full resync)."""
@@ -139,27 +143,30 @@ class SyncStateStore:
         starts from the given fields alone: another pair holding the hubspot_id is deleted first, and a
         stored pair with the same salesforce_id but another hubspot_id gets the given fields only.
         """
-        rows = _records(pairs, ["salesforce_id", "hubspot_id", "field_values"], "merge_snapshots")
+        columns = ["salesforce_id", "hubspot_id", "field_values"]
+        rows = _records(pairs, columns, "merge_snapshots")
         _refuse_duplicates(rows, ["salesforce_id"], "merge_snapshots")
         _refuse_duplicates(rows, ["hubspot_id"], "merge_snapshots")
         rows.sort(key=lambda row: row["salesforce_id"])
         now = _utcnow()
-        for row in rows:
-            row.update(synced_at=now, run_id=run_id)
-        upsert = self._snapshot_upsert()
         for batch in _chunks(rows, WRITE_BATCH_ROWS):
+            given = rows_table(self._dialect, columns, batch)
             with self.engine.begin() as conn:
-                conn.execute(self._relinked_delete(batch))
-                conn.execute(upsert, list(batch))
+                conn.execute(self._relinked_delete(given))
+                conn.execute(self._snapshot_upsert(given, now, run_id))
         log.info("sync state: %d pair snapshots merged (run %s)", len(rows), run_id)
         return len(rows)
 
     def delete_snapshots(self, salesforce_ids: Iterable[str] = (), hubspot_ids: Iterable[str] = ()) -> int:
         """Forget pairs (unlinked or deleted contacts); returns the number of snapshots deleted."""
+        stored = pair_snapshots.c
         deleted = 0
         with self.engine.begin() as conn:
-            for where in _pair_filters(salesforce_ids, hubspot_ids):
-                deleted += conn.execute(sa.delete(pair_snapshots).where(where)).rowcount
+            for column, ids in ((stored.salesforce_id, salesforce_ids), (stored.hubspot_id, hubspot_ids)):
+                keys = _unique_ids(ids)
+                if keys:
+                    where = key_in(self._dialect, column, keys)
+                    deleted += conn.execute(sa.delete(pair_snapshots).where(where)).rowcount
         log.info("sync state: %d pair snapshots deleted", deleted)
         return deleted
 
@@ -169,36 +176,52 @@ class SyncStateStore:
 
     @staticmethod
     def _snapshot_frame(rows: Sequence[Any]) -> pd.DataFrame:
-        frame = pd.DataFrame.from_records(list(rows), columns=SNAPSHOT_COLUMNS)
+        frame = pd.DataFrame.from_records([tuple(row) for row in rows], columns=SNAPSHOT_COLUMNS)
         frame["synced_at"] = pd.to_datetime(frame["synced_at"], utc=True)
         return frame.astype({"salesforce_id": "str", "hubspot_id": "str", "field_values": "str"})
 
-    def _relinked_delete(self, batch: Sequence[dict[str, Any]]) -> sa.Delete:
-        """Pairs holding a hubspot_id of the batch with another salesforce_id (the batch's hubspot_ids are unique)."""
+    @staticmethod
+    def _relinked_delete(given: sa.FromClause) -> sa.Delete:
+        """Pairs holding a given hubspot_id with another salesforce_id: the contact was linked anew.
+
+        IN over subqueries, not a correlated EXISTS: both databases build the batch's key set once.
+        """
+        stored = pair_snapshots.c
         return sa.delete(pair_snapshots).where(
-            pair_snapshots.c.hubspot_id.in_([row["hubspot_id"] for row in batch]),
-            sa.tuple_(pair_snapshots.c.hubspot_id, pair_snapshots.c.salesforce_id).not_in(
-                [(row["hubspot_id"], row["salesforce_id"]) for row in batch]
+            stored.hubspot_id.in_(sa.select(given.c.hubspot_id)),
+            sa.tuple_(stored.hubspot_id, stored.salesforce_id).not_in(
+                sa.select(given.c.hubspot_id, given.c.salesforce_id)
             ),
         )
 
-    def _snapshot_upsert(self) -> Any:
-        stmt = self._insert(pair_snapshots)
-        stored, given = pair_snapshots.c, stmt.excluded.field_values
-        same_pair = stored.hubspot_id == stmt.excluded.hubspot_id
+    def _snapshot_upsert(self, given: sa.FromClause, now: datetime, run_id: str) -> Any:
+        rows = sa.select(
+            given.c.salesforce_id,
+            given.c.hubspot_id,
+            sa.cast(given.c.field_values, JSON_OBJECT_TEXT),
+            _bind(now, UTCDateTime()),
+            _bind(run_id, sa.String()),
+        ).where(sa.true())  # SQLite would read `ON CONFLICT` after a bare FROM as a join constraint
+        stmt = self._insert(pair_snapshots).from_select(
+            ["salesforce_id", "hubspot_id", "field_values", "synced_at", "run_id"], rows
+        )
+        stored, excluded = pair_snapshots.c, stmt.excluded
+        merged = self._merged_fields(stored.field_values, excluded.field_values)
         return stmt.on_conflict_do_update(
-            index_elements=[pair_snapshots.c.salesforce_id],
+            index_elements=[stored.salesforce_id],
             set_={
-                "hubspot_id": stmt.excluded.hubspot_id,
-                "field_values": sa.case((same_pair, self._merged_fields(stored.field_values, given)), else_=given),
-                "synced_at": stmt.excluded.synced_at,
-                "run_id": stmt.excluded.run_id,
+                "hubspot_id": excluded.hubspot_id,
+                "field_values": sa.case(
+                    (stored.hubspot_id == excluded.hubspot_id, merged), else_=excluded.field_values
+                ),
+                "synced_at": excluded.synced_at,
+                "run_id": excluded.run_id,
             },
         )
 
     def _merged_fields(self, stored: sa.ColumnElement[Any], given: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
         """The stored JSON object with the given keys overwritten (null values kept), as one SQL expression."""
-        if self.engine.dialect.name == "postgresql":
+        if self._dialect == "postgresql":
             return stored.op("||", return_type=JSON_OBJECT_TEXT)(given)
         old = sa.func.json_each(stored).table_valued("key", "value").alias("stored_fields")
         new = sa.func.json_each(given).table_valued("key", "value").alias("given_fields")
@@ -214,10 +237,11 @@ class SyncStateStore:
 
         A new entry starts at 1 attempt; an entry whose `data_hash` is unchanged counts one more; one whose
         data changed starts again at 1, pending. The next attempt is due `policy.delay(attempts)` from now
-        and the entry is parked once `attempts >= policy.max_attempts` (a parked entry attempted again keeps
-        the longest wait, `cap_minutes`). Concurrency: INSERT .. ON CONFLICT DO UPDATE whose new attempts,
-        status and due time are SQL CASE expressions over the stored row, so concurrent callers serialise
-        on the row (PostgreSQL) or the database lock (SQLite) and no increment is lost.
+        and the entry is parked once `attempts >= policy.max_attempts` (a parked entry attempted again is
+        scheduled `delay(max_attempts + 1)` ahead; only `release` makes it due). Concurrency: one
+        INSERT .. ON CONFLICT DO UPDATE per batch whose attempts, status and due time are SQL CASE
+        expressions over the stored row, so concurrent callers serialise on the row (PostgreSQL re-reads
+        it after the other writer commits) or on the database lock (SQLite), and no increment is lost.
         """
         columns = ["target", "source_id", "target_id", "action", "data_hash", "code", "message"]
         rows = _records(entries, columns, "record_attempts")
@@ -226,68 +250,68 @@ class SyncStateStore:
         _refuse_outside(rows, "action", ACTIONS, "record_attempts")
         rows.sort(key=lambda row: (row["target"], row["source_id"]))
         now = _utcnow()
-        first_status = PARKED if self.policy.max_attempts <= 1 else PENDING
-        for row in rows:
-            row.update(
-                attempts=1,
-                first_attempt_at=now,
-                last_attempt_at=now,
-                next_attempt_at=now + self.policy.delay(1),
-                status=first_status,
-                run_id=run_id,
-            )
-        upsert = self._attempt_upsert(now)
         for batch in _chunks(rows, WRITE_BATCH_ROWS):
             with self.engine.begin() as conn:
-                conn.execute(upsert, list(batch))
+                conn.execute(self._attempt_upsert(rows_table(self._dialect, columns, batch), now, run_id))
         log.info("retry queue: %d failed writes recorded (run %s)", len(rows), run_id)
 
-    def _attempt_upsert(self, now: datetime) -> Any:
-        stmt = self._insert(retry_queue)
-        stored, given = retry_queue.c, stmt.excluded
-        same_data = stored.data_hash.is_not_distinct_from(given.data_hash)
-        counted = stored.attempts + 1
-
-        def at(minutes_from_now: datetime) -> sa.BindParameter[datetime]:
-            return sa.bindparam(None, minutes_from_now, type_=UTCDateTime())
-
+    def _attempt_upsert(self, given: sa.FromClause, now: datetime, run_id: str) -> Any:
         limit = self.policy.max_attempts
-        due_after = [(counted == n, at(now + self.policy.delay(n))) for n in range(1, limit + 1)]
-        longest = now + self.policy.delay(limit + 1)
+
+        def due_in(attempts: int) -> sa.BindParameter[datetime]:
+            return _bind(now + self.policy.delay(attempts), UTCDateTime())
+
+        new_entry = {
+            **{column.name: column for column in given.c},
+            "attempts": sa.literal(1),
+            "first_attempt_at": _bind(now, UTCDateTime()),
+            "last_attempt_at": _bind(now, UTCDateTime()),
+            "next_attempt_at": due_in(1),
+            "status": sa.literal(PARKED if limit <= 1 else PENDING),
+            "run_id": _bind(run_id, sa.String()),
+        }
+        rows = sa.select(*new_entry.values()).where(sa.true())  # see _snapshot_upsert
+        stmt = self._insert(retry_queue).from_select(list(new_entry), rows)
+        stored, excluded = retry_queue.c, stmt.excluded
+        same_data = stored.data_hash.is_not_distinct_from(excluded.data_hash)
+        counted = stored.attempts + 1
         return stmt.on_conflict_do_update(
             index_elements=[stored.target, stored.source_id],
             set_={
                 "attempts": sa.case((same_data, counted), else_=1),
-                "next_attempt_at": sa.case((~same_data, given.next_attempt_at), *due_after, else_=at(longest)),
-                "status": sa.case((~same_data, given.status), (counted >= limit, PARKED), else_=PENDING),
-                "first_attempt_at": sa.case((same_data, stored.first_attempt_at), else_=given.first_attempt_at),
-                "last_attempt_at": given.last_attempt_at,
-                "target_id": sa.func.coalesce(given.target_id, stored.target_id),
-                "action": given.action,
-                "data_hash": given.data_hash,
-                "code": given.code,
-                "message": given.message,
-                "run_id": given.run_id,
+                "next_attempt_at": sa.case(
+                    (~same_data, excluded.next_attempt_at),
+                    *((counted == n, due_in(n)) for n in range(1, limit + 1)),
+                    else_=due_in(limit + 1),
+                ),
+                "status": sa.case((~same_data, excluded.status), (counted >= limit, PARKED), else_=PENDING),
+                "first_attempt_at": sa.case((same_data, stored.first_attempt_at), else_=excluded.first_attempt_at),
+                "last_attempt_at": excluded.last_attempt_at,
+                "target_id": sa.func.coalesce(excluded.target_id, stored.target_id),
+                "action": excluded.action,
+                "data_hash": excluded.data_hash,
+                "code": excluded.code,
+                "message": excluded.message,
+                "run_id": excluded.run_id,
             },
         )
 
     def record_outcomes(self, entries: pd.DataFrame) -> int:
         """Set the CRM's answer (code, message) on existing entries, attempts unchanged; returns rows updated."""
-        rows = _records(entries, ["target", "source_id", "code", "message"], "record_outcomes")
-        if not rows:
-            return 0
+        columns = ["target", "source_id", "code", "message"]
+        rows = _records(entries, columns, "record_outcomes")
+        _refuse_duplicates(rows, ["target", "source_id"], "record_outcomes")
         rows.sort(key=lambda row: (row["target"], row["source_id"]))
-        params = [{f"b_{key}": value for key, value in row.items()} for row in rows]
-        stmt = (
-            sa.update(retry_queue)
-            .where(retry_queue.c.target == sa.bindparam("b_target"))
-            .where(retry_queue.c.source_id == sa.bindparam("b_source_id"))
-            .values(code=sa.bindparam("b_code"), message=sa.bindparam("b_message"))
-        )
         updated = 0
-        for batch in _chunks(params, WRITE_BATCH_ROWS):
+        for batch in _chunks(rows, WRITE_BATCH_ROWS):
+            given = rows_table(self._dialect, columns, batch)
+            stmt = (
+                sa.update(retry_queue)
+                .where(retry_queue.c.target == given.c.target, retry_queue.c.source_id == given.c.source_id)
+                .values(code=given.c.code, message=given.c.message)
+            )
             with self.engine.begin() as conn:
-                updated += conn.execute(stmt, list(batch)).rowcount
+                updated += conn.execute(stmt).rowcount
         return updated
 
     def resolve(self, keys: pd.DataFrame) -> int:
@@ -295,20 +319,20 @@ class SyncStateStore:
         rows = _records(keys, ["target", "source_id"], "resolve")
         deleted = 0
         with self.engine.begin() as conn:
-            for target in sorted({row["target"] for row in rows}):
-                ids = _unique_ids(row["source_id"] for row in rows if row["target"] == target)
-                for chunk in _chunks(ids, READ_CHUNK_KEYS):
-                    where = (retry_queue.c.target == target) & retry_queue.c.source_id.in_(chunk)
-                    deleted += conn.execute(sa.delete(retry_queue).where(where)).rowcount
+            for batch in _chunks(rows, WRITE_BATCH_ROWS):
+                given = rows_table(self._dialect, ["target", "source_id"], batch)
+                written = sa.tuple_(retry_queue.c.target, retry_queue.c.source_id).in_(
+                    sa.select(given.c.target, given.c.source_id)
+                )
+                deleted += conn.execute(sa.delete(retry_queue).where(written)).rowcount
         log.info("retry queue: %d entries resolved", deleted)
         return deleted
 
     def due(self, now: datetime | None = None) -> pd.DataFrame:
-        """Pending entries whose next attempt is due at `now` (default: the current time)."""
-        when = now or _utcnow()
+        """Pending entries whose next attempt is due at `now` (default: the current time), oldest first."""
         query = (
             sa.select(retry_queue)
-            .where(retry_queue.c.status == PENDING, retry_queue.c.next_attempt_at <= when)
+            .where(retry_queue.c.status == PENDING, retry_queue.c.next_attempt_at <= (now or _utcnow()))
             .order_by(retry_queue.c.next_attempt_at, retry_queue.c.target, retry_queue.c.source_id)
         )
         with self.engine.connect() as conn:
@@ -318,22 +342,22 @@ class SyncStateStore:
         self, *, target: str | None = None, status: str | None = None, source_ids: Iterable[str] | None = None
     ) -> pd.DataFrame:
         """Entries matching every filter given (for the CLI and the UI), ordered by target and source id."""
-        rows: list[Any] = []
+        query = sa.select(retry_queue).where(self._queue_filter(target, status, source_ids))
         with self.engine.connect() as conn:
-            for where in self._queue_filters(target, status, source_ids):
-                rows.extend(conn.execute(sa.select(retry_queue).where(where)).all())
-        frame = self._queue_frame(rows)
-        return frame.sort_values(["target", "source_id"], ignore_index=True)
+            rows = conn.execute(query.order_by(retry_queue.c.target, retry_queue.c.source_id)).all()
+        return self._queue_frame(rows)
 
     def release(
         self, *, target: str | None = None, source_ids: Iterable[str] | None = None, status: str | None = None
     ) -> int:
         """Retry now: matching entries become pending, due at once, attempts back to 0; returns entries released."""
-        values = {"status": PENDING, "attempts": 0, "next_attempt_at": _utcnow()}
-        released = 0
+        stmt = (
+            sa.update(retry_queue)
+            .where(self._queue_filter(target, status, source_ids))
+            .values(status=PENDING, attempts=0, next_attempt_at=_utcnow())
+        )
         with self.engine.begin() as conn:
-            for where in self._queue_filters(target, status, source_ids):
-                released += conn.execute(sa.update(retry_queue).where(where).values(values)).rowcount
+            released = conn.execute(stmt).rowcount
         log.info("retry queue: %d entries released", released)
         return released
 
@@ -341,10 +365,10 @@ class SyncStateStore:
         self, *, target: str | None = None, source_ids: Iterable[str] | None = None, status: str | None = None
     ) -> int:
         """Delete matching entries (all of them when no filter is given); returns entries deleted."""
-        deleted = 0
         with self.engine.begin() as conn:
-            for where in self._queue_filters(target, status, source_ids):
-                deleted += conn.execute(sa.delete(retry_queue).where(where)).rowcount
+            deleted = conn.execute(
+                sa.delete(retry_queue).where(self._queue_filter(target, status, source_ids))
+            ).rowcount
         log.info("retry queue: %d entries cleared", deleted)
         return deleted
 
@@ -355,30 +379,27 @@ class SyncStateStore:
             counts = dict(conn.execute(query).all())
         return {status: int(counts.get(status, 0)) for status in STATUSES}
 
-    @staticmethod
-    def _queue_filters(
-        target: str | None, status: str | None, source_ids: Iterable[str] | None
-    ) -> Iterator[sa.ColumnElement[bool]]:
-        """WHERE clauses covering the filters, one per chunk of source ids (none given: no source filter)."""
+    def _queue_filter(
+        self, target: str | None, status: str | None, source_ids: Iterable[str] | None
+    ) -> sa.ColumnElement[bool]:
+        """Every filter given, ANDed (source_ids None: any source; empty: none)."""
         if target is not None and target not in TARGETS:
             raise ValueError(f"target must be one of {list(TARGETS)}, got {target!r}")
         if status is not None and status not in STATUSES:
             raise ValueError(f"status must be one of {list(STATUSES)}, got {status!r}")
-        base = sa.and_(
-            sa.true(),
-            *([retry_queue.c.target == target] if target is not None else []),
-            *([retry_queue.c.status == status] if status is not None else []),
-        )
-        if source_ids is None:
-            yield base
-            return
-        for chunk in _chunks(_unique_ids(source_ids), READ_CHUNK_KEYS):
-            yield base & retry_queue.c.source_id.in_(chunk)
+        clauses = [sa.true()]
+        if target is not None:
+            clauses.append(retry_queue.c.target == target)
+        if status is not None:
+            clauses.append(retry_queue.c.status == status)
+        if source_ids is not None:
+            clauses.append(key_in(self._dialect, retry_queue.c.source_id, _unique_ids(source_ids)))
+        return sa.and_(*clauses)
 
     @staticmethod
     def _queue_frame(rows: Sequence[Any]) -> pd.DataFrame:
-        frame = pd.DataFrame.from_records(list(rows), columns=QUEUE_COLUMNS)
+        frame = pd.DataFrame.from_records([tuple(row) for row in rows], columns=QUEUE_COLUMNS)
         for column in ("first_attempt_at", "last_attempt_at", "next_attempt_at"):
             frame[column] = pd.to_datetime(frame[column], utc=True)
-        text = [name for name in QUEUE_COLUMNS if name not in {"attempts"} and not name.endswith("_at")]
+        text = [name for name in QUEUE_COLUMNS if name != "attempts" and not name.endswith("_at")]
         return frame.astype({"attempts": "int64", **dict.fromkeys(text, "str")})
