@@ -30,6 +30,7 @@ class SyncReportOperator(CrmSyncOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         import pandas as pd
 
+        from crm_sync.health.queue import queue_size
         from crm_sync.pii import redact
         from crm_sync.pool_state import crm_pool_states
         from crm_sync.report import (
@@ -77,11 +78,13 @@ class SyncReportOperator(CrmSyncOperator):
             "window": window.describe(),
             "direction": settings.direction,
             "dry_run": settings.dry_run,
+            "log_pii": settings.log_pii,
             "extracted": {system: extracts[system].get("count", 0) for system in extracts},
             "decisions": reconciled.get("counts", {}),
             "outcomes": outcome_counts(results),
             "api": merge_counters(stats),
             "lag_seconds": round((datetime.now(UTC) - context["data_interval_end"]).total_seconds(), 3),
+            "retry_queue": queue_size(),
             "rate_limit_pool": crm_pool_states(
                 settings.salesforce_conn_id, settings.hubspot_conn_id, settings.redis_conn_id
             ),
