@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 import requests
 
+from crm_sync.state.engine import create_state_engine
+from crm_sync.state.store import SyncStateStore
 from tests.integration.api_server import api_server
 from tests.integration.conftest import crm_env
 
@@ -36,9 +38,10 @@ def browser():
 
 
 def cell(driver, table: str, key: str) -> str:
+    """The first cell with this key in a table (the runs table lists the newest run first)."""
     from selenium.webdriver.common.by import By
 
-    return driver.find_element(By.CSS_SELECTOR, f'#{table} tr:nth-child(2) td[data-key="{key}"]').text
+    return driver.find_element(By.CSS_SELECTOR, f'#{table} td[data-key="{key}"]').text
 
 
 def test_the_view_needs_a_login_and_shows_the_run_report_and_a_contact_history(
@@ -57,7 +60,21 @@ def test_the_view_needs_a_login_and_shows_the_run_report_and_a_contact_history(
     refused = rejects[rejects["stage"] == "load"].iloc[0]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
 
-    server_env = {**env, "AIRFLOW__CRM_SYNC__STAGING_BASE": f"file://{run.staging}"}
+    # The retry queue as the sync-state store holds it: the refused contact, failed twice.
+    state_url = f"sqlite:///{tmp_path / 'state.db'}"
+    store = SyncStateStore(create_state_engine(state_url))
+    store.create_schema()
+    entry = pd.DataFrame(
+        [{**{k: refused[k] for k in ("target", "source_id", "target_id", "action", "code")}, "data_hash": "h1"}]
+    ).assign(message=str(refused.reason))
+    for attempt in (1, 2):
+        store.record_attempts(entry, run_id=f"attempt-{attempt}")
+
+    server_env = {
+        **env,
+        "AIRFLOW__CRM_SYNC__STAGING_BASE": f"file://{run.staging}",
+        "AIRFLOW_CONN_CRM_SYNC_STATE_DEFAULT": state_url,
+    }
     with api_server(airflow_project, server_env, tmp_path) as server:
         for path in ("/crm-sync/", "/crm-sync/api/runs", f"/crm-sync/contact?q={refused.source_id}"):
             assert requests.get(server.url + path, timeout=30).status_code == 401, path
@@ -89,6 +106,9 @@ def test_the_view_needs_a_login_and_shows_the_run_report_and_a_contact_history(
             assert cell(driver, "runs", "rejects") == str(report["rejects"]["count"])
             for key, count in report["outcomes"].items():
                 assert cell(driver, "outcomes", key) == str(count), key
+            queue = driver.find_element(By.ID, "retry-queue").text
+            assert str(refused.source_id) in queue and refused.code in queue
+            assert "@" not in queue, "the CRM's message is redacted in the queue"
             hubspot_used = driver.find_element(By.CSS_SELECTOR, 'td[data-key="hubspot.requests_per_10s.used"]').text
             assert int(hubspot_used) >= 0
             driver.switch_to.default_content()
@@ -104,6 +124,8 @@ def test_the_view_needs_a_login_and_shows_the_run_report_and_a_contact_history(
             answer = cell(driver, "history", "answer")
             assert answer.startswith(f"refused {refused.code}")
             assert "@" not in answer and "@" not in cell(driver, "history", "fields"), "emails masked (log_pii off)"
+            queued = driver.find_element(By.CSS_SELECTOR, "#retry-queue tr:nth-child(2)").text
+            assert str(refused.source_id) in queued and " 2 " in f" {queued} ", "attempts shown"
             driver.save_screenshot(str(ARTIFACTS / "sync-health-contact.png"))
         finally:
             driver.quit()

@@ -13,7 +13,7 @@ STYLE = """
 body{font-family:system-ui,sans-serif;margin:16px;color:#1f2933;font-size:14px}
 h1{font-size:20px;margin:0 0 12px}h2{font-size:16px;margin:20px 0 8px}
 table{border-collapse:collapse;margin-bottom:8px}th,td{border:1px solid #d5dae1;padding:3px 7px;text-align:right}
-th{background:#eef1f5;text-align:left;vertical-align:bottom}td.l{text-align:left;max-width:460px;overflow-wrap:anywhere}.bad{color:#b42318;font-weight:600}.ok{color:#067647}
+th{background:#eef1f5;text-align:left;vertical-align:bottom}td.l{text-align:left;max-width:460px;overflow-wrap:break-word}.bad{color:#b42318;font-weight:600}.ok{color:#067647}
 .muted{color:#667085}form{margin:8px 0}input[type=text]{width:320px;padding:4px}code{font-size:12px}
 """
 
@@ -46,8 +46,9 @@ def _search_form(query: str = "") -> str:
 
 def _runs(runs: list[dict[str, Any]]) -> str:
     headers = ["run", "window", "read sf / hs"]
-    headers += [f"{target} {action}" for target in CRMS for action in ACTIONS]
-    headers += [f"{crm} {what}" for crm in CRMS for what in ("calls", "waits (s)", "429s")]
+    short = {"salesforce": "SF", "hubspot": "HS"}
+    headers += [f"{short[target]} {action}" for target in CRMS for action in ACTIONS]
+    headers += [f"{short[crm]} {what}" for crm in CRMS for what in ("calls", "waits (s)", "429s")]
     headers += ["rejects", "lag (s)"]
     rows = []
     for run in runs:

@@ -25,7 +25,11 @@ def queue_size(conn_id: str = STATE_CONN_ID) -> dict[str, int] | None:
 
 
 def queue_entries(conn_id: str = STATE_CONN_ID, source_ids: list[str] | None = None) -> list[dict[str, Any]] | None:
-    """Queue entries (all, or those of some source ids) as JSON-ready dicts, most attempts first."""
+    """Queue entries (all, or those of some source ids) as JSON-ready dicts, most attempts first.
+
+    The CRM's message is redacted: an entry outlives the run (and its `log_pii`) that queued it.
+    """
+    from crm_sync.pii import redact
     from crm_sync.report import json_records
 
     store = _store(conn_id)
@@ -33,4 +37,4 @@ def queue_entries(conn_id: str = STATE_CONN_ID, source_ids: list[str] | None = N
         return None
     frame = store.entries(source_ids=source_ids)
     frame = frame.sort_values(["attempts", "last_attempt_at"], ascending=False).drop(columns=["data_hash"])
-    return json_records(frame)
+    return [{**entry, "message": redact(entry["message"] or "")} for entry in json_records(frame)]
