@@ -63,7 +63,11 @@ with DAG(
         "mass_change_min_count": Param(
             100, type="integer", minimum=0, description="Mass-change gate: runs with this many changes or fewer pass."
         ),
-        "alert_to": Param("", type="string", description="Alert email addresses, comma-separated (empty: no alerts)."),
+        "alert_to": Param(
+            conf.get("crm_sync", "alert_to", fallback=""),
+            type="string",
+            description="Alert email addresses, comma-separated (empty: no alerts). Default: [crm_sync] alert_to.",
+        ),
         "alert_conn_id": Param("smtp_default", type="string", description="SMTP connection the alerts go through."),
         "alert_reject_share": Param(
             0.05, type="number", minimum=0, maximum=1, description="Alert when rejects pass this share of a run."

@@ -30,7 +30,6 @@ class SyncReportOperator(CrmSyncOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         import pandas as pd
 
-        from crm_sync.health.queue import queue_size
         from crm_sync.pii import redact
         from crm_sync.pool_state import crm_pool_states
         from crm_sync.report import (
@@ -84,7 +83,7 @@ class SyncReportOperator(CrmSyncOperator):
             "outcomes": outcome_counts(results),
             "api": merge_counters(stats),
             "lag_seconds": round((datetime.now(UTC) - context["data_interval_end"]).total_seconds(), 3),
-            "retry_queue": queue_size(),
+            "retry_queue": self._retry_queue_size(),
             "rate_limit_pool": crm_pool_states(
                 settings.salesforce_conn_id, settings.hubspot_conn_id, settings.redis_conn_id
             ),
@@ -120,6 +119,16 @@ class SyncReportOperator(CrmSyncOperator):
         self._send_metrics(report)
         self._send_threshold_alerts(context, report)
         return {**report, "report_path": report_url}
+
+    def _retry_queue_size(self) -> dict[str, int] | None:
+        """The retry queue's size; an unreachable state database must not cost the run its report."""
+        from crm_sync.health.queue import queue_size
+
+        try:
+            return queue_size()
+        except Exception as exc:
+            self.log.warning("retry queue size unavailable: %s: %s", type(exc).__name__, exc)
+            return None
 
     def _send_metrics(self, report: dict[str, Any]) -> None:
         """Through Airflow's metrics integration ([metrics] statsd_on ...; a no-op when it is off)."""
