@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 GATED_ACTIONS = ("update", "delete")
 
@@ -38,6 +42,18 @@ class GateVerdict:
         if self.blocked:
             return f"mass-change gate: {head}. Nothing was written; rerun with allow_mass_change=true if intended."
         return f"mass-change gate passed: {head}."
+
+
+def contacts_read(decisions: pd.DataFrame) -> int:
+    """Every contact the run held, each once: the sources decided on and the counterparts they target.
+
+    Counterparts count because reconcile read them too (fetched outside the window); without them a window
+    of ordinary one-sided edits would look like "every contact read gets updated".
+    """
+    sources = set(zip(decisions["source_system"].astype(str), decisions["source_id"].astype(str), strict=True))
+    linked = decisions[decisions["target_id"].notna() & (decisions["target_id"].astype(str) != "")]
+    targets = set(zip(linked["target"].astype(str), linked["target_id"].astype(str), strict=True))
+    return len(sources | targets)
 
 
 def mass_change_verdict(

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 class MassChangeGateOperator(CrmSyncOperator):
     """Fails the run (no retry: the same data gives the same verdict) when it would change too much.
 
-    Reads only reconcile's counts from XCom. `allow_mass_change` lets a deliberate mass change through;
+    Reads reconcile's counts and decisions. `allow_mass_change` lets a deliberate mass change through;
     a dry run is never blocked (it writes nothing) but logs the verdict.
     """
 
@@ -27,15 +27,14 @@ class MassChangeGateOperator(CrmSyncOperator):
         self.reconcile_result = reconcile_result
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from include.sync_logic.gate import mass_change_verdict
+        from crm_sync.staging import read_frame
+        from include.sync_logic.gate import contacts_read, mass_change_verdict
 
         settings = self.settings(context)
-        read = int(self.reconcile_result.get("salesforce_in_window", 0)) + int(
-            self.reconcile_result.get("hubspot_in_window", 0)
-        )
+        decisions = read_frame(self.reconcile_result["decisions"])
         verdict = mass_change_verdict(
             self.reconcile_result.get("counts", {}),
-            read,
+            contacts_read(decisions),
             max_share=settings.max_change_share,
             min_changes=settings.mass_change_min_count,
         )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
-from include.sync_logic.gate import mass_change_verdict
+from include.sync_logic.gate import contacts_read, mass_change_verdict
 
 
 def test_a_run_updating_most_of_what_it_read_is_blocked() -> None:
@@ -45,3 +46,29 @@ def test_changes_with_nothing_read_count_as_everything() -> None:
 def test_a_share_outside_zero_to_one_is_refused() -> None:
     with pytest.raises(ValueError, match="max_share"):
         mass_change_verdict({}, 10, max_share=1.5, min_changes=0)
+
+
+def test_contacts_read_counts_sources_and_their_counterparts_once() -> None:
+    decisions = pd.DataFrame(
+        {
+            "target": ["hubspot", "salesforce", "hubspot", "salesforce"],
+            "source_system": ["salesforce", "hubspot", "salesforce", "hubspot"],
+            "source_id": ["003A", "101", "003B", "102"],
+            "target_id": ["101", "003A", "103", None],
+        }
+    )
+    # 003A<->101 both decided on; 003B's counterpart 103 was fetched; 102 is new (no counterpart).
+    assert contacts_read(decisions) == 5
+
+
+def test_one_sided_edits_of_linked_contacts_are_half_of_what_was_read() -> None:
+    edited = pd.DataFrame(
+        {
+            "target": ["hubspot"] * 150,
+            "source_system": ["salesforce"] * 150,
+            "source_id": [f"003{i}" for i in range(150)],
+            "target_id": [str(i) for i in range(150)],
+        }
+    )
+    verdict = mass_change_verdict({"hubspot.update": 150}, contacts_read(edited), max_share=0.5, min_changes=100)
+    assert verdict.share == 0.5 and not verdict.blocked
