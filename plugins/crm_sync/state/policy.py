@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 _LONGEST_MINUTES = 100 * 366 * 24 * 60  # a century: next_attempt_at must stay a representable datetime
+MAX_STEPS = 100  # distinct waits: the store schedules with one SQL CASE branch per step
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class RetryPolicy:
             )
         if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int) or self.max_attempts < 1:
             raise ValueError(f"max_attempts must be an integer of at least 1, got {self.max_attempts!r}")
+        self.steps()
 
     def delay(self, attempts: int) -> timedelta:
         """The wait after the `attempts`-th failed attempt (from 1)."""
@@ -44,3 +46,15 @@ class RetryPolicy:
         except OverflowError:
             minutes = self.cap_minutes
         return timedelta(minutes=min(minutes, self.cap_minutes))
+
+    def steps(self) -> list[timedelta]:
+        """The waits after attempt 1, 2, ... up to where they stop changing (the cap, a factor of 1, or
+        max_attempts); every later attempt waits as long as the last one listed."""
+        waits = [self.delay(1)]
+        while len(waits) < self.max_attempts and self.delay(len(waits) + 1) != waits[-1]:
+            if len(waits) == MAX_STEPS:
+                raise ValueError(
+                    f"more than {MAX_STEPS} distinct waits before the cap: raise factor or lower cap_minutes"
+                )
+            waits.append(self.delay(len(waits) + 1))
+        return waits

@@ -237,8 +237,8 @@ class SyncStateStore:
 
         A new entry starts at 1 attempt; an entry whose `data_hash` is unchanged counts one more; one whose
         data changed starts again at 1, pending. The next attempt is due `policy.delay(attempts)` from now
-        and the entry is parked once `attempts >= policy.max_attempts` (a parked entry attempted again is
-        scheduled `delay(max_attempts + 1)` ahead; only `release` makes it due). Concurrency: one
+        and the entry is parked once `attempts >= policy.max_attempts` (a parked entry attempted again waits
+        the last of `policy.steps()`; only `release` makes it due). Concurrency: one
         INSERT .. ON CONFLICT DO UPDATE per batch whose attempts, status and due time are SQL CASE
         expressions over the stored row, so concurrent callers serialise on the row (PostgreSQL re-reads
         it after the other writer commits) or on the database lock (SQLite), and no increment is lost.
@@ -257,16 +257,14 @@ class SyncStateStore:
 
     def _attempt_upsert(self, given: sa.FromClause, now: datetime, run_id: str) -> Any:
         limit = self.policy.max_attempts
-
-        def due_in(attempts: int) -> sa.BindParameter[datetime]:
-            return _bind(now + self.policy.delay(attempts), UTCDateTime())
+        due = [_bind(now + wait, UTCDateTime()) for wait in self.policy.steps()]
 
         new_entry = {
             **{column.name: column for column in given.c},
             "attempts": sa.literal(1),
             "first_attempt_at": _bind(now, UTCDateTime()),
             "last_attempt_at": _bind(now, UTCDateTime()),
-            "next_attempt_at": due_in(1),
+            "next_attempt_at": due[0],
             "status": sa.literal(PARKED if limit <= 1 else PENDING),
             "run_id": _bind(run_id, sa.String()),
         }
@@ -281,8 +279,8 @@ class SyncStateStore:
                 "attempts": sa.case((same_data, counted), else_=1),
                 "next_attempt_at": sa.case(
                     (~same_data, excluded.next_attempt_at),
-                    *((counted == n, due_in(n)) for n in range(1, limit + 1)),
-                    else_=due_in(limit + 1),
+                    *((counted == attempts, at) for attempts, at in enumerate(due[:-1], start=1)),
+                    else_=due[-1],
                 ),
                 "status": sa.case((~same_data, excluded.status), (counted >= limit, PARKED), else_=PENDING),
                 "first_attempt_at": sa.case((same_data, stored.first_attempt_at), else_=excluded.first_attempt_at),

@@ -61,3 +61,14 @@ def test_bad_values_are_refused(kwargs, message):
 def test_attempts_count_from_one():
     with pytest.raises(ValueError, match="from 1"):
         RetryPolicy().delay(0)
+
+
+def test_steps_list_the_waits_until_they_stop_changing():
+    assert RetryPolicy().steps() == [timedelta(minutes=15 * 2**n) for n in range(7)] + [timedelta(days=1)]
+    assert RetryPolicy(factor=1, max_attempts=10_000).steps() == [timedelta(minutes=15)]
+    assert RetryPolicy(max_attempts=3).steps() == [timedelta(minutes=15), timedelta(minutes=30), timedelta(hours=1)]
+
+
+def test_a_schedule_of_too_many_distinct_waits_is_refused():
+    with pytest.raises(ValueError, match="distinct waits"):
+        RetryPolicy(factor=1.001, max_attempts=10_000)
