@@ -17,10 +17,13 @@ from crm_sync.operators.gate import MassChangeGateOperator
 from crm_sync.operators.link_back import LinkBackOperator
 from crm_sync.operators.load import HubSpotLoadOperator, SalesforceLoadOperator
 from crm_sync.operators.plan import PlanWritesOperator
+from crm_sync.operators.preflight import PreflightOperator
 from crm_sync.operators.reconcile import ReconcileContactsOperator
 from crm_sync.operators.report import SyncReportOperator
+from crm_sync.operators.settle import SettleStateOperator
 
-MAPPING_PATH = "include/mappings/contacts.yaml"
+# [crm_sync] mapping_path: another mapping file (absolute, or relative to the project root).
+MAPPING_PATH = conf.get("crm_sync", "mapping_path", fallback="include/mappings/contacts.yaml")
 
 with DAG(
     dag_id="crm_contact_sync",
@@ -32,8 +35,9 @@ with DAG(
     tags=["crm", "salesforce", "hubspot"],
     on_failure_callback=SyncAlertNotifier(),
     default_args={
+        # [crm_sync] task_retries / retry_delay_seconds tune every task's Airflow retries per deployment.
         "retries": conf.getint("crm_sync", "task_retries", fallback=3),
-        "retry_delay": timedelta(seconds=20),
+        "retry_delay": timedelta(seconds=conf.getint("crm_sync", "retry_delay_seconds", fallback=20)),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=10),
     },
@@ -46,11 +50,16 @@ with DAG(
         "dry_run": Param(False, type="boolean", description="Plan and report, write nothing."),
         "full_resync": Param(False, type="boolean", description="Ignore the window; reconcile every contact."),
         "lookback_minutes": Param(
-            2, type="integer", minimum=0, maximum=60, description="Widen the window backwards (clock skew)."
+            10,
+            type="integer",
+            minimum=0,
+            maximum=120,
+            description="Widen the window backwards (clock skew, late commits, search-index lag).",
         ),
         "salesforce_conn_id": Param("salesforce_default", type="string"),
         "hubspot_conn_id": Param("hubspot_default", type="string"),
         "redis_conn_id": Param("redis_default", type="string"),
+        "state_conn_id": Param("crm_sync_state_default", type="string", description="The sync-state database."),
         "log_pii": Param(False, type="boolean", description="Show emails and phones in logs, the view and alerts."),
         "allow_mass_change": Param(False, type="boolean", description="Let a run past the mass-change gate."),
         "max_change_share": Param(
@@ -80,6 +89,7 @@ with DAG(
         ),
     },
 ) as dag:
+    preflight = PreflightOperator(task_id="preflight", mapping_path=MAPPING_PATH, retries=0)
     extract_salesforce = ExtractSalesforceContactsOperator(task_id="extract_salesforce", mapping_path=MAPPING_PATH)
     extract_hubspot = ExtractHubSpotContactsOperator(task_id="extract_hubspot", mapping_path=MAPPING_PATH)
     reconcile = ReconcileContactsOperator(
@@ -100,9 +110,11 @@ with DAG(
         task_id="load_salesforce", pool="crm_sync_salesforce", mapping_path=MAPPING_PATH
     ).expand(shard=plan_salesforce.output)
     link_back = LinkBackOperator(task_id="link_back", mapping_path=MAPPING_PATH, trigger_rule="none_failed")
+    settle_state = SettleStateOperator(task_id="settle_state", trigger_rule="all_done")
     report = SyncReportOperator(task_id="report", trigger_rule="all_done")
     check = RunOutcomeOperator(task_id="check_run")
 
+    preflight >> [extract_salesforce, extract_hubspot]
     gate >> [plan_hubspot, plan_salesforce]
-    [load_hubspot, load_salesforce] >> link_back >> report >> check
-    reconcile >> report
+    [load_hubspot, load_salesforce] >> link_back >> settle_state >> report >> check
+    reconcile >> settle_state

@@ -131,6 +131,7 @@ def test_manual_run_covers_the_quarter_hour_before_its_logical_date(dag) -> None
 
 def test_tasks_are_wired_as_the_architecture_says(dag) -> None:
     assert set(dag.task_ids) == {
+        "preflight",
         "extract_salesforce",
         "extract_hubspot",
         "reconcile",
@@ -139,6 +140,7 @@ def test_tasks_are_wired_as_the_architecture_says(dag) -> None:
         "load_hubspot",
         "load_salesforce",
         "link_back",
+        "settle_state",
         "report",
         "mass_change_gate",
         "check_run",
@@ -146,6 +148,10 @@ def test_tasks_are_wired_as_the_architecture_says(dag) -> None:
     assert dag.get_task("reconcile").upstream_task_ids == {"extract_salesforce", "extract_hubspot"}
     for plan in ("plan_hubspot", "plan_salesforce"):
         assert "mass_change_gate" in dag.get_task(plan).upstream_task_ids, "no write may bypass the gate"
+    assert dag.get_task("extract_hubspot").upstream_task_ids == {"preflight"}
+    settle = dag.get_task("settle_state")
+    assert settle.upstream_task_ids == {"link_back", "reconcile"} and settle.trigger_rule == "all_done"
+    assert dag.get_task("report").upstream_task_ids == {"settle_state"}
     assert dag.get_task("load_hubspot").pool == "crm_sync_hubspot"
     assert dag.get_task("load_salesforce").pool == "crm_sync_salesforce"
     assert dag.timetable.__class__.__name__ == "CronDataIntervalTimetable"

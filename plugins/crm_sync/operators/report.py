@@ -82,8 +82,9 @@ class SyncReportOperator(CrmSyncOperator):
             "decisions": reconciled.get("counts", {}),
             "outcomes": outcome_counts(results),
             "api": merge_counters(stats),
+            "sync_state": _state_summary(ti.xcom_pull(task_ids="settle_state"), reconciled),
             "lag_seconds": round((datetime.now(UTC) - context["data_interval_end"]).total_seconds(), 3),
-            "retry_queue": self._retry_queue_size(),
+            "retry_queue": self._retry_queue_size(settings.state_conn_id),
             "rate_limit_pool": crm_pool_states(
                 settings.salesforce_conn_id, settings.hubspot_conn_id, settings.redis_conn_id
             ),
@@ -120,12 +121,12 @@ class SyncReportOperator(CrmSyncOperator):
         self._send_threshold_alerts(context, report)
         return {**report, "report_path": report_url}
 
-    def _retry_queue_size(self) -> dict[str, int] | None:
+    def _retry_queue_size(self, state_conn_id: str) -> dict[str, int] | None:
         """The retry queue's size; an unreachable state database must not cost the run its report."""
         from crm_sync.health.queue import queue_size
 
         try:
-            return queue_size()
+            return queue_size(state_conn_id)
         except Exception as exc:
             self.log.warning("retry queue size unavailable: %s: %s", type(exc).__name__, exc)
             return None
@@ -155,3 +156,14 @@ class SyncReportOperator(CrmSyncOperator):
         SyncAlertNotifier(
             subject=f"[crm_sync] {len(reasons)} threshold(s) passed: {report['run_id']}", body=body
         ).notify(context)
+
+
+def _state_summary(settled: Any, reconciled: dict[str, Any]) -> dict[str, Any]:
+    """The sync state's part of the report: snapshots read and written, retries due, recorded and queued."""
+    settled = settled if isinstance(settled, dict) else {}
+    return {
+        "snapshots_read": reconciled.get("snapshots_read", 0),
+        "retries_due": reconciled.get("retries_due", {}),
+        **{key: value for key, value in settled.items() if key != "settled"},
+        "settled": bool(settled.get("settled")),
+    }
