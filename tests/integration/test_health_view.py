@@ -45,14 +45,14 @@ def cell(driver, table: str, key: str) -> str:
 
 
 def test_the_view_needs_a_login_and_shows_the_run_report_and_a_contact_history(
-    airflow_project, sandbox_factory, clean_redis, tmp_path
+    airflow_project, sandbox_factory, clean_redis, state_conn, tmp_path
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     sandbox = sandbox_factory(contacts=150, seed=4, clock=(T - timedelta(seconds=30)).isoformat(), window_minutes=14)
-    env = crm_env(sandbox, clean_redis)
+    env = crm_env(sandbox, clean_redis, state_conn)
     run = airflow_project.dags_test(T.isoformat(), env=env)
     assert run.returncode == 0, run.log[-3000:]
     report = run.report
@@ -60,7 +60,7 @@ def test_the_view_needs_a_login_and_shows_the_run_report_and_a_contact_history(
     refused = rejects[rejects["stage"] == "load"].iloc[0]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
 
-    # The retry queue as the sync-state store holds it: the refused contact, failed twice.
+    # The view's own sync-state database, holding the refused contact failed twice.
     state_url = f"sqlite:///{tmp_path / 'state.db'}"
     store = SyncStateStore(create_state_engine(state_url))
     store.create_schema()
