@@ -1,17 +1,17 @@
 # The two commands at the top of the README: `make sync` (the main job) and `make test` (the suite).
-# Each creates .venv and installs what it needs, redis-server and PostgreSQL included, from a clean clone.
+# Each creates .venv and installs what it needs (redis-server, PostgreSQL, chromium included) from a clean clone.
 
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: sync test test-fast lint airflow deps redis-server postgresql clean
+.PHONY: sync test test-fast lint airflow deps redis-server postgresql chromium clean
 
 sync: deps redis-server  ## One real sync, end to end, against the local CRM sandboxes (airflow dags test).
 	bash scripts/run_sync.sh
 
-test: deps redis-server postgresql  ## Lint, then the whole test suite (unit, DAG integrity, integration).
+test: deps redis-server postgresql chromium  ## Lint, then the whole test suite (unit, DAG integrity, integration).
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	bash scripts/run_tests.sh
@@ -46,6 +46,13 @@ postgresql:
 	  echo "installing postgresql (Debian package)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; }
+
+# The sync-health view's browser test drives Debian's chromium through its chromedriver (nothing downloads a browser).
+chromium:
+	@{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || { \
+	  echo "installing chromium and chromium-driver (Debian packages)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 clean:
 	rm -rf .airflow .pytest_cache .ruff_cache

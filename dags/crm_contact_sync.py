@@ -10,7 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, conf
 
+from crm_sync.notify import SyncAlertNotifier
+from crm_sync.operators.check import RunOutcomeOperator
 from crm_sync.operators.extract import ExtractHubSpotContactsOperator, ExtractSalesforceContactsOperator
+from crm_sync.operators.gate import MassChangeGateOperator
 from crm_sync.operators.link_back import LinkBackOperator
 from crm_sync.operators.load import HubSpotLoadOperator, SalesforceLoadOperator
 from crm_sync.operators.plan import PlanWritesOperator
@@ -30,6 +33,7 @@ with DAG(
     catchup=False,
     max_active_runs=4,
     tags=["crm", "salesforce", "hubspot"],
+    on_failure_callback=SyncAlertNotifier(),
     default_args={
         # [crm_sync] task_retries / retry_delay_seconds tune every task's Airflow retries per deployment.
         "retries": conf.getint("crm_sync", "task_retries", fallback=3),
@@ -56,6 +60,33 @@ with DAG(
         "hubspot_conn_id": Param("hubspot_default", type="string"),
         "redis_conn_id": Param("redis_default", type="string"),
         "state_conn_id": Param("crm_sync_state_default", type="string", description="The sync-state database."),
+        "log_pii": Param(False, type="boolean", description="Show emails and phones in logs, the view and alerts."),
+        "allow_mass_change": Param(False, type="boolean", description="Let a run past the mass-change gate."),
+        "max_change_share": Param(
+            0.5,
+            type="number",
+            minimum=0,
+            maximum=1,
+            description="Mass-change gate: largest share of the contacts read that may be updated or deleted.",
+        ),
+        "mass_change_min_count": Param(
+            100, type="integer", minimum=0, description="Mass-change gate: runs with this many changes or fewer pass."
+        ),
+        "alert_to": Param(
+            conf.get("crm_sync", "alert_to", fallback=""),
+            type="string",
+            description="Alert email addresses, comma-separated (empty: no alerts). Default: [crm_sync] alert_to.",
+        ),
+        "alert_conn_id": Param("smtp_default", type="string", description="SMTP connection the alerts go through."),
+        "alert_reject_share": Param(
+            0.05, type="number", minimum=0, maximum=1, description="Alert when rejects pass this share of a run."
+        ),
+        "alert_retry_queue": Param(
+            500, type="integer", minimum=0, description="Alert when the retry queue holds more contacts."
+        ),
+        "alert_api_budget_share": Param(
+            0.8, type="number", minimum=0, maximum=1, description="Alert when a daily API budget passes this share."
+        ),
     },
 ) as dag:
     preflight = PreflightOperator(task_id="preflight", mapping_path=MAPPING_PATH, retries=0)
@@ -67,6 +98,7 @@ with DAG(
         salesforce_extract=extract_salesforce.output,
         hubspot_extract=extract_hubspot.output,
     )
+    gate = MassChangeGateOperator(task_id="mass_change_gate", reconcile_result=reconcile.output)
     plan_hubspot = PlanWritesOperator(task_id="plan_hubspot", target="hubspot", reconcile_result=reconcile.output)
     plan_salesforce = PlanWritesOperator(
         task_id="plan_salesforce", target="salesforce", reconcile_result=reconcile.output
@@ -80,7 +112,9 @@ with DAG(
     link_back = LinkBackOperator(task_id="link_back", mapping_path=MAPPING_PATH, trigger_rule="none_failed")
     settle_state = SettleStateOperator(task_id="settle_state", trigger_rule="all_done")
     report = SyncReportOperator(task_id="report", trigger_rule="all_done")
+    check = RunOutcomeOperator(task_id="check_run")
 
     preflight >> [extract_salesforce, extract_hubspot]
-    [load_hubspot, load_salesforce] >> link_back >> settle_state >> report
+    gate >> [plan_hubspot, plan_salesforce]
+    [load_hubspot, load_salesforce] >> link_back >> settle_state >> report >> check
     reconcile >> settle_state

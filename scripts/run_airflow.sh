@@ -12,6 +12,10 @@ export AIRFLOW_CONN_CRM_SYNC_STATE_DEFAULT="${AIRFLOW_CONN_CRM_SYNC_STATE_DEFAUL
 start_sandbox "$RUN_DIR/sandbox" --contacts "${CONTACTS:-1000}" --seed "${SEED:-7}" "$@"
 airflow db migrate >"$RUN_DIR/db-migrate.log" 2>&1
 ensure_pools
+# New DAGs start paused ([core] dags_are_paused_at_creation), and a paused DAG's backfill runs stay queued
+# with nothing in the UI saying why: parse the DAG into the metadata DB now and unpause it.
+airflow dags reserialize >"$RUN_DIR/dags-reserialize.log" 2>&1
+airflow dags unpause crm_contact_sync >/dev/null
 export AIRFLOW__CORE__EXECUTOR=LocalExecutor
 export AIRFLOW__API__PORT="${AIRFLOW_PORT:-8080}"
 echo "Airflow UI: http://127.0.0.1:${AIRFLOW__API__PORT} (login: see $AIRFLOW_HOME/simple_auth_manager_passwords.json.generated)"

@@ -5,15 +5,12 @@ Kept pure so the same code builds the report in the task and summarises it on th
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
-
-_EMAIL = re.compile(r"[\w.+'-]+@[\w-]+(\.[\w-]+)+")
 
 REJECT_COLUMNS = ["stage", "target", "action", "source_system", "source_id", "target_id", "code", "reason"]
 
@@ -96,11 +93,6 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
         )
     lines.append(f"rejects: {report['rejects']['count']} (file: {report['rejects']['path']})")
     return lines
-
-
-def redact(text: object) -> str:
-    """CRM error messages may quote the email they refused: keep it out of the task log."""
-    return _EMAIL.sub("<email>", str(text))
 
 
 def json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:

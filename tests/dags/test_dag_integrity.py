@@ -90,6 +90,9 @@ def test_params_match_the_contract(dag) -> None:
     assert defaults["salesforce_conn_id"] == "salesforce_default"
     assert defaults["hubspot_conn_id"] == "hubspot_default"
     assert defaults["redis_conn_id"] == "redis_default"
+    assert defaults["log_pii"] is False
+    assert defaults["allow_mass_change"] is False
+    assert defaults["max_change_share"] == 0.5
     assert dag.params.get_param("direction").schema["enum"] == [
         "both",
         "salesforce_to_hubspot",
@@ -139,8 +142,12 @@ def test_tasks_are_wired_as_the_architecture_says(dag) -> None:
         "link_back",
         "settle_state",
         "report",
+        "mass_change_gate",
+        "check_run",
     }
     assert dag.get_task("reconcile").upstream_task_ids == {"extract_salesforce", "extract_hubspot"}
+    for plan in ("plan_hubspot", "plan_salesforce"):
+        assert "mass_change_gate" in dag.get_task(plan).upstream_task_ids, "no write may bypass the gate"
     assert dag.get_task("extract_hubspot").upstream_task_ids == {"preflight"}
     settle = dag.get_task("settle_state")
     assert settle.upstream_task_ids == {"link_back", "reconcile"} and settle.trigger_rule == "all_done"
@@ -148,3 +155,12 @@ def test_tasks_are_wired_as_the_architecture_says(dag) -> None:
     assert dag.get_task("load_hubspot").pool == "crm_sync_hubspot"
     assert dag.get_task("load_salesforce").pool == "crm_sync_salesforce"
     assert dag.timetable.__class__.__name__ == "CronDataIntervalTimetable"
+
+
+def test_the_run_ends_with_a_check_that_runs_whatever_happened(dag) -> None:
+    leaves = [task.task_id for task in dag.tasks if not task.downstream_task_ids]
+    assert leaves == ["check_run"], "the check must be the only leaf: its state becomes the run's"
+    check = dag.get_task("check_run")
+    assert check.trigger_rule == "all_done"
+    assert check.upstream_task_ids == {"report"}
+    assert dag.get_task("report").trigger_rule == "all_done"

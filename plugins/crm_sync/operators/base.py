@@ -34,6 +34,10 @@ class RunSettings:
     hubspot_conn_id: str
     redis_conn_id: str
     state_conn_id: str
+    log_pii: bool = False
+    allow_mass_change: bool = False
+    max_change_share: float = 0.5
+    mass_change_min_count: int = 100
 
     @classmethod
     def from_params(cls, params: Any) -> RunSettings:
@@ -46,6 +50,10 @@ class RunSettings:
             hubspot_conn_id=str(params.get("hubspot_conn_id", "hubspot_default")),
             redis_conn_id=str(params.get("redis_conn_id", "redis_default")),
             state_conn_id=str(params.get("state_conn_id", "crm_sync_state_default")),
+            log_pii=bool(params.get("log_pii", False)),
+            allow_mass_change=bool(params.get("allow_mass_change", False)),
+            max_change_share=float(params.get("max_change_share", 0.5)),
+            mass_change_min_count=int(params.get("mass_change_min_count", 100)),
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from crm_sync.operators.base import CrmSyncOperator
@@ -29,13 +30,14 @@ class SyncReportOperator(CrmSyncOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         import pandas as pd
 
+        from crm_sync.pii import redact
+        from crm_sync.pool_state import crm_pool_states
         from crm_sync.report import (
             decision_rejects,
             json_records,
             load_rejects,
             merge_counters,
             outcome_counts,
-            redact,
             summary_lines,
         )
 
@@ -75,15 +77,24 @@ class SyncReportOperator(CrmSyncOperator):
             "window": window.describe(),
             "direction": settings.direction,
             "dry_run": settings.dry_run,
+            "log_pii": settings.log_pii,
             "extracted": {system: extracts[system].get("count", 0) for system in extracts},
             "decisions": reconciled.get("counts", {}),
             "outcomes": outcome_counts(results),
             "api": merge_counters(stats),
             "sync_state": _state_summary(ti.xcom_pull(task_ids="settle_state"), reconciled),
+            "lag_seconds": round((datetime.now(UTC) - context["data_interval_end"]).total_seconds(), 3),
+            "retry_queue": self._retry_queue_size(settings.state_conn_id),
+            "rate_limit_pool": crm_pool_states(
+                settings.salesforce_conn_id, settings.hubspot_conn_id, settings.redis_conn_id
+            ),
             "rejects": {
                 "count": len(rejects),
                 "path": rejects_url,
-                "first": json_records(rejects.head(REJECTS_IN_XCOM)),
+                "first": [
+                    {**row, "reason": redact(row["reason"], log_pii=settings.log_pii)}
+                    for row in json_records(rejects.head(REJECTS_IN_XCOM))
+                ],
             },
         }
         report_url = write_json(folder / "report.json", report)
@@ -102,11 +113,49 @@ class SyncReportOperator(CrmSyncOperator):
                     getattr(row, "source_system", ""),
                     row.source_id,
                     getattr(row, "code", ""),
-                    redact(row.reason),
+                    redact(row.reason, log_pii=settings.log_pii),
                 )
             self.log.info("::endgroup::")
         self.log.info("Report written to %s", report_url)
+        self._send_metrics(report)
+        self._send_threshold_alerts(context, report)
         return {**report, "report_path": report_url}
+
+    def _retry_queue_size(self, state_conn_id: str) -> dict[str, int] | None:
+        """The retry queue's size; an unreachable state database must not cost the run its report."""
+        from crm_sync.health.queue import queue_size
+
+        try:
+            return queue_size(state_conn_id)
+        except Exception as exc:
+            self.log.warning("retry queue size unavailable: %s: %s", type(exc).__name__, exc)
+            return None
+
+    def _send_metrics(self, report: dict[str, Any]) -> None:
+        """Through Airflow's metrics integration ([metrics] statsd_on ...; a no-op when it is off)."""
+        from airflow.sdk.observability.stats import Stats
+
+        from crm_sync.metrics import run_metrics
+
+        metrics = run_metrics(report)
+        for metric in metrics:
+            getattr(Stats, metric.kind)(metric.name, metric.value)
+        self.log.info("%d metrics sent (crm_sync.*)", len(metrics))
+
+    def _send_threshold_alerts(self, context: Context, report: dict[str, Any]) -> None:
+        from crm_sync.alerts import AlertThresholds, threshold_alerts
+        from crm_sync.notify import SyncAlertNotifier
+
+        reasons = threshold_alerts(report, AlertThresholds.from_params(context["params"]))
+        if not reasons:
+            return
+        for reason in reasons:
+            self.log.warning("alert: %s", reason)
+        body = f"<p>Run <b>{report['run_id']}</b>, window {report['window']}:</p><ul>"
+        body += "".join(f"<li>{reason}</li>" for reason in reasons) + "</ul>"
+        SyncAlertNotifier(
+            subject=f"[crm_sync] {len(reasons)} threshold(s) passed: {report['run_id']}", body=body
+        ).notify(context)
 
 
 def _state_summary(settled: Any, reconciled: dict[str, Any]) -> dict[str, Any]:

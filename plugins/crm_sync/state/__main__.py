@@ -17,7 +17,7 @@ import sys
 
 import pandas as pd
 
-from crm_sync.report import redact
+from crm_sync.pii import redact
 from crm_sync.state.schema import STATUSES, TARGETS
 from crm_sync.state.store import SyncStateStore
 

@@ -1,0 +1,108 @@
+"""One contact's history across runs: every decision about it, the fields written and the CRM's answer.
+
+Read from the run folders (extract parts to resolve an email, decisions.parquet, results/*.parquet),
+oldest run first so ids learned on the way (a create's new id, a link) carry into later runs. Emails and
+phones are masked unless the run that wrote them had `log_pii` on.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from airflow.sdk import ObjectStoragePath
+
+from crm_sync.health.runs import run_folders
+from crm_sync.pii import mask_fields, redact
+from crm_sync.staging import read_frame, read_json
+
+# Per CRM: its id column, its link column and its email column in the staged extract.
+EXTRACT_KEYS = {
+    "salesforce": ("Id", "HubSpot_Contact_Id__c", "Email"),
+    "hubspot": ("id", "salesforce_contact_id", "email"),
+}
+
+
+def _parts(folder: ObjectStoragePath, pattern: str) -> list[ObjectStoragePath]:
+    return sorted(folder.glob(pattern))
+
+
+def ids_for_email(email: str, folders: list[ObjectStoragePath]) -> set[str]:
+    """Both CRMs' ids of the contacts extracted with this email (trimmed, lowercased) in these runs."""
+    wanted = email.strip().lower()
+    ids: set[str] = set()
+    for folder in folders:
+        for crm, (own, link, column) in EXTRACT_KEYS.items():
+            for part in _parts(folder, f"extract/{crm}/*.parquet"):
+                frame = read_frame(str(part))
+                if column not in frame:
+                    continue
+                hit = frame[frame[column].astype("string").str.strip().str.lower() == wanted]
+                ids |= {str(value) for value in hit[own].dropna()} | {str(value) for value in hit[link].dropna()}
+    return ids - {""}
+
+
+def _answers(folder: ObjectStoragePath, ids: set[str]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for part in _parts(folder, "results/*.parquet"):
+        frame = read_frame(str(part))
+        hit = frame[frame["ref"].astype(str).isin(ids) | frame["target_id"].astype(str).isin(ids)]
+        rows += hit.to_dict(orient="records")
+    return rows
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None or value != value or value == "" else str(value)
+
+
+def contact_history(query: str, *, limit_runs: int = 200) -> dict[str, Any]:
+    """`{"query", "ids", "events": [...]}`, newest event first; `query` is an id of either CRM or an email."""
+    folders = list(reversed(run_folders(limit_runs)))  # oldest first
+    query = query.strip()
+    ids = ids_for_email(query, folders) if "@" in query else {query}
+    events: list[dict[str, Any]] = []
+    for folder in folders:
+        decisions_path = folder / "decisions.parquet"
+        if not decisions_path.exists():
+            continue
+        report = read_json(str(folder / "report.json"))
+        log_pii = bool(report.get("log_pii"))
+        decisions = read_frame(str(decisions_path))
+        hit = decisions[decisions["source_id"].astype(str).isin(ids) | decisions["target_id"].astype(str).isin(ids)]
+        answers = _answers(folder, ids | {str(value) for value in hit["source_id"]})
+        for row in hit.to_dict(orient="records"):
+            replies = [
+                answer
+                for answer in answers
+                if str(answer["ref"]) == str(row["source_id"]) and answer["target"] == row["target"]
+            ]
+            for answer in replies:
+                if _text(answer.get("target_id")):
+                    ids.add(str(answer["target_id"]))
+            ids |= {str(row["source_id"])} | ({str(row["target_id"])} if _text(row["target_id"]) else set())
+            payload = json.loads(row["payload"]) if _text(row.get("payload")) else {}
+            events.append(
+                {
+                    "run_id": report["run_id"],
+                    "window": report["window"],
+                    "target": row["target"],
+                    "action": row["action"],
+                    "source": f"{row['source_system']}:{row['source_id']}",
+                    "target_id": _text(row["target_id"]),
+                    "matched_by": _text(row.get("matched_by")),
+                    "reason": redact(_text(row["reason"]) or "", log_pii=log_pii),
+                    "fields_written": mask_fields(payload, log_pii=log_pii),
+                    "answers": [
+                        {
+                            "action": answer["action"],
+                            "ok": bool(answer["ok"]),
+                            "target_id": _text(answer.get("target_id")),
+                            "code": _text(answer.get("error_code")),
+                            "message": redact(_text(answer.get("message")) or "", log_pii=log_pii),
+                            "dry_run": bool(answer.get("dry_run", False)),
+                        }
+                        for answer in replies
+                    ],
+                }
+            )
+    return {"query": query, "ids": sorted(ids), "events": list(reversed(events))}

@@ -1,0 +1,40 @@
+"""The retry queue as the sync-state store holds it; None when no state connection is defined."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowNotFoundException
+
+STATE_CONN_ID = "crm_sync_state_default"
+
+
+def _store(conn_id: str) -> Any:
+    from crm_sync.state.hook import SyncStateHook
+
+    try:
+        return SyncStateHook(state_conn_id=conn_id).get_store()
+    except AirflowNotFoundException:
+        return None
+
+
+def queue_size(conn_id: str = STATE_CONN_ID) -> dict[str, int] | None:
+    """Entries per status (`pending`, `parked`), or None without a state store."""
+    store = _store(conn_id)
+    return store.queue_size() if store is not None else None
+
+
+def queue_entries(conn_id: str = STATE_CONN_ID, source_ids: list[str] | None = None) -> list[dict[str, Any]] | None:
+    """Queue entries (all, or those of some source ids) as JSON-ready dicts, most attempts first.
+
+    The CRM's message is redacted: an entry outlives the run (and its `log_pii`) that queued it.
+    """
+    from crm_sync.pii import redact
+    from crm_sync.report import json_records
+
+    store = _store(conn_id)
+    if store is None:
+        return None
+    frame = store.entries(source_ids=source_ids)
+    frame = frame.sort_values(["attempts", "last_attempt_at"], ascending=False).drop(columns=["data_hash"])
+    return [{**entry, "message": redact(entry["message"] or "")} for entry in json_records(frame)]

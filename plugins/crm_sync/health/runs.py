@@ -1,0 +1,62 @@
+"""The runs the view lists, read from the report each run leaves in its staging folder (report.json)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import ObjectStoragePath
+
+from crm_sync.metrics import CRMS, rejects_by_target
+from crm_sync.staging import read_json, staging_base
+
+DAG_ID = "crm_contact_sync"
+
+
+def run_folders(limit: int) -> list[ObjectStoragePath]:
+    """The newest run folders holding a report, newest first (by the report's modification time)."""
+    root = staging_base() / DAG_ID
+    if not root.exists():
+        return []
+    reports = [folder / "report.json" for folder in root.iterdir() if (folder / "report.json").exists()]
+    reports.sort(key=lambda path: path.stat()["mtime"], reverse=True)
+    return [path.parent for path in reports[:limit]]
+
+
+def run_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """One row of the runs table: window, counts per action and side, API calls, waits, 429s, rejects."""
+    api = report.get("api", {})
+    return {
+        "run_id": report["run_id"],
+        "window": report["window"],
+        "direction": report.get("direction"),
+        "dry_run": bool(report.get("dry_run")),
+        "extracted": report.get("extracted", {}),
+        "decisions": report.get("decisions", {}),
+        "outcomes": report.get("outcomes", {}),
+        "api": {
+            crm: {
+                "calls": api.get(f"{crm}_api_calls", 0),
+                "waits": api.get(f"{crm}_rate_limit_waited_acquires", 0),
+                "wait_seconds": api.get(f"{crm}_rate_limit_wait_seconds", 0),
+                "throttled": api.get(f"{crm}_rate_limit_throttled_responses", 0),
+                "pauses": api.get(f"{crm}_rate_limit_pauses", 0),
+            }
+            for crm in CRMS
+        },
+        "rejects": report.get("rejects", {}).get("count", 0),
+        "rejects_by_target": rejects_by_target(report),
+        "lag_seconds": report.get("lag_seconds"),
+    }
+
+
+def recent_runs(limit: int = 20) -> list[dict[str, Any]]:
+    return [run_summary(read_json(str(folder / "report.json"))) for folder in run_folders(limit)]
+
+
+def recent_rejects(limit_runs: int = 5) -> list[dict[str, Any]]:
+    """The rejects the newest runs listed in their reports (ids, codes, reasons; already redacted there)."""
+    rows = []
+    for folder in run_folders(limit_runs):
+        report = read_json(str(folder / "report.json"))
+        rows += [{"run_id": report["run_id"], **reject} for reject in report.get("rejects", {}).get("first", [])]
+    return rows

@@ -1,0 +1,49 @@
+"""The mass-change gate task: between reconcile and the plans, so a blocked run writes nothing."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from crm_sync.operators.base import CrmSyncOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class MassChangeGateOperator(CrmSyncOperator):
+    """Fails the run (no retry: the same data gives the same verdict) when it would change too much.
+
+    Reads reconcile's counts and decisions. `allow_mass_change` lets a deliberate mass change through;
+    a dry run is never blocked (it writes nothing) but logs the verdict.
+    """
+
+    template_fields = ("reconcile_result",)
+    ui_color = "#fde2e2"
+
+    def __init__(self, *, reconcile_result: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.reconcile_result = reconcile_result
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from crm_sync.staging import read_frame
+        from include.sync_logic.gate import contacts_read, mass_change_verdict
+
+        settings = self.settings(context)
+        decisions = read_frame(self.reconcile_result["decisions"])
+        verdict = mass_change_verdict(
+            self.reconcile_result.get("counts", {}),
+            contacts_read(decisions),
+            max_share=settings.max_change_share,
+            min_changes=settings.mass_change_min_count,
+        )
+        let_through = settings.allow_mass_change or settings.dry_run
+        if verdict.blocked and not let_through:
+            raise AirflowFailException(verdict.message())
+        if verdict.blocked:
+            reason = "allow_mass_change" if settings.allow_mass_change else "dry run"
+            self.log.warning("%s Let through (%s).", verdict.message().split(". Nothing")[0], reason)
+        else:
+            self.log.info("%s", verdict.message())
+        return {"blocked": verdict.blocked, "let_through": let_through, "share": round(verdict.share, 4)}

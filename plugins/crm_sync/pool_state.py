@@ -1,0 +1,39 @@
+"""The live state of each CRM's shared rate-limit pool, read from Redis without taking a request.
+
+Used by the report (a snapshot per run: daily budget alerts and metrics) and by the sync-health view.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def pool_state(pool: Any) -> dict[str, Any]:
+    """`{"account", "paused_seconds", "limits": {name: {"used", "limit", "window_seconds"}}}` of one pool."""
+    usage = pool.usage()
+    return {
+        "account": pool.account,
+        "paused_seconds": round(float(usage["paused_seconds"]), 3),
+        "limits": {
+            lim.name: {"used": int(usage["used"][lim.name]), "limit": lim.limit, "window_seconds": lim.window_seconds}
+            for lim in pool.limits
+        },
+    }
+
+
+def crm_pool_states(salesforce_conn_id: str, hubspot_conn_id: str, redis_conn_id: str) -> dict[str, Any]:
+    """Both CRMs' pools by the Airflow connections; a pool that cannot be read says why instead."""
+    from crm_sync.hooks.hubspot import HubSpotContactsHook
+    from crm_sync.hooks.salesforce import SalesforceContactsHook
+
+    hooks = {
+        "salesforce": SalesforceContactsHook(salesforce_conn_id, redis_conn_id=redis_conn_id),
+        "hubspot": HubSpotContactsHook(hubspot_conn_id, redis_conn_id=redis_conn_id),
+    }
+    states: dict[str, Any] = {}
+    for crm, hook in hooks.items():
+        try:
+            states[crm] = pool_state(hook.rate_limit_pool)
+        except Exception as exc:  # a missing connection or an unreachable Redis must not hide the rest
+            states[crm] = {"error": f"{type(exc).__name__}: {exc}"}
+    return states
