@@ -1,22 +1,22 @@
 # The two commands at the top of the README: `make sync` (the main job) and `make test` (the suite).
-# Each creates .venv and installs what it needs, redis-server included, from a clean clone.
+# Each creates .venv and installs what it needs, redis-server and PostgreSQL included, from a clean clone.
 
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: sync test test-fast lint airflow deps redis-server clean
+.PHONY: sync test test-fast lint airflow deps redis-server postgresql clean
 
 sync: deps redis-server  ## One real sync, end to end, against the local CRM sandboxes (airflow dags test).
 	bash scripts/run_sync.sh
 
-test: deps redis-server  ## Lint, then the whole test suite (unit, DAG integrity, integration).
+test: deps redis-server postgresql  ## Lint, then the whole test suite (unit, DAG integrity, integration).
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	bash scripts/run_tests.sh
 
-test-fast: deps redis-server  ## The inner loop: unit and DAG tests only (no sandboxes, no Airflow runs).
+test-fast: deps redis-server postgresql  ## The inner loop: unit and DAG tests only (no sandboxes, no Airflow runs).
 	bash scripts/run_tests.sh -m "not integration and not slow" -q
 
 airflow: deps redis-server  ## The real Airflow (standalone: UI, scheduler, triggerer) wired to the sandboxes.
@@ -39,6 +39,13 @@ redis-server:
 	  echo "installing redis-server (Debian package)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+
+# The tests start their own private PostgreSQL cluster (tests/conftest.py: postgres_url) from these binaries.
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
+	  echo "installing postgresql (Debian package)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; }
 
 clean:
 	rm -rf .airflow .pytest_cache .ruff_cache

@@ -1,11 +1,19 @@
-"""Benchmark: vectorised reconcile against a straightforward per-row Python version of the same rules.
+"""Benchmark: reconcile of a full resync with and without the sync state, and the state's own reads and writes.
 
 Generates N contacts per side (overlapping people, linked and unlinked pairs, one-sided changes,
-conflicts, bad emails, too-long names, duplicates, deletes), then runs each implementation in its
-own child process (so each peak memory is its own) on the same staged Parquet files, prints
-rows/second, the ratio and peak memory, and checks both reached the same decisions.
+conflicts, bad emails, too-long names, duplicates, deletes). Each reconcile runs in its own child
+process (so each peak memory is its own) on the same staged Parquet files:
 
-    .venv/bin/python benchmarks/bench_reconcile.py [--contacts 200000] [--seed 7]
+1. a first sync (no state): decisions and the baseline;
+2. the state store records that baseline plus every planned create/update as if the CRMs confirmed it,
+   then reads the snapshots back (all of them, and by the ids a run would ask for);
+3. the same full resync again, now with the state as the merge base (the staged data is unchanged, so
+   this measures the merge's cost, not its outcome).
+
+    .venv/bin/python benchmarks/bench_reconcile.py [--contacts 200000] [--seed 7] [--state-url URL]
+
+``--state-url`` is a SQLAlchemy URL (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres);
+default: a SQLite file in a temporary folder.
 """
 
 from __future__ import annotations
@@ -13,14 +21,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pickle
-import re
 import resource
 import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -29,15 +34,9 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from include.sync_logic.mapping import (  # noqa: E402
-    BOTH,
-    HUBSPOT,
-    SALESFORCE,
-    MappingConfig,
-    load_mapping,
-    other_side,
-)
-from include.sync_logic.normalize import EMAIL_PATTERN  # noqa: E402
+sys.path.insert(0, str(ROOT / "plugins"))
+
+from include.sync_logic.mapping import load_mapping  # noqa: E402
 from include.sync_logic.reconcile import reconcile  # noqa: E402
 
 MAPPING_PATH = ROOT / "include" / "mappings" / "contacts.yaml"
@@ -121,278 +120,6 @@ def generate(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     return sf, hs
 
 
-# --------------------------------------------------------------------------- per-row reference
-
-_PHONE_CHARS = re.compile(r"[0-9+ ().\-/]+")
-_EMAIL = re.compile(EMAIL_PATTERN)
-_TRUNK_IN_BRACKETS = re.compile(r"^(\+[0-9]{1,3})[ ]*\(0\)")
-_NOT_DIGIT = re.compile(r"[^0-9]")
-
-
-def _text(value: object) -> str | None:
-    if value is None or (isinstance(value, float) and value != value):
-        return None
-    text = str(value)
-    return text if text.strip() else None
-
-
-def _phone(text: str, mapping: MappingConfig) -> str:
-    cfg = mapping.phone
-    digits = _NOT_DIGIT.sub("", _TRUNK_IN_BRACKETS.sub(r"\1", text))
-    cc, national, trunk = cfg.default_country_code, cfg.national_number_length, cfg.trunk_prefix
-    if text.startswith("+"):
-        candidate = "+" + digits
-    elif text.startswith("00"):
-        candidate = "+" + digits[2:]
-    elif len(digits) == national:
-        candidate = "+" + cc + digits
-    elif len(digits) == len(cc) + national and digits.startswith(cc):
-        candidate = "+" + digits
-    elif trunk and digits.startswith(trunk) and len(digits) == len(trunk) + national:
-        candidate = "+" + cc + digits[len(trunk) :]
-    else:
-        return text
-    ok = _PHONE_CHARS.fullmatch(text) and 8 <= len(candidate) - 1 <= 15
-    return candidate if ok else text
-
-
-def _normalise(value: object, item, mapping: MappingConfig) -> str | None:
-    text = _text(value)
-    for name in item.transforms:
-        if text is None:
-            return None
-        if name == "strip":
-            text = text.strip()
-        elif name == "lowercase":
-            text = text.lower()
-        elif name == "title_case":
-            text = text.title()
-        elif name == "phone_e164":
-            text = _phone(text.strip(), mapping)
-    if text is not None and item.truncate_length is not None:
-        text = text[: item.truncate_length]
-    text = _text(text)
-    if text is not None and text in item.default_if_blank.values():
-        return None
-    return text
-
-
-def _canonical_row(rec: dict, side: str, mapping: MappingConfig) -> dict:
-    row = {f.name: _normalise(rec.get(f.on(side)), f, mapping) for f in mapping.fields}
-    if side == SALESFORCE:
-        own, link = _text(rec.get("Id")), _text(rec.get(mapping.link.salesforce))
-        row.update(sf_id=own, hs_id=link, deleted=bool(rec.get("IsDeleted")))
-        row["modified_at"] = rec.get("LastModifiedDate") or rec.get("SystemModstamp")
-    else:
-        own, link = _text(rec.get("id")), _text(rec.get(mapping.link.hubspot))
-        row.update(hs_id=own, sf_id=link, deleted=bool(rec.get("archived")))
-        row["modified_at"] = rec.get("lastmodifieddate")
-    row["sf_id"] = row["sf_id"] and row["sf_id"].strip()
-    row["hs_id"] = row["hs_id"] and row["hs_id"].strip()
-    email = _text(rec.get(mapping.match_field.on(side)))
-    row["email_key"] = email.strip().lower() if email else None
-    return row
-
-
-def rowwise_reconcile(sf_records, hs_records, sf_changed, hs_changed, mapping: MappingConfig) -> list[tuple]:
-    """The same decisions, one contact at a time: returns (target, action, source_id, reason) tuples."""
-    sides = {}
-    for side, records, changed in ((SALESFORCE, sf_records, sf_changed), (HUBSPOT, hs_records, hs_changed)):
-        own = "sf_id" if side == SALESFORCE else "hs_id"
-        latest: dict[str, dict] = {}
-        for rec in records:
-            row = _canonical_row(rec, side, mapping)
-            if row[own] is None:
-                continue
-            kept = latest.get(row[own])
-            if kept is None or (row["modified_at"] is not None and kept["modified_at"] < row["modified_at"]):
-                latest[row[own]] = row
-        rows = [latest[k] for k in sorted(latest)]
-        for row in rows:
-            row["changed"] = row[own] in changed
-        sides[side] = rows
-    S, H = sides[SALESFORCE], sides[HUBSPOT]
-    s_pos = {r["sf_id"]: i for i, r in enumerate(S)}
-    h_pos = {r["hs_id"]: i for i, r in enumerate(H)}
-
-    strength: Counter = Counter()
-    for i, r in enumerate(S):
-        if r["hs_id"] in h_pos:
-            strength[(i, h_pos[r["hs_id"]])] += 1
-    for j, r in enumerate(H):
-        if r["sf_id"] in s_pos:
-            strength[(s_pos[r["sf_id"]], j)] += 1
-    ordered = sorted(strength, key=lambda p: (-strength[p], p))
-    first_per_s, seen = [], set()
-    for s, h in ordered:
-        if s not in seen:
-            seen.add(s)
-            first_per_s.append((s, h))
-    pairs, used_h = [], set()
-    for s, h in first_per_s:
-        if h not in used_h:
-            used_h.add(h)
-            pairs.append((s, h, "link"))
-    linked_s = {p[0] for p in pairs}
-    linked_h = {p[1] for p in pairs}
-
-    def duplicates(rows, own, paired):
-        groups: dict[str, list[int]] = {}
-        for i, r in enumerate(rows):
-            if not r["deleted"] and r["email_key"] is not None:
-                groups.setdefault(r["email_key"], []).append(i)
-        dups = {}
-        for members in groups.values():
-            members.sort(
-                key=lambda i: (
-                    i not in paired,
-                    rows[i]["modified_at"] is None,
-                    rows[i]["modified_at"] or T0,
-                    rows[i][own],
-                )
-            )
-            primary = members[0]
-            for i in members[1:]:
-                if i not in paired:
-                    dups[i] = (rows[primary][own], primary)
-        return dups
-
-    s_dups, h_dups = duplicates(S, "sf_id", linked_s), duplicates(H, "hs_id", linked_h)
-    free_h = {}
-    for j, r in enumerate(H):
-        if not r["deleted"] and r["email_key"] is not None and j not in linked_h and j not in h_dups:
-            free_h.setdefault(r["email_key"], j)
-    taken_h = set()
-    for i, r in enumerate(S):
-        if r["deleted"] or r["email_key"] is None or i in linked_s or i in s_dups:
-            continue
-        j = free_h.get(r["email_key"])
-        if j is not None and j not in taken_h:
-            taken_h.add(j)
-            pairs.append((i, j, "email"))
-
-    def cross(rows, own, dups, other_rows, mine_index):
-        partner = {}
-        for pair in sorted(pairs, key=lambda p: p[mine_index]):
-            mine, theirs = pair[mine_index], pair[1 - mine_index]
-            key = other_rows[theirs]["email_key"]
-            if key is not None and key not in partner:
-                partner[key] = (rows[mine][own], mine)
-        in_pairs = {p[mine_index] for p in pairs}
-        for i, r in enumerate(rows):
-            if r["deleted"] or r["email_key"] is None or i in in_pairs or i in dups:
-                continue
-            if r["email_key"] in partner:
-                dups[i] = partner[r["email_key"]]
-
-    cross(S, "sf_id", s_dups, H, 0)
-    cross(H, "hs_id", h_dups, S, 1)
-
-    paired_s = {p[0] for p in pairs}
-    paired_h = {p[1] for p in pairs}
-    groups = [(S[s], H[h], how) for s, h, how in pairs]
-    groups += [(r, None, None) for i, r in enumerate(S) if i not in paired_s and i not in s_dups]
-    groups += [(None, r, None) for j, r in enumerate(H) if j not in paired_h and j not in h_dups]
-
-    decisions: list[tuple] = []
-    active_s, active_h = set(), set()
-    for s, h, _ in groups:
-        if not ((s and s["changed"]) or (h and h["changed"])):
-            continue
-        if s:
-            active_s.add(s["sf_id"])
-        if h:
-            active_h.add(h["hs_id"])
-        for target in (HUBSPOT, SALESFORCE):
-            src, dst = (s, h) if target == HUBSPOT else (h, s)
-            if src is not None:
-                decisions.append(_decide_row(src, dst, target, mapping))
-    for side, rows, dups, active, own in (
-        (SALESFORCE, S, s_dups, active_s, "sf_id"),
-        (HUBSPOT, H, h_dups, active_h, "hs_id"),
-    ):
-        for i, (dup_of, primary) in dups.items():
-            if rows[i]["changed"] or rows[primary][own] in active:
-                decisions.append((other_side(side), "reject", rows[i][own], f"duplicate of {dup_of}"))
-    return decisions
-
-
-def _decide_row(src: dict, dst: dict | None, target: str, mapping: MappingConfig) -> tuple:
-    source = other_side(target)
-    own_src = src["sf_id"] if source == SALESFORCE else src["hs_id"]
-    if src["deleted"]:
-        if dst is None:
-            return (target, "skip", own_src, f"{source} contact deleted; no {target} counterpart")
-        if dst["deleted"]:
-            return (target, "skip", own_src, "deleted on both sides")
-        if not src["changed"]:
-            return (target, "skip", own_src, f"{source} contact deleted before this window; not propagated")
-        if mapping.propagate_deletes:
-            return (target, "delete", own_src, f"{source} contact deleted")
-        return (target, "skip", own_src, f"{source} contact deleted; delete propagation off")
-    if dst is not None and dst["deleted"]:
-        return (target, "skip", own_src, f"{target} counterpart deleted")
-    create = dst is None
-    both_changed = not create and src["changed"] and dst["changed"]
-    src_newer = src["changed"] and (
-        not (dst and dst["changed"])
-        or (src["modified_at"] > dst["modified_at"])
-        or (source == SALESFORCE and src["modified_at"] == dst["modified_at"])
-    )
-    rejects, conflicts, any_field, any_diff = [], [], False, False
-    for item in mapping.fields:
-        if not item.writes_to(target):
-            continue
-        value, theirs = src[item.name], (None if create else dst[item.name])
-        if create:
-            include = value is not None
-        else:
-            equal = value == theirs
-            any_diff |= not equal
-            rule = mapping.conflict_rule(item)
-            if item.direction != BOTH:
-                wins = item.conflict == source or value is not None
-            elif rule == "latest":
-                wins = src_newer
-            elif rule in (SALESFORCE, HUBSPOT):
-                wins = rule == source
-            elif rule == f"prefer_{source}_unless_blank":
-                wins = value is not None
-            else:
-                wins = theirs is None
-            include = not equal and wins
-        default = item.default_if_blank.get(target)
-        if default is not None:
-            value = default if value is None else value
-            include = include or create
-        elif target in item.required and (include or create) and value is None:
-            rejects.append(f"missing required {item.on(target)}")
-        if include and value is not None:
-            if item.validate == "email" and not _EMAIL.fullmatch(value):
-                rejects.append("invalid email")
-            limit = item.max_length.get(target)
-            if limit is not None and len(value) > limit:
-                rejects.append(f"{item.on(target)} too long ({len(value)} > {limit})")
-        if include and both_changed and item.direction == BOTH:
-            rule = mapping.conflict_rule(item)
-            if rule != "latest":
-                conflicts.append(f"conflict {item.name}: {source} wins by rule {rule}")
-            elif src["modified_at"] == dst["modified_at"]:
-                conflicts.append(f"conflict {item.name}: {source} wins tie")
-            else:
-                conflicts.append(f"conflict {item.name}: {source} newer")
-        any_field |= include
-    if rejects:
-        return (target, "reject", own_src, "; ".join(rejects))
-    if create:
-        return (target, "create", own_src, f"new in {source}")
-    link_missing = dst["sf_id" if source == SALESFORCE else "hs_id"] != own_src
-    if any_field or link_missing:
-        reason = "; ".join(conflicts) if conflicts else (f"{source} changed" if any_field else "link missing")
-        return (target, "update", own_src, reason)
-    return (target, "skip", own_src, f"{target} values kept" if any_diff else "already equal")
-
-
 # --------------------------------------------------------------------------- runs
 
 
@@ -405,32 +132,66 @@ def _current_rss_mb() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def child(impl: str, workdir: Path) -> None:
-    """Run one implementation on the staged files; write its timing, memory and decisions."""
+def child(phase: str, workdir: Path) -> None:
+    """Reconcile the staged files (with the snapshots file in phase "state"); write timing, memory, outputs."""
     mapping = load_mapping(MAPPING_PATH)
     sf = pd.read_parquet(workdir / "sf.parquet")
     hs = pd.read_parquet(workdir / "hs.parquet")
+    snapshots = pd.read_parquet(workdir / "snapshots.parquet") if phase == "state" else None
     baseline = _current_rss_mb()
     start = time.perf_counter()
-    if impl == "vectorised":
-        frame = reconcile(sf, hs, sf_changed_ids=sf["Id"], hs_changed_ids=hs["id"], mapping=mapping, direction=BOTH)
-        elapsed = time.perf_counter() - start
-        decisions = list(zip(frame["target"], frame["action"], frame["source_id"], frame["reason"], strict=True))
-    else:
-        sf_records = sf.astype(object).where(sf.notna(), None).to_dict("records")
-        hs_records = hs.astype(object).where(hs.notna(), None).to_dict("records")
-        decisions = rowwise_reconcile(sf_records, hs_records, set(sf["Id"]), set(hs["id"]), mapping)
-        elapsed = time.perf_counter() - start
-    result = {"seconds": elapsed, "peak_rss_mb": _peak_rss_mb(), "baseline_rss_mb": baseline}
-    (workdir / f"{impl}.json").write_text(json.dumps(result))
-    (workdir / f"{impl}.pickle").write_bytes(pickle.dumps(decisions))
+    result = reconcile(sf, hs, sf_changed_ids=sf["Id"], hs_changed_ids=hs["id"], mapping=mapping, snapshots=snapshots)
+    elapsed = time.perf_counter() - start
+    result.decisions.to_parquet(workdir / f"{phase}-decisions.parquet")
+    result.baseline.to_parquet(workdir / f"{phase}-baseline.parquet")
+    stats = {"seconds": elapsed, "peak_rss_mb": _peak_rss_mb(), "baseline_rss_mb": baseline}
+    (workdir / f"{phase}.json").write_text(json.dumps(stats))
+
+
+def confirmed_pairs(decisions: pd.DataFrame) -> list[pd.DataFrame]:
+    """The snapshot rows a perfect load would confirm: every create and update, one frame per target."""
+    frames = []
+    for target in ("hubspot", "salesforce"):
+        rows = decisions[(decisions["target"] == target) & decisions["action"].isin(["create", "update"])]
+        target_id = rows["target_id"].fillna("new-" + rows["source_id"])
+        sf_id, hs_id = (rows["source_id"], target_id) if target == "hubspot" else (target_id, rows["source_id"])
+        frames.append(pd.DataFrame({"salesforce_id": sf_id, "hubspot_id": hs_id, "field_values": rows["agreed"]}))
+    return frames
+
+
+def state_phase(workdir: Path, url: str) -> dict[str, float]:
+    """Write the first sync's baseline and confirmed writes into the store, then read them back."""
+    from crm_sync.state.engine import create_state_engine
+    from crm_sync.state.store import SyncStateStore
+
+    store = SyncStateStore(create_state_engine(url))
+    store.create_schema()
+    store.delete_snapshots(store.read_all_snapshots()["salesforce_id"])
+    frames = [pd.read_parquet(workdir / "first-baseline.parquet")]
+    frames += confirmed_pairs(pd.read_parquet(workdir / "first-decisions.parquet"))
+    timings: dict[str, float] = {"rows_written": float(sum(len(frame) for frame in frames))}
+    start = time.perf_counter()
+    for frame in frames:
+        store.merge_snapshots(frame, run_id="bench")
+    timings["write_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    snapshots = store.read_all_snapshots()
+    timings["read_all_s"] = time.perf_counter() - start
+    timings["rows_read"] = float(len(snapshots))
+    start = time.perf_counter()
+    store.read_snapshots(snapshots["salesforce_id"], snapshots["hubspot_id"])
+    timings["read_by_ids_s"] = time.perf_counter() - start
+    snapshots.drop(columns=["synced_at"]).to_parquet(workdir / "snapshots.parquet")
+    timings["peak_rss_mb"] = _peak_rss_mb()
+    return timings
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--contacts", type=int, default=200_000, help="contacts per side")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--child", choices=["vectorised", "rowwise"], help=argparse.SUPPRESS)
+    parser.add_argument("--state-url", help="SQLAlchemy URL of the state database (default: a SQLite file)")
+    parser.add_argument("--child", choices=["first", "state"], help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -442,35 +203,31 @@ def main() -> None:
         sf.to_parquet(workdir / "sf.parquet")
         hs.to_parquet(workdir / "hs.parquet")
         rows = len(sf) + len(hs)
-        print(f"{len(sf):,} Salesforce + {len(hs):,} HubSpot contacts (full resync: all rows changed)")
-        results, decisions = {}, {}
-        for impl in ("vectorised", "rowwise"):
-            cmd = [sys.executable, __file__, "--child", impl, "--workdir", str(workdir)]
-            subprocess.run(cmd, check=True)
-            results[impl] = json.loads((workdir / f"{impl}.json").read_text())
-            decisions[impl] = pickle.loads((workdir / f"{impl}.pickle").read_bytes())
-        for impl, res in results.items():
+        url = args.state_url or f"sqlite:///{workdir / 'state.db'}"
+        print(f"{len(sf):,} Salesforce + {len(hs):,} HubSpot contacts, full resync; state: {url.split('://')[0]}")
+        results: dict[str, dict[str, float]] = {}
+        for phase in ("first", "state"):
+            if phase == "state":
+                results["store"] = state_phase(workdir, url)
+            subprocess.run([sys.executable, __file__, "--child", phase, "--workdir", str(workdir)], check=True)
+            results[phase] = json.loads((workdir / f"{phase}.json").read_text())
+        for phase, label in (("first", "reconcile, no state"), ("state", "reconcile with state")):
+            res = results[phase]
             print(
-                f"{impl:>10}: {res['seconds']:7.2f} s  {rows / res['seconds']:>11,.0f} rows/s  "
-                f"peak RSS {res['peak_rss_mb']:,.0f} MiB ({res['peak_rss_mb'] - res['baseline_rss_mb']:+,.0f} MiB "
-                "over the loaded frames)"
+                f"{label:>22}: {res['seconds']:7.2f} s  {rows / res['seconds']:>9,.0f} rows/s  peak RSS "
+                f"{res['peak_rss_mb']:,.0f} MiB ({res['peak_rss_mb'] - res['baseline_rss_mb']:+,.0f} over the frames)"
             )
-        print(f"speed-up: {results['rowwise']['seconds'] / results['vectorised']['seconds']:.1f}x")
-        counts = {impl: Counter((t, a) for t, a, _, _ in d) for impl, d in decisions.items()}
-        for key in sorted(counts["vectorised"].keys() | counts["rowwise"].keys()):
-            print(f"  {key[0]:>10} {key[1]:<7} {counts['vectorised'][key]:>8,} {counts['rowwise'][key]:>8,}")
-        same_counts = counts["vectorised"] == counts["rowwise"]
-        same_decisions = Counter(decisions["vectorised"]) == Counter(decisions["rowwise"])
+        store = results["store"]
         print(
-            f"decision counts agree: {same_counts}; "
-            f"every decision (target, action, id, reason) agrees: {same_decisions}"
+            f"{'state writes':>22}: {store['write_s']:7.2f} s  {store['rows_written'] / store['write_s']:>9,.0f} rows/s"
+            f"  ({store['rows_written']:,.0f} snapshot rows: baseline + confirmed writes)"
         )
-        if not (same_counts and same_decisions):
-            diff = Counter(decisions["vectorised"]) - Counter(decisions["rowwise"])
-            print("first differences (vectorised only):", list(diff)[:5])
-            diff = Counter(decisions["rowwise"]) - Counter(decisions["vectorised"])
-            print("first differences (rowwise only):", list(diff)[:5])
-            sys.exit(1)
+        print(
+            f"{'state reads':>22}: {store['read_all_s']:7.2f} s all ({store['rows_read']:,.0f} pairs), "
+            f"{store['read_by_ids_s']:.2f} s by ids; peak RSS of the store phase {store['peak_rss_mb']:,.0f} MiB"
+        )
+        state_s = store["write_s"] + store["read_all_s"]
+        print(f"state I/O against the reconcile it serves: {state_s / results['state']['seconds']:.2f}x")
 
 
 if __name__ == "__main__":

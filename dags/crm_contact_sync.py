@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param, conf
 
 from crm_sync.operators.extract import ExtractHubSpotContactsOperator, ExtractSalesforceContactsOperator
 from crm_sync.operators.link_back import LinkBackOperator
@@ -16,6 +16,7 @@ from crm_sync.operators.load import HubSpotLoadOperator, SalesforceLoadOperator
 from crm_sync.operators.plan import PlanWritesOperator
 from crm_sync.operators.reconcile import ReconcileContactsOperator
 from crm_sync.operators.report import SyncReportOperator
+from crm_sync.operators.settle import SettleStateOperator
 
 MAPPING_PATH = "include/mappings/contacts.yaml"
 
@@ -28,8 +29,9 @@ with DAG(
     max_active_runs=4,
     tags=["crm", "salesforce", "hubspot"],
     default_args={
-        "retries": 3,
-        "retry_delay": timedelta(seconds=20),
+        # [crm_sync] task_retries / retry_delay_seconds tune every task's Airflow retries per deployment.
+        "retries": conf.getint("crm_sync", "task_retries", fallback=3),
+        "retry_delay": timedelta(seconds=conf.getint("crm_sync", "retry_delay_seconds", fallback=20)),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=10),
     },
@@ -42,11 +44,16 @@ with DAG(
         "dry_run": Param(False, type="boolean", description="Plan and report, write nothing."),
         "full_resync": Param(False, type="boolean", description="Ignore the window; reconcile every contact."),
         "lookback_minutes": Param(
-            2, type="integer", minimum=0, maximum=60, description="Widen the window backwards (clock skew)."
+            10,
+            type="integer",
+            minimum=0,
+            maximum=120,
+            description="Widen the window backwards (clock skew, late commits, search-index lag).",
         ),
         "salesforce_conn_id": Param("salesforce_default", type="string"),
         "hubspot_conn_id": Param("hubspot_default", type="string"),
         "redis_conn_id": Param("redis_default", type="string"),
+        "state_conn_id": Param("crm_sync_state_default", type="string", description="The sync-state database."),
     },
 ) as dag:
     extract_salesforce = ExtractSalesforceContactsOperator(task_id="extract_salesforce", mapping_path=MAPPING_PATH)
@@ -68,7 +75,8 @@ with DAG(
         task_id="load_salesforce", pool="crm_sync_salesforce", mapping_path=MAPPING_PATH
     ).expand(shard=plan_salesforce.output)
     link_back = LinkBackOperator(task_id="link_back", mapping_path=MAPPING_PATH, trigger_rule="none_failed")
+    settle_state = SettleStateOperator(task_id="settle_state", trigger_rule="all_done")
     report = SyncReportOperator(task_id="report", trigger_rule="all_done")
 
-    [load_hubspot, load_salesforce] >> link_back >> report
-    reconcile >> report
+    [load_hubspot, load_salesforce] >> link_back >> settle_state >> report
+    reconcile >> settle_state

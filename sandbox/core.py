@@ -87,6 +87,7 @@ class FaultConfig:
     latency_ms: int = 0
     drop_rate: float = 0.0
     seed: int | None = None
+    path_pattern: str | None = None  # a regex: only matching request paths are faulted (None: all)
 
 
 class Stats:
@@ -271,6 +272,8 @@ class App:
                 raise DropConnection
 
     def _faulted_response(self, req: Request) -> Response | None:
+        if self.faults.path_pattern and not re.search(self.faults.path_pattern, req.path):
+            return None
         with self._fault_lock:
             if self.faults.burst_429 > 0:
                 self.faults.burst_429 -= 1

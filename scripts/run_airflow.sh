@@ -8,6 +8,7 @@ source "$(dirname "$0")/airflow_env.sh"
 RUN_DIR="$AIRFLOW_HOME/standalone"
 trap 'stop_services "$RUN_DIR"' EXIT
 start_redis "$RUN_DIR/redis"
+export AIRFLOW_CONN_CRM_SYNC_STATE_DEFAULT="${AIRFLOW_CONN_CRM_SYNC_STATE_DEFAULT:-sqlite:///$RUN_DIR/sync-state.db}"
 start_sandbox "$RUN_DIR/sandbox" --contacts "${CONTACTS:-1000}" --seed "${SEED:-7}" "$@"
 airflow db migrate >"$RUN_DIR/db-migrate.log" 2>&1
 ensure_pools

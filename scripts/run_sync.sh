@@ -20,6 +20,8 @@ print((end - timedelta(minutes=15)).isoformat(), end.isoformat(), (end - timedel
 PY
 )
 start_redis "$RUN_DIR/redis"
+# The sandboxes start fresh each time, so the sync state does too (a SQLite file; PostgreSQL in deployment).
+export AIRFLOW_CONN_CRM_SYNC_STATE_DEFAULT="${AIRFLOW_CONN_CRM_SYNC_STATE_DEFAULT:-sqlite:///$RUN_DIR/sync-state.db}"
 start_sandbox "$RUN_DIR/sandbox" --contacts "$CONTACTS" --seed "${SEED:-7}" \
   --clock "$SANDBOX_CLOCK" --window-minutes 14
 echo "sandboxes up: salesforce $SANDBOX_SALESFORCE_URL, hubspot $SANDBOX_HUBSPOT_URL; $CONTACTS contacts a side"

@@ -1,39 +1,53 @@
 """The field mapping between Salesforce Contacts and HubSpot contacts, loaded from YAML and validated.
 
-Validation happens once, on load, so every later step can trust the config; an error names the
-offending key path (``fields[3].direction: ...``) so a bad file is fixed in one look.
+Validation (pydantic) happens once, on load, so every later step can trust the config; an error names
+the offending key path (``fields[3].direction: ...``) so a bad file is fixed in one look.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
-SALESFORCE = "salesforce"
-HUBSPOT = "hubspot"
-SIDES = (SALESFORCE, HUBSPOT)
-BOTH = "both"
-SALESFORCE_TO_HUBSPOT = "salesforce_to_hubspot"
-HUBSPOT_TO_SALESFORCE = "hubspot_to_salesforce"
-DIRECTIONS = (BOTH, SALESFORCE_TO_HUBSPOT, HUBSPOT_TO_SALESFORCE)
-CONFLICT_RULES = (
-    "latest",
-    SALESFORCE,
-    HUBSPOT,
-    "prefer_salesforce_unless_blank",
-    "prefer_hubspot_unless_blank",
-)
-TRANSFORMS = ("strip", "lowercase", "title_case", "phone_e164", "truncate")
-VALIDATORS = ("email",)
+from include.sync_logic.sides import Direction, Side
+
+
+class ConflictRule(StrEnum):
+    """How a field that both sides changed apart is settled.
+
+    ``latest``: the record changed later wins (a three-way merge against the last synced values decides
+    whether a side changed at all). The others name an owner, as HubSpot's own connector does: that
+    side's value wins whenever the two differ (``prefer_*_unless_blank``: unless it is blank).
+    """
+
+    LATEST = "latest"
+    SALESFORCE = "salesforce"
+    HUBSPOT = "hubspot"
+    PREFER_SALESFORCE_UNLESS_BLANK = "prefer_salesforce_unless_blank"
+    PREFER_HUBSPOT_UNLESS_BLANK = "prefer_hubspot_unless_blank"
+
+
+class Transform(StrEnum):
+    STRIP = "strip"
+    LOWERCASE = "lowercase"
+    TITLE_CASE = "title_case"
+    PHONE_E164 = "phone_e164"
+    TRUNCATE = "truncate"
+
+
+class Validator(StrEnum):
+    EMAIL = "email"
+
 
 # Fields every extract selects besides the mapped ones (the staged frame shapes in the README).
 SALESFORCE_SYSTEM_FIELDS = ("SystemModstamp", "LastModifiedDate", "IsDeleted")
 HUBSPOT_SYSTEM_PROPERTIES = ("lastmodifieddate", "hs_object_id")
-# Column names of the canonical frame besides the fields (see reconcile.to_canonical).
+# Column names of the canonical frame besides the fields (see canonical.to_canonical).
 RESERVED_NAMES = frozenset({"sf_id", "hs_id", "modified_at", "deleted", "email_key", "changed", "present"})
 
 
@@ -41,77 +55,181 @@ class MappingError(ValueError):
     """A mapping file that cannot be used; the message starts with the offending key path."""
 
 
-def other_side(side: str) -> str:
-    """The CRM a value from ``side`` is written to."""
-    return HUBSPOT if side == SALESFORCE else SALESFORCE
+def _problem(path: str, message: str) -> PydanticCustomError:
+    """An error located below the model that raises it (``path`` is appended to the model's location)."""
+    return PydanticCustomError("mapping", "{message}", {"path": path, "message": message})
 
 
-@dataclass(frozen=True)
-class PhoneConfig:
+def _one_of(kind: type[StrEnum]) -> BeforeValidator:
+    def check(value: Any) -> Any:
+        if value not in {item.value for item in kind}:
+            raise ValueError(f"must be one of {', '.join(item.value for item in kind)}")
+        return value
+
+    return BeforeValidator(check)
+
+
+def _text(value: Any) -> Any:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a non-empty string")
+    return value
+
+
+def _side_key(value: Any) -> Any:
+    if value not in {side.value for side in Side}:
+        raise ValueError(f"unknown side (allowed: {', '.join(Side)})")
+    return value
+
+
+def _positive(value: Any) -> Any:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+Text = Annotated[str, BeforeValidator(_text)]
+SideKey = Annotated[Side, BeforeValidator(_side_key)]
+SideName = Annotated[Side, _one_of(Side)]
+PositiveInt = Annotated[int, BeforeValidator(_positive)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class PhoneConfig(_Frozen):
     """How national phone numbers become E.164 (``+<country code><national number>``)."""
 
     default_country_code: str = "1"
     national_number_length: int = 10
     trunk_prefix: str = ""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _coerce(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        code = str(data.get("default_country_code", "1")).lstrip("+")
+        if not code.isdigit() or not 1 <= len(code) <= 3:
+            raise _problem("default_country_code", 'must be 1 to 3 digits, e.g. "1" or "44"')
+        length = data.get("national_number_length", 10)
+        if not isinstance(length, int) or isinstance(length, bool) or not 4 <= length <= 14:
+            raise _problem("national_number_length", "must be an integer from 4 to 14")
+        trunk = str(data.get("trunk_prefix") or "")
+        if trunk and not trunk.isdigit():
+            raise _problem("trunk_prefix", "must be digits or empty")
+        data.update(default_country_code=code, trunk_prefix=trunk)
+        return data
 
-@dataclass(frozen=True)
-class LinkConfig:
+
+class LinkConfig(_Frozen):
     """The fields holding the counterpart's id on each side (unique keys for idempotent upserts)."""
 
-    salesforce: str = "HubSpot_Contact_Id__c"
-    hubspot: str = "salesforce_contact_id"
+    salesforce: Text = "HubSpot_Contact_Id__c"
+    hubspot: Text = "salesforce_contact_id"
 
-    def on(self, side: str) -> str:
-        return self.salesforce if side == SALESFORCE else self.hubspot
+    def on(self, side: Side) -> str:
+        return self.salesforce if side == Side.SALESFORCE else self.hubspot
 
 
-@dataclass(frozen=True)
-class FieldMapping:
+class FieldMapping(_Frozen):
     """One canonical field and how it lives on each side."""
 
-    name: str
-    salesforce: str
-    hubspot: str
-    direction: str = BOTH
-    transforms: tuple[str, ...] = ()
-    conflict: str | None = None
-    validate: str | None = None
-    max_length: Mapping[str, int] = field(default_factory=dict)
-    required: frozenset[str] = frozenset()
-    default_if_blank: Mapping[str, str] = field(default_factory=dict)
-    read_only: frozenset[str] = frozenset()
+    name: Text
+    salesforce: Text
+    hubspot: Text
+    direction: Annotated[Direction, _one_of(Direction)] = Direction.BOTH
+    transforms: tuple[Annotated[Transform, _one_of(Transform)], ...] = ()
+    conflict: Annotated[ConflictRule, _one_of(ConflictRule)] | None = None
+    validate_as: Annotated[Validator, _one_of(Validator)] | None = Field(None, alias="validate")
+    max_length: dict[SideKey, PositiveInt] = Field(default_factory=dict)
+    required: frozenset[SideName] = frozenset()
+    default_if_blank: dict[SideKey, Text] = Field(default_factory=dict)
+    read_only: frozenset[SideName] = frozenset()
 
-    def on(self, side: str) -> str:
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _relationship_paths_are_read_only(cls, data: Any) -> Any:
+        """A relationship path such as Account.Name is readable through SOQL but not writable on a Contact."""
+        if not isinstance(data, dict) or "." not in str(data.get(Side.SALESFORCE, "")):
+            return data
+        if data.get("direction", Direction.BOTH) != Direction.SALESFORCE_TO_HUBSPOT:
+            raise _problem(
+                "direction",
+                f"{data[Side.SALESFORCE]} is a relationship field, read-only on a Salesforce Contact; "
+                f"use {Direction.SALESFORCE_TO_HUBSPOT}",
+            )
+        read_only = data.get("read_only", [])
+        return {**data, "read_only": [*read_only, Side.SALESFORCE] if isinstance(read_only, list) else read_only}
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FieldMapping:
+        if self.name in RESERVED_NAMES:
+            raise _problem("name", f"{self.name!r} is reserved (used by: {', '.join(sorted(RESERVED_NAMES))})")
+        if Transform.TRUNCATE in self.transforms and not self.max_length:
+            raise _problem("transforms", "truncate needs a max_length")
+        if Transform.TRUNCATE in self.transforms and Transform.PHONE_E164 in self.transforms:
+            raise _problem("transforms", "a phone number is never truncated (drop truncate)")
+        for side, value in self.default_if_blank.items():
+            limit = self.max_length.get(side)
+            if limit is not None and len(value) > limit:
+                raise _problem(f"default_if_blank.{side}", f"longer than max_length ({limit})")
+        return self
+
+    def on(self, side: Side) -> str:
         """The field's name on ``side``."""
-        return self.salesforce if side == SALESFORCE else self.hubspot
+        return self.salesforce if side == Side.SALESFORCE else self.hubspot
 
-    def writes_to(self, side: str) -> bool:
+    def writes_to(self, side: Side) -> bool:
         """Whether values of this field are ever written to ``side``."""
         if side in self.read_only:
             return False
-        if side == SALESFORCE:
-            return self.direction in (BOTH, HUBSPOT_TO_SALESFORCE)
-        return self.direction in (BOTH, SALESFORCE_TO_HUBSPOT)
+        if side == Side.SALESFORCE:
+            return self.direction in (Direction.BOTH, Direction.HUBSPOT_TO_SALESFORCE)
+        return self.direction in (Direction.BOTH, Direction.SALESFORCE_TO_HUBSPOT)
+
+    @property
+    def two_way(self) -> bool:
+        """Whether both sides edit this field (the ones the three-way merge and the sync state cover)."""
+        return self.writes_to(Side.SALESFORCE) and self.writes_to(Side.HUBSPOT)
 
     @property
     def truncate_length(self) -> int | None:
         """With the ``truncate`` transform: the smallest max length of the two sides (else None)."""
-        if "truncate" not in self.transforms or not self.max_length:
+        if Transform.TRUNCATE not in self.transforms or not self.max_length:
             return None
         return min(self.max_length.values())
 
 
-@dataclass(frozen=True)
-class MappingConfig:
+class MappingConfig(_Frozen):
     """A validated mapping: fields, link fields, match key, conflict default, delete propagation."""
 
-    fields: tuple[FieldMapping, ...]
-    match_on: str = "email"
-    conflict_default: str = "latest"
-    propagate_deletes: bool = False
-    link: LinkConfig = field(default_factory=LinkConfig)
-    phone: PhoneConfig = field(default_factory=PhoneConfig)
+    version: Annotated[Literal[1], BeforeValidator(lambda v: v if v == 1 else _raise("must be 1"))] = 1
+    fields: tuple[FieldMapping, ...] = Field(min_length=1)
+    match_on: Text = "email"
+    conflict_default: Annotated[ConflictRule, _one_of(ConflictRule)] = ConflictRule.LATEST
+    propagate_deletes: bool = Field(False, strict=True)
+    link: LinkConfig = Field(default_factory=LinkConfig)
+    phone: PhoneConfig = Field(default_factory=PhoneConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MappingConfig:
+        for attr in ("name", Side.SALESFORCE, Side.HUBSPOT):
+            seen: dict[str, int] = {}
+            for i, item in enumerate(self.fields):
+                value = getattr(item, attr)
+                if value in seen:
+                    raise _problem(f"fields[{i}].{attr}", f"{value!r} already used by fields[{seen[value]}]")
+                seen[value] = i
+        for i, item in enumerate(self.fields):
+            if item.salesforce == self.link.salesforce or item.hubspot == self.link.hubspot:
+                raise _problem(f"fields[{i}]", "maps a link field; links are configured under link")
+        if self.match_on not in {item.name for item in self.fields}:
+            raise _problem("match_on", f"{self.match_on!r} is not the name of a field")
+        return self
 
     def field(self, name: str) -> FieldMapping:
         """The field with canonical ``name``."""
@@ -124,7 +242,7 @@ class MappingConfig:
     def match_field(self) -> FieldMapping:
         return self.field(self.match_on)
 
-    def conflict_rule(self, item: FieldMapping) -> str:
+    def conflict_rule(self, item: FieldMapping) -> ConflictRule:
         return item.conflict or self.conflict_default
 
     @property
@@ -138,6 +256,10 @@ class MappingConfig:
         """The HubSpot properties to read: mapped ones, the link, modification time and object id."""
         names = [*(item.hubspot for item in self.fields), self.link.hubspot]
         return _unique([*names, *HUBSPOT_SYSTEM_PROPERTIES])
+
+
+def _raise(message: str) -> Any:
+    raise ValueError(message)
 
 
 def _unique(names: list[str]) -> list[str]:
@@ -157,192 +279,47 @@ def load_mapping(path: str | Path) -> MappingConfig:
 
 def parse_mapping(raw: Any) -> MappingConfig:
     """Validate an already-parsed mapping document (a dict as YAML gives it)."""
-    top = _mapping(raw, "<root>")
-    _known_keys(
-        top,
-        "",
-        {"version", "match_on", "conflict_default", "propagate_deletes", "link", "phone", "fields"},
-    )
-    if top.get("version", 1) != 1:
-        raise MappingError("version: must be 1")
-    conflict_default = _choice(top.get("conflict_default", "latest"), "conflict_default", CONFLICT_RULES)
-    propagate = top.get("propagate_deletes", False)
-    if not isinstance(propagate, bool):
-        raise MappingError("propagate_deletes: must be true or false")
-    link = _parse_link(top.get("link", {}))
-    phone = _parse_phone(top.get("phone", {}))
-    raw_fields = top.get("fields")
-    if not isinstance(raw_fields, list) or not raw_fields:
-        raise MappingError("fields: must be a non-empty list")
-    fields = tuple(_parse_field(item, f"fields[{i}]") for i, item in enumerate(raw_fields))
-    _check_unique(fields, link)
-    match_on = _string(top.get("match_on", "email"), "match_on")
-    if match_on not in {item.name for item in fields}:
-        raise MappingError(f"match_on: {match_on!r} is not the name of a field")
-    return MappingConfig(
-        fields=fields,
-        match_on=match_on,
-        conflict_default=conflict_default,
-        propagate_deletes=propagate,
-        link=link,
-        phone=phone,
-    )
+    if raw is not None and not isinstance(raw, dict):
+        raise MappingError("<root>: must be a mapping")
+    try:
+        return MappingConfig.model_validate(raw or {})
+    except ValidationError as exc:
+        raise MappingError(_describe(exc.errors()[0])) from None
 
 
-def _parse_link(raw: Any) -> LinkConfig:
-    data = _mapping(raw, "link")
-    _known_keys(data, "link", set(SIDES))
-    defaults = LinkConfig()
-    return LinkConfig(
-        salesforce=_string(data.get(SALESFORCE, defaults.salesforce), "link.salesforce"),
-        hubspot=_string(data.get(HUBSPOT, defaults.hubspot), "link.hubspot"),
-    )
+# Messages for pydantic's own error types, in the words the rest of the file uses.
+_TYPE_MESSAGES = {
+    "missing": "required",
+    "string_type": "must be a non-empty string",
+    "bool_type": "must be true or false",
+    "dict_type": "must be a mapping",
+    "model_type": "must be a mapping",
+    "tuple_type": "must be a list",
+    "frozen_set_type": "must be a list",
+    "too_short": "must be a non-empty list",
+}
+_MODELS_AT: dict[tuple[str, ...], type[BaseModel]] = {
+    (): MappingConfig,
+    ("link",): LinkConfig,
+    ("phone",): PhoneConfig,
+    ("fields",): FieldMapping,
+}
 
 
-def _parse_phone(raw: Any) -> PhoneConfig:
-    data = _mapping(raw, "phone")
-    _known_keys(data, "phone", {"default_country_code", "national_number_length", "trunk_prefix"})
-    defaults = PhoneConfig()
-    code = str(data.get("default_country_code", defaults.default_country_code)).lstrip("+")
-    if not code.isdigit() or not 1 <= len(code) <= 3:
-        raise MappingError('phone.default_country_code: must be 1 to 3 digits, e.g. "1" or "44"')
-    length = data.get("national_number_length", defaults.national_number_length)
-    if not isinstance(length, int) or isinstance(length, bool) or not 4 <= length <= 14:
-        raise MappingError("phone.national_number_length: must be an integer from 4 to 14")
-    trunk = str(data.get("trunk_prefix", defaults.trunk_prefix) or "")
-    if trunk and not trunk.isdigit():
-        raise MappingError("phone.trunk_prefix: must be digits or empty")
-    return PhoneConfig(default_country_code=code, national_number_length=length, trunk_prefix=trunk)
-
-
-def _parse_field(raw: Any, path: str) -> FieldMapping:
-    data = _mapping(raw, path)
-    _known_keys(
-        data,
-        path,
-        {
-            "name",
-            SALESFORCE,
-            HUBSPOT,
-            "direction",
-            "transforms",
-            "conflict",
-            "validate",
-            "max_length",
-            "required",
-            "default_if_blank",
-            "read_only",
-        },
-    )
-    for key in ("name", SALESFORCE, HUBSPOT):
-        if key not in data:
-            raise MappingError(f"{path}.{key}: required")
-    name = _string(data["name"], f"{path}.name")
-    if name in RESERVED_NAMES:
-        raise MappingError(f"{path}.name: {name!r} is reserved (used by: {', '.join(sorted(RESERVED_NAMES))})")
-    salesforce = _string(data[SALESFORCE], f"{path}.salesforce")
-    hubspot = _string(data[HUBSPOT], f"{path}.hubspot")
-    direction = _choice(data.get("direction", BOTH), f"{path}.direction", DIRECTIONS)
-    transforms = _string_list(data.get("transforms", []), f"{path}.transforms", TRANSFORMS)
-    conflict = data.get("conflict")
-    if conflict is not None:
-        conflict = _choice(conflict, f"{path}.conflict", CONFLICT_RULES)
-    validate = data.get("validate")
-    if validate is not None:
-        validate = _choice(validate, f"{path}.validate", VALIDATORS)
-    max_length = _side_map(data.get("max_length", {}), f"{path}.max_length", _positive_int)
-    required = frozenset(_string_list(data.get("required", []), f"{path}.required", SIDES))
-    defaults = _side_map(data.get("default_if_blank", {}), f"{path}.default_if_blank", _string)
-    read_only = set(_string_list(data.get("read_only", []), f"{path}.read_only", SIDES))
-    if "." in salesforce:
-        # A relationship path such as Account.Name is readable through SOQL but not writable on the Contact.
-        read_only.add(SALESFORCE)
-        if direction != SALESFORCE_TO_HUBSPOT:
-            raise MappingError(
-                f"{path}.direction: {salesforce} is a relationship field, read-only on a Salesforce "
-                f"Contact; use {SALESFORCE_TO_HUBSPOT}"
-            )
-    if "truncate" in transforms and not max_length:
-        raise MappingError(f"{path}.transforms: truncate needs a max_length")
-    if "truncate" in transforms and "phone_e164" in transforms:
-        raise MappingError(f"{path}.transforms: a phone number is never truncated (drop truncate)")
-    for side, value in defaults.items():
-        limit = max_length.get(side)
-        if limit is not None and len(value) > limit:
-            raise MappingError(f"{path}.default_if_blank.{side}: longer than max_length ({limit})")
-    return FieldMapping(
-        name=name,
-        salesforce=salesforce,
-        hubspot=hubspot,
-        direction=direction,
-        transforms=tuple(transforms),
-        conflict=conflict,
-        validate=validate,
-        max_length=max_length,
-        required=required,
-        default_if_blank=defaults,
-        read_only=frozenset(read_only),
-    )
-
-
-def _check_unique(fields: tuple[FieldMapping, ...], link: LinkConfig) -> None:
-    for attr in ("name", SALESFORCE, HUBSPOT):
-        seen: dict[str, int] = {}
-        for i, item in enumerate(fields):
-            value = getattr(item, attr)
-            if value in seen:
-                raise MappingError(f"fields[{i}].{attr}: {value!r} already used by fields[{seen[value]}]")
-            seen[value] = i
-    for i, item in enumerate(fields):
-        if item.salesforce == link.salesforce or item.hubspot == link.hubspot:
-            raise MappingError(f"fields[{i}]: maps a link field; links are configured under link")
-
-
-def _mapping(value: Any, path: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise MappingError(f"{path}: must be a mapping")
-    return value
-
-
-def _known_keys(data: dict[str, Any], path: str, allowed: set[str]) -> None:
-    for key in data:
-        if key not in allowed:
-            prefix = f"{path}." if path else ""
-            raise MappingError(f"{prefix}{key}: unknown key (allowed: {', '.join(sorted(allowed))})")
-
-
-def _string(value: Any, path: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise MappingError(f"{path}: must be a non-empty string")
-    return value
-
-
-def _positive_int(value: Any, path: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise MappingError(f"{path}: must be a positive integer")
-    return value
-
-
-def _choice(value: Any, path: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise MappingError(f"{path}: must be one of {', '.join(allowed)}")
-    return value
-
-
-def _string_list(value: Any, path: str, allowed: tuple[str, ...]) -> list[str]:
-    if not isinstance(value, list):
-        raise MappingError(f"{path}: must be a list")
-    for i, item in enumerate(value):
-        _choice(item, f"{path}[{i}]", allowed)
-    return list(value)
-
-
-def _side_map(value: Any, path: str, check: Callable[[Any, str], Any]) -> dict[str, Any]:
-    data = _mapping(value, path)
-    for key, item in data.items():
-        if key not in SIDES:
-            raise MappingError(f"{path}.{key}: unknown side (allowed: {', '.join(SIDES)})")
-        check(item, f"{path}.{key}")
-    return dict(data)
+def _describe(error: Any) -> str:
+    """``fields[3].direction: must be one of ...`` from one pydantic error."""
+    loc = [part for part in error["loc"] if part != "[key]"]
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    if error["type"] == "mapping":
+        context = error["ctx"]
+        sub = context["path"]
+        path = f"{path}.{sub}" if path and not sub.startswith("fields[") else sub
+        return f"{path}: {context['message']}"
+    if error["type"] == "extra_forbidden":
+        model = _MODELS_AT.get(tuple(part for part in loc[:-1] if isinstance(part, str)))
+        allowed = sorted(f.alias or name for name, f in model.model_fields.items()) if model else []
+        return f"{path}: unknown key (allowed: {', '.join(allowed)})"
+    message = _TYPE_MESSAGES.get(error["type"]) or str(error["msg"]).removeprefix("Value error, ")
+    return f"{path or '<root>'}: {message}"

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from include.sync_logic.mapping import HUBSPOT, SALESFORCE
-from include.sync_logic.reconcile import WRITE_ACTIONS
+from include.sync_logic.sides import WRITE_ACTIONS, Side
 
 HUBSPOT_BATCH = "hubspot_batch"
 SALESFORCE_COLLECTIONS = "salesforce_collections"
@@ -55,8 +54,8 @@ class TargetPlan:
 
 def plan_target(decisions: pd.DataFrame, target: str, config: PlanConfig | None = None) -> TargetPlan:
     """Batch the create/update/delete decisions for ``target`` (one action per batch) and shard them."""
-    if target not in (HUBSPOT, SALESFORCE):
-        raise ValueError(f"target must be {HUBSPOT} or {SALESFORCE}, not {target!r}")
+    if target not in {side.value for side in Side}:
+        raise ValueError(f"target must be {Side.HUBSPOT} or {Side.SALESFORCE}, not {target!r}")
     config = config or PlanConfig()
     mine = decisions[(decisions["target"] == target) & decisions["action"].isin(WRITE_ACTIONS)]
     # Stable order: by action (as listed), then source id, so a rerun cuts the same batches.
@@ -88,7 +87,7 @@ def plan_target(decisions: pd.DataFrame, target: str, config: PlanConfig | None 
 
 def _api(target: str, count: int, config: PlanConfig) -> tuple[str, int]:
     """The API and the batch size for ``count`` records of one action."""
-    if target == HUBSPOT:
+    if target == Side.HUBSPOT:
         return HUBSPOT_BATCH, config.hubspot_batch_size
     if count > config.salesforce_bulk_threshold:
         return SALESFORCE_BULK, count  # one ingest job for the whole action

@@ -84,6 +84,16 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
                 f"429s {stat.get('throttled_responses', 0)}, pauses {stat.get('pauses', 0)}, "
                 f"deferred {stat.get('too_long', 0)}"
             )
+    state = report.get("sync_state") or {}
+    if state:
+        queue = state.get("retry_queue") or {}
+        due = sum((state.get("retries_due") or {}).values())
+        lines.append(
+            f"sync state: {state.get('snapshots_read', 0)} snapshots read, {state.get('snapshots_written', 0)} "
+            f"written; retries due {due}, recorded {state.get('retries_recorded', 0)}, closed "
+            f"{state.get('retries_resolved', 0)}; queue pending {queue.get('pending', 0)}, "
+            f"parked {queue.get('parked', 0)}"
+        )
     lines.append(f"rejects: {report['rejects']['count']} (file: {report['rejects']['path']})")
     return lines
 

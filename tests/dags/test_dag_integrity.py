@@ -136,9 +136,13 @@ def test_tasks_are_wired_as_the_architecture_says(dag) -> None:
         "load_hubspot",
         "load_salesforce",
         "link_back",
+        "settle_state",
         "report",
     }
     assert dag.get_task("reconcile").upstream_task_ids == {"extract_salesforce", "extract_hubspot"}
+    settle = dag.get_task("settle_state")
+    assert settle.upstream_task_ids == {"link_back", "reconcile"} and settle.trigger_rule == "all_done"
+    assert dag.get_task("report").upstream_task_ids == {"settle_state"}
     assert dag.get_task("load_hubspot").pool == "crm_sync_hubspot"
     assert dag.get_task("load_salesforce").pool == "crm_sync_salesforce"
     assert dag.timetable.__class__.__name__ == "CronDataIntervalTimetable"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 import redis
+import sqlalchemy as sa
 
 from sandbox.testing import SandboxProcess, start_sandbox
 from tests.integration.airflow_project import AirflowProject
@@ -44,11 +46,36 @@ def clean_redis(redis_url: str) -> str:
     return redis_url
 
 
-def crm_env(sandbox: SandboxProcess, redis_url: str) -> dict[str, str]:
-    """The connections a DAG run needs: both sandboxes (and their CA) and the test Redis."""
+@pytest.fixture
+def new_state_conn(postgres_url: str) -> Callable[..., str]:
+    """Make an empty sync-state database on the session's PostgreSQL; returns its Airflow connection URI
+    (keyword arguments become connection extras, e.g. ``retry_base_minutes``)."""
+
+    def make(**extras: Any) -> str:
+        url = sa.make_url(postgres_url)
+        name = f"crm_sync_state_{uuid.uuid4().hex[:12]}"
+        engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        engine.dispose()
+        query = "&".join(f"{key}={value}" for key, value in extras.items())
+        return f"postgres://{url.username}@{url.host}:{url.port}/{name}" + (f"?{query}" if query else "")
+
+    return make
+
+
+@pytest.fixture
+def state_conn(new_state_conn: Callable[..., str]) -> str:
+    """An empty sync-state database of this test's own."""
+    return new_state_conn()
+
+
+def crm_env(sandbox: SandboxProcess, redis_url: str, state_conn: str) -> dict[str, str]:
+    """The connections a DAG run needs: both sandboxes (and their CA), the test Redis and a sync-state database."""
     env = {key: value for key, value in sandbox.env.items() if key.startswith("AIRFLOW_CONN_")}
     env["REQUESTS_CA_BUNDLE"] = sandbox.ca_bundle
     env["AIRFLOW_CONN_REDIS_DEFAULT"] = redis_url
+    env["AIRFLOW_CONN_CRM_SYNC_STATE_DEFAULT"] = state_conn
     return env
 
 

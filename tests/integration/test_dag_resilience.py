@@ -49,10 +49,10 @@ def content(sandbox: SandboxProcess) -> dict[str, Any]:
 
 
 def test_5000_contacts_a_side_under_a_strict_limit_get_almost_no_429s(
-    airflow_project, sandbox_factory, clean_redis
+    airflow_project, sandbox_factory, clean_redis, state_conn
 ) -> None:
     sandbox = start(sandbox_factory, 5000, hubspot_requests_per_10s=40, hubspot_search_requests_per_s=3)
-    env = crm_env(sandbox, clean_redis)
+    env = crm_env(sandbox, clean_redis, state_conn)
     conn = json.loads(env["AIRFLOW_CONN_HUBSPOT_DEFAULT"])
     conn["extra"] = {**conn.get("extra", {}), "requests_per_10s": 40, "search_requests_per_s": 3}
     env["AIRFLOW_CONN_HUBSPOT_DEFAULT"] = json.dumps(conn)
@@ -66,9 +66,11 @@ def test_5000_contacts_a_side_under_a_strict_limit_get_almost_no_429s(
     assert_linked_both_ways(sandbox)
 
 
-def test_faults_end_in_the_same_contents_as_a_fault_free_run(airflow_project, sandbox_factory, clean_redis) -> None:
+def test_faults_end_in_the_same_contents_as_a_fault_free_run(
+    airflow_project, sandbox_factory, clean_redis, state_conn, new_state_conn
+) -> None:
     clean = start(sandbox_factory, 1000)
-    baseline = airflow_project.dags_test(T.isoformat(), env=crm_env(clean, clean_redis))
+    baseline = airflow_project.dags_test(T.isoformat(), env=crm_env(clean, clean_redis, new_state_conn()))
     assert baseline.returncode == 0, baseline.log[-5000:]
 
     faulty = start(sandbox_factory, 1000)
@@ -85,7 +87,7 @@ def test_faults_end_in_the_same_contents_as_a_fault_free_run(airflow_project, sa
     expirer = threading.Thread(target=expire_sessions_while_running, daemon=True)
     expirer.start()
     try:
-        run = airflow_project.dags_test(T.isoformat(), env=crm_env(faulty, clean_redis))
+        run = airflow_project.dags_test(T.isoformat(), env=crm_env(faulty, clean_redis, state_conn))
     finally:
         stop.set()
         expirer.join()
@@ -101,10 +103,10 @@ def test_faults_end_in_the_same_contents_as_a_fault_free_run(airflow_project, sa
 
 
 def test_a_run_killed_mid_load_and_run_again_creates_no_duplicate(
-    airflow_project, sandbox_factory, clean_redis
+    airflow_project, sandbox_factory, clean_redis, state_conn, new_state_conn
 ) -> None:
     sandbox = start(sandbox_factory, 1500)
-    env = crm_env(sandbox, clean_redis)
+    env = crm_env(sandbox, clean_redis, state_conn)
     for system in ("hubspot", "salesforce"):
         sandbox.admin(system, "POST", "faults", json={"latency_ms": 150})
     args = [str(Path(sys.executable).with_name("airflow")), "dags", "test", DAG_ID, T.isoformat()]
@@ -133,6 +135,6 @@ def test_a_run_killed_mid_load_and_run_again_creates_no_duplicate(
     assert 0 < sf_linked <= hs_linked
 
     clean = start(sandbox_factory, 1500)
-    baseline = airflow_project.dags_test(T.isoformat(), env=crm_env(clean, clean_redis))
+    baseline = airflow_project.dags_test(T.isoformat(), env=crm_env(clean, clean_redis, new_state_conn()))
     assert baseline.returncode == 0, baseline.log[-5000:]
     assert content(sandbox) == content(clean), "the killed and retried run left different contents (a duplicate?)"

@@ -70,10 +70,10 @@ def assert_linked_both_ways(sandbox: SandboxProcess) -> tuple[int, int]:
 
 
 def test_a_window_syncs_everyone_and_the_next_window_plans_nothing(
-    airflow_project, sandbox_factory, clean_redis
+    airflow_project, sandbox_factory, clean_redis, state_conn
 ) -> None:
     sandbox = sandbox_factory(contacts=300, seed=11, clock=(T - timedelta(seconds=30)).isoformat(), window_minutes=14)
-    env = crm_env(sandbox, clean_redis)
+    env = crm_env(sandbox, clean_redis, state_conn)
 
     first = airflow_project.dags_test(T.isoformat(), env=env)
     assert first.returncode == 0, first.log[-5000:]
@@ -96,11 +96,15 @@ def test_a_window_syncs_everyone_and_the_next_window_plans_nothing(
     )
 
 
-def test_dry_run_writes_nothing_and_reports_what_it_would_write(airflow_project, sandbox_factory, clean_redis) -> None:
+def test_dry_run_writes_nothing_and_reports_what_it_would_write(
+    airflow_project, sandbox_factory, clean_redis, state_conn
+) -> None:
     sandbox = sandbox_factory(contacts=120, seed=4, clock=(T - timedelta(seconds=30)).isoformat(), window_minutes=14)
     before = {system: contacts(sandbox, system) for system in ("salesforce", "hubspot")}
 
-    run = airflow_project.dags_test(T.isoformat(), conf={"dry_run": True}, env=crm_env(sandbox, clean_redis))
+    run = airflow_project.dags_test(
+        T.isoformat(), conf={"dry_run": True}, env=crm_env(sandbox, clean_redis, state_conn)
+    )
     assert run.returncode == 0, run.log[-5000:]
     assert {system: contacts(sandbox, system) for system in ("salesforce", "hubspot")} == before
     planned = sum(writes(run.report).values())

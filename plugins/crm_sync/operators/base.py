@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from include.sync_logic.mapping import MappingConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
+# Covers the CRMs' read-after-write lag (HubSpot's search index, Salesforce's late commits); re-reading a
+# contact that equals its sync-state snapshot costs a read, never a write.
+DEFAULT_LOOKBACK_MINUTES = 10
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class RunSettings:
     salesforce_conn_id: str
     hubspot_conn_id: str
     redis_conn_id: str
+    state_conn_id: str
 
     @classmethod
     def from_params(cls, params: Any) -> RunSettings:
@@ -37,10 +41,11 @@ class RunSettings:
             direction=str(params.get("direction", "both")),
             dry_run=bool(params.get("dry_run", False)),
             full_resync=bool(params.get("full_resync", False)),
-            lookback_minutes=int(params.get("lookback_minutes", 2)),
+            lookback_minutes=int(params.get("lookback_minutes", DEFAULT_LOOKBACK_MINUTES)),
             salesforce_conn_id=str(params.get("salesforce_conn_id", "salesforce_default")),
             hubspot_conn_id=str(params.get("hubspot_conn_id", "hubspot_default")),
             redis_conn_id=str(params.get("redis_conn_id", "redis_default")),
+            state_conn_id=str(params.get("state_conn_id", "crm_sync_state_default")),
         )
 
 

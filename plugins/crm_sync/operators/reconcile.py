@@ -1,4 +1,5 @@
-"""Reconcile: both sides' window changes plus their fetched counterparts -> one decision per contact and target."""
+"""Reconcile: the window's changes plus the retry queue's due contacts, their counterparts and the sync state
+-> one decision per contact and target, and the baseline the state records."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from airflow.sdk import Context
 
-    from include.sync_logic.mapping import MappingConfig
+    from crm_sync.state.store import SyncStateStore
 
 
 def _frame_or_empty(urls: list[str], columns: list[str]) -> pd.DataFrame:
@@ -22,18 +23,8 @@ def _frame_or_empty(urls: list[str], columns: list[str]) -> pd.DataFrame:
     return frame if frame is not None else pd.DataFrame(columns=columns)
 
 
-def _union(frames: list[pd.DataFrame], key: str) -> pd.DataFrame:
-    """Window rows first, so a counterpart fetched again keeps its window copy."""
-    import pandas as pd
-
-    present = [frame for frame in frames if not frame.empty]
-    if not present:
-        return frames[0]
-    return pd.concat(present, ignore_index=True).drop_duplicates(subset=[key], keep="first")
-
-
 class ReconcileContactsOperator(CrmSyncOperator):
-    """Fetches counterparts the window did not bring (in batches), then runs the vectorised decision engine."""
+    """Adds due retries and fetches counterparts (in batches), then runs the three-way merge and decisions."""
 
     template_fields = ("mapping_path", "salesforce_extract", "hubspot_extract")
     ui_color = "#fdf3e1"
@@ -44,77 +35,95 @@ class ReconcileContactsOperator(CrmSyncOperator):
         self.salesforce_extract = salesforce_extract
         self.hubspot_extract = hubspot_extract
 
-    def _with_counterparts(
-        self, sf: pd.DataFrame, hs: pd.DataFrame, sf_hook: Any, hs_hook: Any, mapping: MappingConfig
-    ) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """Add the counterparts the window did not bring, in batches, until the pairs are closed.
-
-        A fetched contact may link to a third record (a HubSpot contact found by email that is linked
-        to another Salesforce contact): the second round fetches those, so reconcile sees whole pairs
-        and reports a duplicate instead of creating one. Keys already asked for are not asked again.
-        """
-        from include.sync_logic.reconcile import counterpart_requests
-
-        fields, properties = mapping.salesforce_fields, mapping.hubspot_properties
-        fetchers = {
-            "salesforce_ids": lambda keys: sf_hook.fetch_by_ids(keys, fields),
-            "salesforce_emails": lambda keys: sf_hook.fetch_by_emails(keys, fields),
-            "salesforce_by_hubspot_id": lambda keys: sf_hook.fetch_by_hubspot_ids(keys, fields),
-            "hubspot_ids": lambda keys: hs_hook.read_by_ids(keys, properties),
-            "hubspot_emails": lambda keys: hs_hook.read_by_emails(keys, properties),
-            "hubspot_by_salesforce_id": lambda keys: hs_hook.read_by_salesforce_ids(keys, properties),
-        }
-        asked: dict[str, set[str]] = {kind: set() for kind in fetchers}
-        for round_number in (1, 2):
-            wanted = counterpart_requests(sf, hs, mapping)
-            fresh = {kind: [key for key in getattr(wanted, kind) if key not in asked[kind]] for kind in fetchers}
-            if not any(fresh.values()):
-                break
-            found = {kind: fetchers[kind](keys) for kind, keys in fresh.items() if keys}
-            for kind, keys in fresh.items():
-                asked[kind].update(keys)
-            sf = _union([sf, *(frame for kind, frame in found.items() if kind.startswith("salesforce"))], "Id")
-            hs = _union([hs, *(frame for kind, frame in found.items() if kind.startswith("hubspot"))], "id")
-            self.log.info(
-                "Counterparts round %d: %s",
-                round_number,
-                ", ".join(f"{kind} asked {len(keys)} found {len(found.get(kind, []))}" for kind, keys in fresh.items()),
-            )
-        return sf, hs
-
     def execute(self, context: Context) -> dict[str, Any]:
         from crm_sync.hooks.hubspot import HubSpotContactsHook
         from crm_sync.hooks.salesforce import SalesforceContactsHook
+        from crm_sync.state.hook import SyncStateHook
+        from include.sync_logic.counterparts import close_counterparts, union_staged
         from include.sync_logic.reconcile import reconcile
+        from include.sync_logic.sides import Direction, Side
 
         settings = self.settings(context)
         mapping = load_mapping_file(self.mapping_path)
-        sf_changed = _frame_or_empty(self.salesforce_extract["paths"], mapping.salesforce_fields)
-        hs_changed = _frame_or_empty(self.hubspot_extract["paths"], ["id", *mapping.hubspot_properties])
-
+        fields, properties = mapping.salesforce_fields, mapping.hubspot_properties
         sf_hook = SalesforceContactsHook(settings.salesforce_conn_id, redis_conn_id=settings.redis_conn_id)
         hs_hook = HubSpotContactsHook(settings.hubspot_conn_id, redis_conn_id=settings.redis_conn_id)
-        sf_all, hs_all = self._with_counterparts(sf_changed, hs_changed, sf_hook, hs_hook, mapping)
-        decisions = reconcile(
+        store = SyncStateHook(settings.state_conn_id).get_store()
+
+        window = {
+            Side.SALESFORCE: _frame_or_empty(self.salesforce_extract["paths"], fields),
+            Side.HUBSPOT: _frame_or_empty(self.hubspot_extract["paths"], ["id", *properties]),
+        }
+        due = self._due_retries(store, Direction(settings.direction))
+        fetch_by_id = {
+            Side.SALESFORCE: lambda keys: sf_hook.fetch_by_ids(keys, fields),
+            Side.HUBSPOT: lambda keys: hs_hook.read_by_ids(keys, properties),
+        }
+        candidates = {
+            side: union_staged([window[side], fetch_by_id[side](due[side])], side) if due[side] else window[side]
+            for side in Side
+        }
+        sf_all, hs_all = close_counterparts(
+            candidates[Side.SALESFORCE],
+            candidates[Side.HUBSPOT],
+            mapping,
+            {
+                "salesforce_ids": fetch_by_id[Side.SALESFORCE],
+                "salesforce_emails": lambda keys: sf_hook.fetch_by_emails(keys, fields),
+                "salesforce_by_hubspot_id": lambda keys: sf_hook.fetch_by_hubspot_ids(keys, fields),
+                "hubspot_ids": fetch_by_id[Side.HUBSPOT],
+                "hubspot_emails": lambda keys: hs_hook.read_by_emails(keys, properties),
+                "hubspot_by_salesforce_id": lambda keys: hs_hook.read_by_salesforce_ids(keys, properties),
+            },
+            log=self.log.info,
+        )
+        if settings.full_resync:
+            snapshots = store.read_all_snapshots()
+        else:
+            snapshots = store.read_snapshots(sf_all["Id"].astype(str), hs_all["id"].astype(str))
+        self.log.info("Sync state: %d snapshots for %d + %d contacts", len(snapshots), len(sf_all), len(hs_all))
+        result = reconcile(
             sf_all,
             hs_all,
-            sf_changed_ids=set(sf_changed["Id"].astype(str)),
-            hs_changed_ids=set(hs_changed["id"].astype(str)),
+            sf_changed_ids=set(candidates[Side.SALESFORCE]["Id"].astype(str)),
+            hs_changed_ids=set(candidates[Side.HUBSPOT]["id"].astype(str)),
             mapping=mapping,
             direction=settings.direction,
+            snapshots=snapshots,
         )
+        decisions = result.decisions
         counts = decisions.groupby(["target", "action"]).size()
         summary = {f"{target}.{action}": int(n) for (target, action), n in counts.items()}
         self.log.info("::group::Decisions")
         for key, value in sorted(summary.items()):
             self.log.info("%s: %d", key, value)
         self.log.info("conflicts resolved: %d", int(decisions["conflict"].sum()) if len(decisions) else 0)
+        self.log.info("pairs whose agreed values the state records before any write: %d", len(result.baseline))
         self.log.info("::endgroup::")
-        url = write_frame(self.run_folder(context) / "decisions.parquet", decisions)
+        folder = self.run_folder(context)
         return {
-            "decisions": url,
+            "decisions": write_frame(folder / "decisions.parquet", decisions),
+            "baseline": write_frame(folder / "baseline.parquet", result.baseline),
             "counts": summary,
-            "salesforce_in_window": len(sf_changed),
-            "hubspot_in_window": len(hs_changed),
+            "salesforce_in_window": len(window[Side.SALESFORCE]),
+            "hubspot_in_window": len(window[Side.HUBSPOT]),
+            "retries_due": {str(side): len(due[side]) for side in Side},
+            "snapshots_read": len(snapshots),
             "api": merge_counters([api_stats("salesforce", sf_hook), api_stats("hubspot", hs_hook)]),
         }
+
+    def _due_retries(self, store: SyncStateStore, direction: Any) -> dict[Any, list[str]]:
+        """Source ids of due retry-queue entries per source side, for the targets this run writes."""
+        from include.sync_logic.sides import Side
+
+        due = store.due()
+        wanted = due[due["target"].isin([str(target) for target in direction.targets])]
+        by_side = {
+            side: sorted(set(wanted.loc[wanted["target"] == side.other, "source_id"].astype(str))) for side in Side
+        }
+        self.log.info(
+            "Retry queue: %d entries due (%s)",
+            len(wanted),
+            ", ".join(f"{side} {len(ids)}" for side, ids in by_side.items()),
+        )
+        return by_side

@@ -79,6 +79,7 @@ class SyncReportOperator(CrmSyncOperator):
             "decisions": reconciled.get("counts", {}),
             "outcomes": outcome_counts(results),
             "api": merge_counters(stats),
+            "sync_state": _state_summary(ti.xcom_pull(task_ids="settle_state"), reconciled),
             "rejects": {
                 "count": len(rejects),
                 "path": rejects_url,
@@ -106,3 +107,14 @@ class SyncReportOperator(CrmSyncOperator):
             self.log.info("::endgroup::")
         self.log.info("Report written to %s", report_url)
         return {**report, "report_path": report_url}
+
+
+def _state_summary(settled: Any, reconciled: dict[str, Any]) -> dict[str, Any]:
+    """The sync state's part of the report: snapshots read and written, retries due, recorded and queued."""
+    settled = settled if isinstance(settled, dict) else {}
+    return {
+        "snapshots_read": reconciled.get("snapshots_read", 0),
+        "retries_due": reconciled.get("retries_due", {}),
+        **{key: value for key, value in settled.items() if key != "settled"},
+        "settled": bool(settled.get("settled")),
+    }

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 from pathlib import Path
 
+import pydantic
 import pytest
 import yaml
 
-from include.sync_logic.mapping import (
-    HUBSPOT,
-    SALESFORCE,
-    MappingError,
-    load_mapping,
-    parse_mapping,
-)
+from include.sync_logic.mapping import MappingError, load_mapping, parse_mapping
+from include.sync_logic.sides import Side
+
+HUBSPOT, SALESFORCE = Side.HUBSPOT, Side.SALESFORCE
 
 DEFAULT = Path(__file__).resolve().parents[4] / "include" / "mappings" / "contacts.yaml"
 
@@ -92,7 +89,7 @@ def test_relationship_field_is_never_written_to_salesforce():
 
 def test_config_is_frozen():
     mapping = load_mapping(DEFAULT)
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(pydantic.ValidationError):
         mapping.propagate_deletes = True  # type: ignore[misc]
 
 

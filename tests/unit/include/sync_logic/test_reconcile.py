@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from include.sync_logic.canonical import to_canonical
+from include.sync_logic.counterparts import counterpart_requests
+from include.sync_logic.decisions import DECISION_COLUMNS
 from include.sync_logic.mapping import load_mapping
-from include.sync_logic.reconcile import (
-    DECISION_COLUMNS,
-    counterpart_requests,
-    reconcile,
-    to_canonical,
-)
+from include.sync_logic.merge import SNAPSHOT_COLUMNS
+from include.sync_logic.reconcile import reconcile
+from include.sync_logic.sides import Side
 
 MAPPING = load_mapping(Path(__file__).resolve().parents[4] / "include" / "mappings" / "contacts.yaml")
 T0 = pd.Timestamp("2026-01-05 10:00", tz="UTC")
@@ -68,7 +67,23 @@ def frames(sf_rows: list[dict], hs_rows: list[dict]) -> tuple[pd.DataFrame, pd.D
     return sf, hs
 
 
-def run(sf_rows, hs_rows, *, sf_changed=None, hs_changed=None, mapping=MAPPING, direction="both"):
+def snapshot(sf_id: str, hs_id: str, **values) -> dict:
+    """A sync-state row: the canonical values both sides last agreed on."""
+    return {"salesforce_id": sf_id, "hubspot_id": hs_id, "field_values": json.dumps(values)}
+
+
+# ANN_SF/ANN_HS below, as the sync state holds them once synced.
+ANN_BASE = {
+    "email": "ann@example.com",
+    "firstname": "Ann",
+    "lastname": "Lee",
+    "phone": "+14155550100",
+    "mobilephone": None,
+    "title": None,
+}
+
+
+def reconciled(sf_rows, hs_rows, *, sf_changed=None, hs_changed=None, mapping=MAPPING, direction="both", base=()):
     sf, hs = frames(sf_rows, hs_rows)
     return reconcile(
         sf,
@@ -77,7 +92,12 @@ def run(sf_rows, hs_rows, *, sf_changed=None, hs_changed=None, mapping=MAPPING, 
         hs_changed_ids=hs["id"] if hs_changed is None else hs_changed,
         mapping=mapping,
         direction=direction,
+        snapshots=pd.DataFrame(list(base), columns=SNAPSHOT_COLUMNS),
     )
+
+
+def run(sf_rows, hs_rows, **kwargs) -> pd.DataFrame:
+    return reconciled(sf_rows, hs_rows, **kwargs).decisions
 
 
 def one(decisions: pd.DataFrame, target: str) -> dict:
@@ -121,7 +141,7 @@ def test_email_match_without_links_links_both_sides():
 def test_only_salesforce_changed_sends_only_differing_fields():
     sf = sf_row("003A", link="101", minute=5, **{**ANN_SF, "FirstName": "Anne", "Title": "CTO"})
     hs = hs_row("101", link="003A", minute=9, **ANN_HS)  # newer, but not changed in this window
-    decisions = run([sf], [hs], hs_changed=[])
+    decisions = run([sf], [hs], hs_changed=[], base=[snapshot("003A", "101", **ANN_BASE)])
     update = one(decisions, "hubspot")
     assert (update["action"], update["source_id"], update["target_id"]) == ("update", "003A", "101")
     assert json.loads(update["payload"]) == {"firstname": "Anne", "jobtitle": "CTO"}
@@ -133,14 +153,15 @@ def test_only_salesforce_changed_sends_only_differing_fields():
 def test_only_hubspot_changed_flows_to_salesforce_and_clears_with_null():
     sf = sf_row("003A", link="101", **{**ANN_SF, "Title": "CEO"})
     hs = hs_row("101", link="003A", minute=1, **{**ANN_HS, "lastname": "Lee-Park"})
-    update = one(run([sf], [hs], sf_changed=[]), "salesforce")
+    base = [snapshot("003A", "101", **{**ANN_BASE, "title": "CEO"})]
+    update = one(run([sf], [hs], sf_changed=[], base=base), "salesforce")
     assert json.loads(update["payload"]) == {"LastName": "Lee-Park", "Title": None}
 
 
 def test_salesforce_blank_clears_hubspot_with_empty_string():
     sf = sf_row("003A", link="101", **{**ANN_SF, "Phone": None})
     hs = hs_row("101", link="003A", **ANN_HS)
-    update = one(run([sf], [hs], hs_changed=[]), "hubspot")
+    update = one(run([sf], [hs], hs_changed=[], base=[snapshot("003A", "101", **ANN_BASE)]), "hubspot")
     assert json.loads(update["payload"]) == {"phone": ""}
 
 
@@ -152,7 +173,7 @@ def test_both_changed_later_change_wins_and_is_flagged():
     assert json.loads(update["payload"]) == {"LastName": "New"}
     assert update["reason"] == "conflict lastname: hubspot newer"
     assert bool(update["conflict"])
-    assert one(decisions, "hubspot")["reason"] == "hubspot values kept"
+    assert one(decisions, "hubspot")["reason"] == "hubspot values win"
 
 
 def test_both_changed_at_the_same_time_salesforce_wins():
@@ -163,9 +184,13 @@ def test_both_changed_at_the_same_time_salesforce_wins():
     assert update["reason"] == "conflict lastname: salesforce wins tie"
 
 
+def _with_field(field: str, **changes):
+    fields = tuple(f.model_copy(update=changes) if f.name == field else f for f in MAPPING.fields)
+    return MAPPING.model_copy(update={"fields": fields})
+
+
 def _with_rule(field: str, rule: str):
-    fields = tuple(replace(f, conflict=rule) if f.name == field else f for f in MAPPING.fields)
-    return replace(MAPPING, fields=fields)
+    return _with_field(field, conflict=rule)
 
 
 def test_field_rule_salesforce_always_wins_even_when_only_hubspot_changed():
@@ -227,8 +252,7 @@ def test_lastname_placeholder_equals_a_blank_hubspot_lastname():
 
 
 def test_missing_required_lastname_without_default_is_rejected():
-    fields = tuple(replace(f, default_if_blank={}) if f.name == "lastname" else f for f in MAPPING.fields)
-    decisions = run([], [hs_row("101", email="bo@example.com")], mapping=replace(MAPPING, fields=fields))
+    decisions = run([], [hs_row("101", email="bo@example.com")], mapping=_with_field("lastname", default_if_blank={}))
     reject = one(decisions, "salesforce")
     assert (reject["action"], reject["source_id"], reject["reason"]) == ("reject", "101", "missing required LastName")
 
@@ -245,17 +269,21 @@ def test_too_long_without_truncate_is_rejected_with_lengths():
     assert one(decisions, "salesforce")["reason"] == "LastName too long (95 > 80)"
 
 
-def test_matched_pair_with_refused_values_is_rejected_and_links_one_way_without_touching_salesforce():
-    """Writing anything to Salesforce would make it the newer side and overwrite HubSpot's value next window."""
+def test_matched_pair_with_refused_values_links_both_ways_and_rejects_only_the_refused_field():
     sf = sf_row("003A", minute=0, **ANN_SF)
-    hs = hs_row("101", minute=5, **{**ANN_HS, "firstname": "A" * 60})
-    decisions = run([sf], [hs], sf_changed=[], hs_changed=["101"])
-    to_salesforce = one(decisions, "salesforce")
-    assert to_salesforce["action"] == "reject"
-    assert to_salesforce["reason"] == "FirstName too long (60 > 40)"
-    to_hubspot = one(decisions, "hubspot")
+    hs = hs_row("101", minute=5, **{**ANN_HS, "firstname": "A" * 60, "jobtitle": "CTO"})
+    result = reconciled([sf], [hs], sf_changed=[], hs_changed=["101"])
+    to_salesforce = result.decisions[result.decisions["target"] == "salesforce"].set_index("action")
+    assert json.loads(to_salesforce.loc["update", "payload"]) == {"Title": "CTO", "HubSpot_Contact_Id__c": "101"}
+    assert to_salesforce.loc["reject", "reason"] == "FirstName too long (60 > 40)"
+    assert to_salesforce.loc["reject", "changed_fields"] == "firstname"
+    to_hubspot = one(result.decisions, "hubspot")
     assert to_hubspot["action"] == "update"
     assert json.loads(to_hubspot["payload"]) == {"salesforce_contact_id": "003A"}
+    # The refused field's base is Salesforce's value, so HubSpot stays the side that changed it:
+    # the link write that makes Salesforce newer can never turn it around.
+    (row,) = result.baseline.to_dict(orient="records")
+    assert json.loads(row["field_values"])["firstname"] == "Ann"
 
 
 def test_truncated_field_is_cut_and_then_compares_equal():
@@ -324,7 +352,7 @@ def test_deletes_are_not_propagated_by_default():
 def test_deletes_propagate_when_the_mapping_says_so():
     sf = sf_row("003A", link="101", **ANN_SF)
     hs = hs_row("101", link="003A", archived=True, **ANN_HS)
-    decisions = run([sf], [hs], sf_changed=[], mapping=replace(MAPPING, propagate_deletes=True))
+    decisions = run([sf], [hs], sf_changed=[], mapping=MAPPING.model_copy(update={"propagate_deletes": True}))
     delete = one(decisions, "salesforce")
     assert (delete["action"], delete["target_id"], delete["source_id"]) == ("delete", "003A", "101")
     assert one(decisions, "hubspot")["action"] == "skip"
@@ -332,7 +360,7 @@ def test_deletes_propagate_when_the_mapping_says_so():
 
 def test_deleted_contacts_are_never_matched_by_email():
     sf = sf_row("003A", deleted=True, **ANN_SF)
-    decisions = run([sf], [hs_row("101", **ANN_HS)], mapping=replace(MAPPING, propagate_deletes=True))
+    decisions = run([sf], [hs_row("101", **ANN_HS)], mapping=MAPPING.model_copy(update={"propagate_deletes": True}))
     assert writes(decisions)["action"].tolist() == ["create"]  # 101 goes to Salesforce as a new contact
     assert one(decisions, "hubspot")["reason"] == "salesforce contact deleted; no hubspot counterpart"
 
@@ -379,12 +407,11 @@ def test_counterpart_requests_link_first_else_email():
     assert request.salesforce_ids == ["003Q"]
     assert request.salesforce_emails == ["new@example.com"]
     assert request.salesforce_by_hubspot_id == ["104"]
-    assert not request.empty
 
 
 def test_to_canonical_shapes():
     sf, hs = frames([sf_row("003A", link="101", **ANN_SF)], [hs_row("101", link="003A", **ANN_HS)])
-    s, h = to_canonical(sf, "salesforce", MAPPING), to_canonical(hs, "hubspot", MAPPING)
+    s, h = to_canonical(sf, Side.SALESFORCE, MAPPING), to_canonical(hs, Side.HUBSPOT, MAPPING)
     assert list(s.columns) == list(h.columns)
     assert s.loc[0, ["sf_id", "hs_id", "email_key", "phone"]].tolist() == [
         "003A",
@@ -399,3 +426,60 @@ def test_to_canonical_shapes():
 def test_empty_input_gives_an_empty_typed_frame():
     decisions = run([], [])
     assert decisions.empty and list(decisions.columns) == DECISION_COLUMNS
+
+
+def test_backfill_of_an_older_window_keeps_the_newer_edit_and_carries_its_own():
+    """Salesforce edited Title (and Phone) in window 0; HubSpot edited jobtitle later, in window 1.
+    Window 0 run afterwards: HubSpot's newer title wins, Salesforce's uncontested phone still flows."""
+    base = [snapshot("003A", "101", **{**ANN_BASE, "title": "Engineer"})]
+    sf = sf_row("003A", link="101", minute=0, **{**ANN_SF, "Title": "Manager", "Phone": "(415) 555-0199"})
+    hs = hs_row("101", link="003A", minute=20, **{**ANN_HS, "jobtitle": "Director"})
+    decisions = run([sf], [hs], hs_changed=[], base=base)
+    assert json.loads(one(decisions, "salesforce")["payload"]) == {"Title": "Director"}
+    assert json.loads(one(decisions, "hubspot")["payload"]) == {"phone": "+14155550199"}
+    assert one(decisions, "salesforce")["reason"] == "conflict title: hubspot newer"
+
+
+def test_edits_to_different_fields_on_both_sides_are_both_kept():
+    base = [snapshot("003A", "101", **ANN_BASE)]
+    sf = sf_row("003A", link="101", minute=1, **{**ANN_SF, "FirstName": "Anne"})
+    hs = hs_row("101", link="003A", minute=9, **{**ANN_HS, "phone": "+14155550199"})
+    decisions = run([sf], [hs], base=base)
+    assert json.loads(one(decisions, "hubspot")["payload"]) == {"firstname": "Anne"}
+    assert json.loads(one(decisions, "salesforce")["payload"]) == {"Phone": "+14155550199"}
+    assert not decisions["conflict"].any()
+
+
+def test_our_own_writes_come_back_equal_to_the_state_and_plan_nothing():
+    base = [snapshot("003A", "101", **{**ANN_BASE, "firstname": "Anne"})]
+    sf = sf_row("003A", link="101", minute=30, **{**ANN_SF, "FirstName": "Anne"})
+    hs = hs_row("101", link="003A", minute=31, **{**ANN_HS, "firstname": "Anne"})
+    result = reconciled([sf], [hs], base=base)
+    assert set(result.decisions["action"]) == {"skip"}
+    assert result.baseline.empty
+
+
+def test_a_stale_base_heals_when_both_sides_agree():
+    base = [snapshot("003A", "101", **{**ANN_BASE, "title": "Old"})]
+    sf = sf_row("003A", link="101", **{**ANN_SF, "Title": "New"})
+    hs = hs_row("101", link="003A", **{**ANN_HS, "jobtitle": "New"})
+    result = reconciled([sf], [hs], base=base)
+    assert set(result.decisions["action"]) == {"skip"}
+    (row,) = result.baseline.to_dict(orient="records")
+    assert json.loads(row["field_values"]) == {"title": "New"}
+
+
+def test_a_snapshot_of_another_pair_is_not_a_base():
+    """After a relink the old pair's values say nothing about the new pair: timestamps decide."""
+    base = [snapshot("003A", "999", **{**ANN_BASE, "title": "CTO"})]
+    sf = sf_row("003A", link="101", minute=1, **{**ANN_SF, "Title": "CTO"})
+    hs = hs_row("101", link="003A", minute=2, **{**ANN_HS, "jobtitle": "CEO"})
+    assert json.loads(one(run([sf], [hs], base=base), "salesforce")["payload"]) == {"Title": "CEO"}
+
+
+def test_first_sync_without_state_compares_record_times_not_the_window():
+    sf = sf_row("003A", link="101", minute=1, **{**ANN_SF, "Title": "CTO"})
+    hs = hs_row("101", link="003A", minute=2, **{**ANN_HS, "jobtitle": "CEO"})
+    decisions = run([sf], [hs], hs_changed=[])  # only Salesforce is in the window, HubSpot is newer
+    assert json.loads(one(decisions, "salesforce")["payload"]) == {"Title": "CEO"}
+    assert one(decisions, "hubspot")["action"] == "skip"

@@ -1,0 +1,46 @@
+"""When a contact whose write failed is tried again, and when the queue gives up on it (no Airflow)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+_LONGEST_MINUTES = 100 * 366 * 24 * 60  # a century: next_attempt_at must stay a representable datetime
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Capped exponential backoff between runs: `base * factor ** (attempts - 1)` minutes, at most `cap`.
+
+    An entry is parked (kept and listed, no longer retried) once it has failed `max_attempts` times.
+    The defaults retry after 15 min, 30 min, 1 h, ... up to a day, for about four days in all.
+    """
+
+    base_minutes: float = 15
+    factor: float = 2
+    cap_minutes: float = 1440
+    max_attempts: int = 8
+
+    def __post_init__(self) -> None:
+        if not self.base_minutes > 0:
+            raise ValueError(f"base_minutes must be positive, got {self.base_minutes!r}")
+        if not self.factor >= 1:
+            raise ValueError(f"factor must be at least 1, got {self.factor!r}")
+        if not self.base_minutes <= self.cap_minutes <= _LONGEST_MINUTES:
+            raise ValueError(
+                f"cap_minutes must lie between base_minutes ({self.base_minutes!r}) and {_LONGEST_MINUTES:.0f}, "
+                f"got {self.cap_minutes!r}"
+            )
+        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int) or self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be an integer of at least 1, got {self.max_attempts!r}")
+
+    def delay(self, attempts: int) -> timedelta:
+        """The wait after the `attempts`-th failed attempt (from 1)."""
+        if attempts < 1:
+            raise ValueError(f"attempts counts from 1, got {attempts!r}")
+        exponent = min(attempts - 1, 1024)  # past this the cap has long been reached; avoids float overflow
+        try:
+            minutes = self.base_minutes * self.factor**exponent
+        except OverflowError:
+            minutes = self.cap_minutes
+        return timedelta(minutes=min(minutes, self.cap_minutes))
