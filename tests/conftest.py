@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import socket
@@ -14,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.local_services import free_port, postgres_cluster
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Airflow reads its settings at import: give the test session a private, throwaway Airflow home
@@ -22,13 +23,6 @@ os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="crm-sync-airflow-
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-
-
-def free_port() -> int:
-    """Ask the kernel for an unused loopback port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -71,44 +65,8 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     proc.wait(timeout=10)
 
 
-def _postgres_bindir() -> Path:
-    """The newest installed PostgreSQL's binaries (Debian keeps them off PATH, under /usr/lib/postgresql)."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda path: int(Path(path).parts[-3]))
-    if found:
-        return Path(found[-1]).parent
-    initdb = shutil.which("initdb")
-    if initdb is None:
-        pytest.fail("PostgreSQL is not installed: run `make test` (it installs it) or apt-get install postgresql")
-    return Path(initdb).parent
-
-
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    """A real PostgreSQL cluster, private to this test session: initdb into a temp dir, loopback port, trust auth.
-
-    initdb refuses to run as root, so as root the cluster belongs to Debian's `postgres` user (runuser).
-    The URL is a SQLAlchemy URL for psycopg 3; the cluster is stopped and removed at session end.
-    """
-    bindir = _postgres_bindir()
-    as_root = os.geteuid() == 0
-    workdir = Path(tempfile.mkdtemp(prefix="crm-sync-pg-"))
-    run_as = ["runuser", "-u", "postgres", "--"] if as_root else []
-    if as_root:
-        shutil.chown(workdir, user="postgres")
-    data, port = workdir / "data", free_port()
-
-    def pg(tool: str, *args: str) -> None:
-        subprocess.run([*run_as, str(bindir / tool), *args], check=True, capture_output=True, timeout=60)
-
-    try:
-        pg("initdb", "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
-        options = f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50"
-        pg("pg_ctl", "-D", str(data), "-l", str(workdir / "server.log"), "-w", "-t", "30", "-o", options, "start")
-    except subprocess.CalledProcessError as exc:
-        shutil.rmtree(workdir, ignore_errors=True)
-        pytest.fail(f"could not start PostgreSQL from {bindir}: {exc.stderr.decode(errors='replace')}")
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        pg("pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop")
-        shutil.rmtree(workdir, ignore_errors=True)
+    """A real PostgreSQL cluster, private to this test session (tests/local_services.py: initdb, loopback, trust)."""
+    with postgres_cluster() as url:
+        yield url
