@@ -82,6 +82,23 @@ def postgres_cluster(max_connections: int = 50) -> Iterator[str]:
 
 
 @contextmanager
+def redis_server(workdir: Path) -> Iterator[str]:
+    """A private redis-server on a free loopback port, no persistence; yields its URL (db 0)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed: `make test` installs it (or apt-get install redis-server)")
+    port = free_port()
+    options = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)]
+    proc = subprocess.Popen([binary, *options], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, 10, "redis-server")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@contextmanager
 def moto_s3_server(log_path: Path) -> Iterator[str]:
     """moto's S3-compatible server (`moto_server`, from PyPI) on a free loopback port; yields its endpoint URL."""
     port = free_port()
