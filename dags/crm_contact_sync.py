@@ -14,11 +14,13 @@ from crm_sync.operators.extract import ExtractHubSpotContactsOperator, ExtractSa
 from crm_sync.operators.link_back import LinkBackOperator
 from crm_sync.operators.load import HubSpotLoadOperator, SalesforceLoadOperator
 from crm_sync.operators.plan import PlanWritesOperator
+from crm_sync.operators.preflight import PreflightOperator
 from crm_sync.operators.reconcile import ReconcileContactsOperator
 from crm_sync.operators.report import SyncReportOperator
 from crm_sync.operators.settle import SettleStateOperator
 
-MAPPING_PATH = "include/mappings/contacts.yaml"
+# [crm_sync] mapping_path: another mapping file (absolute, or relative to the project root).
+MAPPING_PATH = conf.get("crm_sync", "mapping_path", fallback="include/mappings/contacts.yaml")
 
 with DAG(
     dag_id="crm_contact_sync",
@@ -56,6 +58,7 @@ with DAG(
         "state_conn_id": Param("crm_sync_state_default", type="string", description="The sync-state database."),
     },
 ) as dag:
+    preflight = PreflightOperator(task_id="preflight", mapping_path=MAPPING_PATH, retries=0)
     extract_salesforce = ExtractSalesforceContactsOperator(task_id="extract_salesforce", mapping_path=MAPPING_PATH)
     extract_hubspot = ExtractHubSpotContactsOperator(task_id="extract_hubspot", mapping_path=MAPPING_PATH)
     reconcile = ReconcileContactsOperator(
@@ -78,5 +81,6 @@ with DAG(
     settle_state = SettleStateOperator(task_id="settle_state", trigger_rule="all_done")
     report = SyncReportOperator(task_id="report", trigger_rule="all_done")
 
+    preflight >> [extract_salesforce, extract_hubspot]
     [load_hubspot, load_salesforce] >> link_back >> settle_state >> report
     reconcile >> settle_state

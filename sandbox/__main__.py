@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shlex
 import signal
 import sys
@@ -16,13 +17,17 @@ import tempfile
 import threading
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sandbox.core import App, Clock, RunningServer, parse_iso, serve
+from sandbox.core import Clock, RunningServer, parse_iso, serve
 from sandbox.generator import generate
-from sandbox.hubspot.app import BATCH_MODES, DEFAULT_TOKEN, HubSpotApp
-from sandbox.salesforce.app import SalesforceApp
+from sandbox.hubspot.app import ALL_SCOPES, BATCH_MODES, DEFAULT_TOKEN, HubSpotApp
+from sandbox.hubspot.store import DEFAULT_LINK_PROPERTY
+from sandbox.salesforce import LINK_ATTRIBUTES_ENV, LINK_FIELD_ENV
 from sandbox.tls import make_tls
+
+if TYPE_CHECKING:
+    from sandbox.salesforce.app import SalesforceApp
 
 log = logging.getLogger("sandbox")
 
@@ -50,28 +55,59 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="send Retry-After on 429 (HubSpot does not document it)",
     )
+    run.add_argument("--hubspot-scopes", default=",".join(ALL_SCOPES), help="the private app's scopes, comma-separated")
+    run.add_argument(
+        "--hubspot-link-property", default=DEFAULT_LINK_PROPERTY, help="the unique link property ('' for none)"
+    )
+    run.add_argument("--hubspot-search-index-delay", type=float, default=0.0, help="seconds before search sees a write")
     run.add_argument("--salesforce-daily-limit", type=int, default=100_000)
     run.add_argument("--salesforce-page-size", type=int, default=2000)
     run.add_argument("--consumer-key", default="sandbox-consumer-key")
     run.add_argument("--consumer-secret", default="sandbox-consumer-secret")
+    run.add_argument(
+        "--salesforce-login-host",
+        help="also serve Salesforce on this address as a generic login host (login.salesforce.com's part)",
+    )
+    run.add_argument("--salesforce-jwt-cert", type=Path, help="PEM certificate that verifies JWT bearer assertions")
+    run.add_argument(
+        "--salesforce-bulk-seconds", type=float, default=0.0, help="how long Bulk API ingest jobs stay InProgress"
+    )
+    run.add_argument(
+        "--salesforce-link-field",
+        help='name of the Contact custom field holding the HubSpot id ("" = the org has none)',
+    )
+    run.add_argument(
+        "--salesforce-link-field-attributes",
+        help="comma-separated: external_id, unique (default both; '' = a plain text field)",
+    )
     run.add_argument("--no-salesforce", action="store_true", help="serve HubSpot only")
     run.add_argument("--log-level", default="INFO")
     return parser
 
 
-def _salesforce_app(args: argparse.Namespace, clock: Clock) -> App | None:
+def _salesforce_app(args: argparse.Namespace, clock: Clock) -> SalesforceApp | None:
     if args.no_salesforce:
         return None
+    # The org's schema is read once when the Salesforce modules load (sandbox.salesforce.schema).
+    if args.salesforce_link_field is not None:
+        os.environ[LINK_FIELD_ENV] = args.salesforce_link_field
+    if args.salesforce_link_field_attributes is not None:
+        os.environ[LINK_ATTRIBUTES_ENV] = args.salesforce_link_field_attributes
+    from sandbox.salesforce.app import SalesforceApp
+
     return SalesforceApp(
         clock=clock,
         daily_api_limit=args.salesforce_daily_limit,
         page_size=args.salesforce_page_size,
         consumer_key=args.consumer_key,
         consumer_secret=args.consumer_secret,
+        jwt_certificate=args.salesforce_jwt_cert.read_bytes() if args.salesforce_jwt_cert else None,
+        login_host=args.salesforce_login_host,
+        bulk_processing_seconds=args.salesforce_bulk_seconds,
     )
 
 
-def _seed(args: argparse.Namespace, clock: Clock, hubspot: HubSpotApp, salesforce: App | None) -> None:
+def _seed(args: argparse.Namespace, clock: Clock, hubspot: HubSpotApp, salesforce: SalesforceApp | None) -> None:
     if args.contacts <= 0:
         return
     data = generate(args.contacts, args.seed, clock.now(), timedelta(minutes=args.window_minutes))
@@ -88,7 +124,9 @@ def _summary(result: Any) -> str:
     return type(result).__name__
 
 
-def env_lines(args: argparse.Namespace, hubspot_url: str, salesforce_url: str | None, bundle: str) -> list[str]:
+def env_lines(
+    args: argparse.Namespace, hubspot_url: str, salesforce_url: str | None, bundle: str, login_url: str | None = None
+) -> list[str]:
     hubspot_conn = {
         "conn_type": "http",
         "host": hubspot_url,
@@ -113,6 +151,8 @@ def env_lines(args: argparse.Namespace, hubspot_url: str, salesforce_url: str | 
     lines.append(f"REQUESTS_CA_BUNDLE={shlex.quote(bundle)}")
     if salesforce_url:
         lines.append(f"SANDBOX_SALESFORCE_URL={salesforce_url}")
+    if login_url:
+        lines.append(f"SANDBOX_SALESFORCE_LOGIN_URL={login_url}")
     lines.append(f"SANDBOX_HUBSPOT_URL={hubspot_url}")
     return lines
 
@@ -129,18 +169,25 @@ def serve_command(args: argparse.Namespace) -> int:
         daily_limit=args.hubspot_daily_limit,
         batch_mode=args.hubspot_batch_mode,
         retry_after_header=args.hubspot_retry_after_header,
+        scopes=tuple(filter(None, args.hubspot_scopes.split(","))),
+        link_property=args.hubspot_link_property,
+        search_index_delay_seconds=args.hubspot_search_index_delay,
     )
     salesforce = _salesforce_app(args, clock)
     _seed(args, clock, hubspot, salesforce)
 
-    context, bundle = make_tls(state_dir)
+    extra_ips = [args.salesforce_login_host] if args.salesforce_login_host else []
+    context, bundle = make_tls(state_dir, extra_ips)
     servers: list[RunningServer] = [serve(hubspot, args.host, args.hubspot_port)]
-    salesforce_url = None
+    salesforce_url = login_url = None
     if salesforce is not None:
         servers.append(serve(salesforce, args.host, args.salesforce_port, ssl_context=context))
-        salesforce_url = servers[-1].url
+        salesforce_url = salesforce.my_domain_url = servers[-1].url
+        if args.salesforce_login_host:
+            servers.append(serve(salesforce, args.salesforce_login_host, 0, ssl_context=context))
+            login_url = servers[-1].url
 
-    lines = env_lines(args, servers[0].url, salesforce_url, bundle)
+    lines = env_lines(args, servers[0].url, salesforce_url, bundle, login_url)
     (state_dir / "env.sh").write_text("".join(f"export {line}\n" for line in lines))
     print("\n".join([*lines, "SANDBOX_READY"]), flush=True)
 

@@ -25,6 +25,7 @@ class SandboxProcess:
         self.env = env
         self.log_path = log_path
         self.salesforce_url = env.get("SANDBOX_SALESFORCE_URL")
+        self.salesforce_login_url = env.get("SANDBOX_SALESFORCE_LOGIN_URL")  # the generic login host, if served
         self.hubspot_url = env["SANDBOX_HUBSPOT_URL"]
         self.ca_bundle = env["REQUESTS_CA_BUNDLE"]
 

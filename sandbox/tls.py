@@ -28,12 +28,13 @@ def _system_ca_file() -> Path:
     return Path(certifi.where())
 
 
-def make_tls(directory: str | os.PathLike[str]) -> tuple[ssl.SSLContext, str]:
-    """Create a CA and a cert for 127.0.0.1/localhost; return the server context and the CA bundle path."""
+def make_tls(directory: str | os.PathLike[str], extra_hosts: list[str] | None = None) -> tuple[ssl.SSLContext, str]:
+    """Create a CA and a cert for 127.0.0.1/localhost (and `extra_hosts`); return the server context and
+    the CA bundle path."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     ca = trustme.CA(organization_name="crm-sync sandbox")
-    cert = ca.issue_cert("127.0.0.1", "localhost")
+    cert = ca.issue_cert("127.0.0.1", "localhost", *(extra_hosts or []))
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert.configure_cert(context)
 

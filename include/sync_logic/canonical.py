@@ -16,6 +16,9 @@ from include.sync_logic.sides import Side
 OWN_ID = {Side.SALESFORCE: "sf_id", Side.HUBSPOT: "hs_id"}
 # Column prefix of each side in the wide frame of pairs (see pairing.groups).
 PREFIX = {Side.SALESFORCE: "s.", Side.HUBSPOT: "h."}
+# Staged column of rows fetched by email: the address asked for, which a CRM may have matched on a
+# secondary email (HubSpot's hs_additional_emails) while returning another primary.
+MATCHED_KEY = "matched_key"
 
 
 def to_canonical(frame: pd.DataFrame, side: Side, mapping: MappingConfig) -> pd.DataFrame:
@@ -53,8 +56,10 @@ def to_canonical(frame: pd.DataFrame, side: Side, mapping: MappingConfig) -> pd.
 
 
 def email_key_of(frame: pd.DataFrame, side: Side, mapping: MappingConfig) -> pd.Series:
-    """The match key (normalised ``match_on`` field) of staged rows."""
-    return email_key(column(frame, mapping.match_field.on(side)))
+    """The match key (normalised ``match_on`` field) of staged rows; the key asked for where a lookup found them."""
+    own = email_key(column(frame, mapping.match_field.on(side)))
+    asked = email_key(column(frame, MATCHED_KEY))
+    return asked.fillna(own) if MATCHED_KEY in frame.columns else own
 
 
 def column(frame: pd.DataFrame, name: str) -> pd.Series:

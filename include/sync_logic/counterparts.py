@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 
 import pandas as pd
 
-from include.sync_logic.canonical import to_canonical
+from include.sync_logic.canonical import MATCHED_KEY, to_canonical
 from include.sync_logic.mapping import MappingConfig
 from include.sync_logic.normalize import is_in
 from include.sync_logic.sides import Side
@@ -79,7 +79,9 @@ def close_counterparts(
     """Add the counterparts the staged rows did not bring, in up to two rounds of batched fetches.
 
     ``fetchers`` maps each ``CounterpartRequest`` field name to a function fetching those keys as a
-    staged frame. Keys already asked for are not asked again; window rows win over fetched copies.
+    staged frame; an email fetcher's frame may name the key each row answered in ``lookup_key`` (it can
+    differ from the row's primary email), which then pairs the row. Keys already asked for are not asked
+    again; window rows win over fetched copies.
     """
     asked: dict[str, set[str]] = {kind: set() for kind in fetchers}
     for round_number in range(1, MAX_ROUNDS + 1):
@@ -87,7 +89,7 @@ def close_counterparts(
         fresh = {kind: [key for key in keys if key not in asked[kind]] for kind, keys in wanted.items()}
         if not any(fresh.values()):
             break
-        found = {kind: fetchers[kind](keys) for kind, keys in fresh.items() if keys}
+        found = {kind: _matched(kind, fetchers[kind](keys)) for kind, keys in fresh.items() if keys}
         for kind, keys in fresh.items():
             asked[kind].update(keys)
         by_side = {
@@ -100,6 +102,13 @@ def close_counterparts(
             + ", ".join(f"{kind} asked {len(keys)} found {len(found.get(kind, []))}" for kind, keys in fresh.items())
         )
     return sf, hs
+
+
+def _matched(kind: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows fetched by email keep the address asked for as their match key."""
+    if kind.endswith("_emails") and "lookup_key" in frame.columns:
+        return frame.assign(**{MATCHED_KEY: frame["lookup_key"]})
+    return frame
 
 
 def union_staged(frames: list[pd.DataFrame], side: Side) -> pd.DataFrame:

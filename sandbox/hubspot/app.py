@@ -10,15 +10,36 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sandbox.core import App, Clock, Request, Response
-from sandbox.hubspot.errors import HubSpotError, correlation_id, not_found, unauthorized, validation_error
+from sandbox.hubspot.errors import (
+    PORTAL_ID,
+    HubSpotError,
+    correlation_id,
+    missing_scopes,
+    non_unique_id_property,
+    not_found,
+    unauthorized,
+    validation_error,
+)
 from sandbox.hubspot.ratelimit import HubSpotLimits
 from sandbox.hubspot.search import SearchEngine, parse_request
-from sandbox.hubspot.store import DEFAULT_GET_PROPERTIES, Claims, Contact, ContactStore, iso_ms, to_ms
+from sandbox.hubspot.store import (
+    DEFAULT_GET_PROPERTIES,
+    DEFAULT_LINK_PROPERTY,
+    Claims,
+    Contact,
+    ContactStore,
+    iso_ms,
+    to_ms,
+)
 
 log = logging.getLogger(__name__)
 
 CONTACTS = "/crm/v3/objects/contacts"
 PROPERTIES = "/crm/v3/properties/contacts"
+TOKEN_INFO = "/oauth/v2/private-apps/get/access-token-info"  # needs no scope
+READ, WRITE = "crm.objects.contacts.read", "crm.objects.contacts.write"
+SCHEMA_READ, SCHEMA_WRITE = "crm.schemas.contacts.read", "crm.schemas.contacts.write"
+ALL_SCOPES = (READ, WRITE, SCHEMA_READ, SCHEMA_WRITE)
 ALWAYS_RETURNED = ("createdate", "hs_object_id", "lastmodifieddate")
 MAX_BATCH = 100
 MAX_LIST_LIMIT = 100
@@ -38,13 +59,18 @@ class HubSpotApp(App):
         daily_limit: int = 500_000,
         batch_mode: str = "multi-status",
         retry_after_header: bool = False,
+        scopes: tuple[str, ...] = ALL_SCOPES,
+        link_property: str = DEFAULT_LINK_PROPERTY,
+        search_index_delay_seconds: float = 0.0,
     ) -> None:
         super().__init__(clock)
         self.access_token = access_token
         self.limits = HubSpotLimits(requests_per_10s, search_requests_per_s, daily_limit)
         self.batch_mode = batch_mode
         self.retry_after_header = retry_after_header
-        self.store = ContactStore()
+        self.scopes = set(scopes)
+        self.store = ContactStore(link_property)
+        self.store.index_delay_ms = int(search_index_delay_seconds * 1000)
         self.search_engine = SearchEngine(self.store)
         self._routes_for_contacts()
         self.admin_route("GET", "limits", lambda req: self.limits.settings())
@@ -69,6 +95,7 @@ class HubSpotApp(App):
             ("GET", PROPERTIES, self.list_properties),
             ("POST", PROPERTIES, self.create_property),
             ("GET", rf"{PROPERTIES}/(?P<name>[^/]+)", self.get_property),
+            ("POST", TOKEN_INFO, self.token_info),
         ]
         for method, pattern, handler in api:
             self.route(method, pattern, _errors_as_responses(handler))
@@ -78,8 +105,13 @@ class HubSpotApp(App):
         return req.headers.get("authorization", "") == f"Bearer {self.access_token}"
 
     def before_request(self, req: Request, endpoint: str) -> Response | None:
+        if req.path == TOKEN_INFO:
+            return None  # the token travels in the body; HubSpot asks no scope for this call
         if not self._authorized(req):
             return _error(unauthorized())
+        scope = _required_scope(req)
+        if scope not in self.scopes:
+            return _error(missing_scopes(scope))
         if not self.limits.day.try_acquire(self.clock.now().date()):
             return self._limited("DAILY", "You have reached your daily limit.", _seconds_to_midnight(self.clock))
         if req.path.endswith("/search"):
@@ -150,11 +182,16 @@ class HubSpotApp(App):
         return self.limits.settings()
 
     def _settings(self) -> dict:
-        return {"batch_mode": self.batch_mode, "retry_after_header": self.retry_after_header}
+        return {
+            "batch_mode": self.batch_mode,
+            "retry_after_header": self.retry_after_header,
+            "scopes": sorted(self.scopes),
+            "search_index_delay_seconds": self.store.index_delay_ms / 1000,
+        }
 
     def _admin_settings(self, req: Request) -> dict:
         body = req.json() or {}
-        unknown = set(body) - {"batch_mode", "retry_after_header"}
+        unknown = set(body) - {"batch_mode", "retry_after_header", "scopes", "search_index_delay_seconds"}
         if unknown:
             raise ValueError(f"unknown settings: {sorted(unknown)}")
         mode = body.get("batch_mode", self.batch_mode)
@@ -162,6 +199,9 @@ class HubSpotApp(App):
             raise ValueError(f"batch_mode must be one of {BATCH_MODES}")
         self.batch_mode = mode
         self.retry_after_header = bool(body.get("retry_after_header", self.retry_after_header))
+        self.scopes = set(body.get("scopes", self.scopes))
+        delay = float(body.get("search_index_delay_seconds", self.store.index_delay_ms / 1000))
+        self.store.index_delay_ms = int(delay * 1000)
         return self._settings()
 
     def _now_ms(self) -> int:
@@ -234,6 +274,7 @@ class HubSpotApp(App):
         body = _json_object(req)
         inputs = _inputs(body)
         _reject_duplicate_ids(inputs, kind)
+        self._check_id_properties(inputs)
         started, now, claims = self._now_iso(), self._now_ms(), Claims()
         plans: list[Callable[[], dict]] = []
         errors: list[HubSpotError] = []
@@ -241,11 +282,17 @@ class HubSpotApp(App):
             try:
                 plans.append(self._plan(kind, item, claims, now))
             except HubSpotError as exc:
-                if self.batch_mode == "atomic":
+                if self.batch_mode == "atomic" or exc.whole_request:
                     raise
                 errors.append(exc)
         results = [apply() for apply in plans]
         return self._batch_response(201 if kind == "create" else 200, results, errors, started)
+
+    def _check_id_properties(self, inputs: list[Any]) -> None:
+        """An idProperty without unique values fails the whole batch (HubSpot's 400, not one per input)."""
+        named = {str(i["idProperty"]) for i in inputs if isinstance(i, dict) and i.get("idProperty")}
+        for name in sorted(named - self.store.unique_properties() - {"hs_object_id"}):
+            raise non_unique_id_property(name)
 
     def _plan(self, kind: str, item: Any, claims: Claims, now: int) -> Callable[[], dict]:
         """Validate one batch input against the store and earlier inputs; return how to apply it."""
@@ -294,7 +341,7 @@ class HubSpotApp(App):
     # ---- search ----------------------------------------------------------------------------------
     def search(self, req: Request) -> Response:
         request = parse_request(_json_object(req), self.store)
-        page, total, next_after = self.search_engine.run(request)
+        page, total, next_after = self.search_engine.run(request, self._now_ms())
         names = self._names(request.properties)
         body: dict[str, Any] = {"total": total, "results": [c.to_json(names) for c in page]}
         if next_after is not None:
@@ -314,6 +361,13 @@ class HubSpotApp(App):
     def create_property(self, req: Request) -> Response:
         return Response(201, self.store.add_property(_json_object(req), self._now_ms()))
 
+    # ---- private app token info ------------------------------------------------------------------
+    def token_info(self, req: Request) -> Response:
+        """The scopes of a private app token (HubSpot's documented token-info call for private apps)."""
+        if _json_object(req).get("tokenKey") != self.access_token:
+            raise unauthorized()
+        return Response(200, {"userId": 1, "hubId": PORTAL_ID, "appId": 1, "scopes": sorted(self.scopes)})
+
     # ---- helpers ---------------------------------------------------------------------------------
     def _names(self, requested: list[str] | None) -> list[str]:
         """Requested properties that exist (unknown names are ignored, as HubSpot does) plus the always-on."""
@@ -327,6 +381,14 @@ class HubSpotApp(App):
 
     def _now_iso(self) -> str:
         return iso_ms(self._now_ms())
+
+
+def _required_scope(req: Request) -> str:
+    """The private app scope an API call needs (HubSpot's scopes reference for contacts and properties)."""
+    if req.path.startswith(PROPERTIES):
+        return SCHEMA_READ if req.method == "GET" else SCHEMA_WRITE
+    reads = req.method == "GET" or req.path.endswith(("/search", "/batch/read"))
+    return READ if reads else WRITE
 
 
 def _errors_as_responses(handler: Callable[..., Response]) -> Callable[..., Response]:

@@ -21,6 +21,7 @@ class HubSpotError(Exception):
     message: str
     context: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    whole_request: bool = False  # about the request's shape, not one input: a batch fails whole
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -51,12 +52,48 @@ def validation_error(message: str, **context: Any) -> HubSpotError:
 
 
 def property_errors(problems: list[dict[str, Any]]) -> HubSpotError:
-    """HubSpot packs per-property problems as JSON inside the message of a 400 VALIDATION_ERROR."""
+    """HubSpot packs per-property problems as JSON inside the message of a 400 VALIDATION_ERROR.
+
+    An unknown or read-only property is wrong for every input that carries it, so a batch holding one
+    fails whole; a bad value (an invalid email) is one input's problem.
+    """
     detail = [{"isValid": False, **p, "localizedErrorMessage": p["message"]} for p in problems]
     return HubSpotError(
         400,
         "VALIDATION_ERROR",
         f"Property values were not valid: {json.dumps(detail, ensure_ascii=False, separators=(',', ':'))}",
+        whole_request=any(p["error"] in SCHEMA_ERRORS for p in problems),
+    )
+
+
+SCHEMA_ERRORS = {"PROPERTY_DOESNT_EXIST", "READ_ONLY_VALUE"}
+PORTAL_ID = 1234567
+
+
+def non_unique_id_property(name: str) -> HubSpotError:
+    """Update/upsert by a property without unique values (HubSpot names contacts' object type 0-1)."""
+    return HubSpotError(
+        400,
+        "VALIDATION_ERROR",
+        f"Unable to perform update/upsert by non-unique 0-1 property {name} in portal ID {PORTAL_ID}",
+        whole_request=True,
+    )
+
+
+def missing_scopes(scope: str) -> HubSpotError:
+    """403 for a token whose private app lacks a scope the endpoint needs."""
+    return HubSpotError(
+        403,
+        "MISSING_SCOPES",
+        "This app hasn't been granted all required scopes to make this call. Read more about required scopes "
+        "here: https://developers.hubspot.com/scopes.",
+        extra={
+            "errors": [
+                {"message": "One or more of the following scopes are required.", "context": {"requiredScopes": [scope]}}
+            ],
+            "links": {"scopes": "https://developers.hubspot.com/scopes"},
+        },
+        whole_request=True,
     )
 
 

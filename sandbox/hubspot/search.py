@@ -153,6 +153,10 @@ def _field(store: ContactStore, name: str) -> Callable[[Contact], Any]:
 def _predicate(store: ContactStore, flt: dict[str, Any]) -> Callable[[Contact], bool]:
     name, op = flt["propertyName"], flt.get("operator", "EQ")
     get = _field(store, name)
+    if name == "email" and op in ("EQ", "IN"):
+        # An email look-up also finds a contact by a secondary email (hs_additional_emails).
+        wanted = {_typed(store, name, v) for v in (flt["values"] if op == "IN" else [flt["value"]])}
+        return lambda c: not wanted.isdisjoint(c.emails())
     if op == "HAS_PROPERTY":
         return lambda c: get(c) is not None
     if op == "NOT_HAS_PROPERTY":
@@ -249,9 +253,14 @@ class SearchEngine:
         self.store = store
         self._cache: OrderedDict[tuple[str, int], list[int]] = OrderedDict()
         self._cache_size = cache_size
+        self._hidden: set[int] = set()
 
-    def run(self, req: SearchRequest) -> tuple[list[Contact], int, int | None]:
-        """One page: the contacts, the total match count, and the next `after` (None at the end)."""
+    def run(self, req: SearchRequest, now_ms: int) -> tuple[list[Contact], int, int | None]:
+        """One page: the contacts, the total match count, and the next `after` (None at the end).
+
+        Contacts whose last write is not indexed yet at `now_ms` are left out (the index trails writes).
+        """
+        self._hidden = self.store.settle_index(now_ms)
         ids = self._ordered_ids(req)
         stop = min(req.after + req.limit, len(ids), RESULT_CAP)
         page = [self.store.contacts[i] for i in ids[req.after : stop]]
@@ -277,6 +286,8 @@ class SearchEngine:
         for group in groups:
             predicates = [_predicate(store, flt) for flt in group]
             for contact in _candidates(store, group):
+                if contact.id in self._hidden:
+                    continue
                 if contact.id not in matched and all(p(contact) for p in predicates):
                     matched[contact.id] = contact
         contacts = list(matched.values())

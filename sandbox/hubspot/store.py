@@ -24,7 +24,10 @@ from sandbox.hubspot.errors import (
 
 MAX_STRING = 65_536
 DATETIME_PROPS = {"createdate": "created", "lastmodifieddate": "updated", "hs_lastmodifieddate": "updated"}
-READ_ONLY = {"hs_object_id", *DATETIME_PROPS}
+# hs_additional_emails: secondary emails, ";"-separated; read-only through the API, set by imports (seed).
+SECONDARY_EMAILS = "hs_additional_emails"
+READ_ONLY = {"hs_object_id", SECONDARY_EMAILS, *DATETIME_PROPS}
+DEFAULT_LINK_PROPERTY = "salesforce_contact_id"
 DEFAULT_GET_PROPERTIES = ("createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname")
 # Domains HubSpot rejects because their TLD is not in IANA's root zone (we do not ship the full list).
 NON_IANA_TLDS = {
@@ -87,7 +90,8 @@ def _definition(name: str, label: str, ptype: str = "string", field_type: str = 
     }
 
 
-def default_properties() -> dict[str, dict]:
+def default_properties(link_property: str = DEFAULT_LINK_PROPERTY) -> dict[str, dict]:
+    """HubSpot's contact properties we model, plus the sync's unique link property (none when empty)."""
     read_only = {"archivable": False, "readOnlyDefinition": True, "readOnlyValue": True}
     defs = [
         _definition("email", "Email"),
@@ -108,14 +112,20 @@ def default_properties() -> dict[str, dict]:
             modificationMetadata=read_only,
         ),
         _definition(
-            "salesforce_contact_id",
-            "Salesforce Contact ID",
-            hasUniqueValue=True,
-            hubspotDefined=False,
-            groupName="salesforceinformation",
-            modificationMetadata={"archivable": True, "readOnlyDefinition": False, "readOnlyValue": False},
+            SECONDARY_EMAILS, "Additional email addresses", field_type="textarea", modificationMetadata=read_only
         ),
     ]
+    if link_property:
+        defs.append(
+            _definition(
+                link_property,
+                "Salesforce Contact ID",
+                hasUniqueValue=True,
+                hubspotDefined=False,
+                groupName="salesforceinformation",
+                modificationMetadata={"archivable": True, "readOnlyDefinition": False, "readOnlyValue": False},
+            )
+        )
     return {d["name"]: d for d in defs}
 
 
@@ -135,6 +145,11 @@ class Contact:
         if name in DATETIME_PROPS:
             return iso_ms(self.created if DATETIME_PROPS[name] == "created" else self.updated)
         return self.props.get(name)
+
+    def emails(self) -> list[str]:
+        """Primary and secondary emails, normalised: every one finds this contact in email look-ups."""
+        secondary = (self.props.get(SECONDARY_EMAILS) or "").split(";")
+        return [email_key(e) for e in [self.props.get("email") or "", *secondary] if e.strip()]
 
     def to_json(self, names: Iterable[str]) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -159,12 +174,15 @@ class Claims:
 class ContactStore:
     """All contacts of one sandbox portal."""
 
-    def __init__(self) -> None:
+    def __init__(self, link_property: str = DEFAULT_LINK_PROPERTY) -> None:
+        self.link_property = link_property
         self.properties: dict[str, dict] = {}
+        self.index_delay_ms = 0  # search sees a write only this long after it (GET and batch read at once)
         self.reset()
 
     def reset(self) -> None:
-        self.properties = default_properties()
+        self.properties = default_properties(self.link_property)
+        self.unindexed: dict[int, int] = {}  # contact id -> sandbox ms from which search sees its last write
         self.contacts: dict[int, Contact] = {}
         self.active_ids: list[int] = []
         self.archived_ids: list[int] = []
@@ -256,7 +274,7 @@ class ContactStore:
         bisect.insort(self.by_created, (contact.created, contact.id))
         bisect.insort(self.by_updated, (contact.updated, contact.id))
         self._set_props(contact, clean)
-        self.version += 1
+        self._written(contact, now_ms)
         return contact
 
     def update(self, contact: Contact, clean: dict[str, str], now_ms: int) -> Contact:
@@ -264,8 +282,22 @@ class ContactStore:
         contact.updated = now_ms
         bisect.insort(self.by_updated, (contact.updated, contact.id))
         self._set_props(contact, clean)
-        self.version += 1
+        self._written(contact, now_ms)
         return contact
+
+    def _written(self, contact: Contact, now_ms: int) -> None:
+        if self.index_delay_ms:
+            self.unindexed[contact.id] = now_ms + self.index_delay_ms
+        self.version += 1
+
+    def settle_index(self, now_ms: int) -> set[int]:
+        """Ids whose last write search cannot see yet; writes whose delay has passed become visible."""
+        due = [cid for cid, visible_at in self.unindexed.items() if visible_at <= now_ms]
+        for cid in due:
+            del self.unindexed[cid]
+        if due:
+            self.version += 1  # what search sees changed: cached results are stale
+        return set(self.unindexed)
 
     def archive(self, contact: Contact, now_ms: int) -> None:
         self._unindex(contact, contact.props)
@@ -285,15 +317,16 @@ class ContactStore:
                 contact.props.pop(name, None)
             else:
                 contact.props[name] = value
-        if contact.props.get("email"):
-            self.by_email[email_key(contact.props["email"])] = contact.id
+        for email in contact.emails():
+            self.by_email[email] = contact.id
         for prop, index in self.by_unique.items():
             if contact.props.get(prop):
                 index[contact.props[prop]] = contact.id
 
     def _unindex(self, contact: Contact, props: dict[str, str]) -> None:
-        if props.get("email") and self.by_email.get(email_key(props["email"])) == contact.id:
-            del self.by_email[email_key(props["email"])]
+        for email in Contact(contact.id, props, 0, 0).emails():
+            if self.by_email.get(email) == contact.id:
+                del self.by_email[email]
         for prop, index in self.by_unique.items():
             if props.get(prop) and index.get(props[prop]) == contact.id:
                 del index[props[prop]]
@@ -346,11 +379,15 @@ class ContactStore:
         created, rejected = [], []
         for index, record in enumerate(records):
             props = {k: str(v) for k, v in (record.get("properties") or {}).items() if v is not None and v != ""}
-            unknown = [k for k in props if k not in self.properties or k in READ_ONLY]
+            unknown = [k for k in props if k not in self.properties or (k in READ_ONLY and k != SECONDARY_EMAILS)]
             try:
                 if unknown:
                     raise validation_error(f"Unknown or read-only properties: {unknown}")
                 self._check_unique({**props, "email": email_key(props.get("email", ""))}, None, None)
+                secondary = Contact(0, {SECONDARY_EMAILS: props.get(SECONDARY_EMAILS, "")}, 0, 0).emails()
+                taken = [e for e in secondary if e in self.by_email]
+                if taken:
+                    raise contact_exists(self.by_email[taken[0]])
             except HubSpotError as exc:
                 rejected.append({"index": index, "reason": exc.message})
                 continue

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -80,17 +80,26 @@ class SalesforceApp(App):
         consumer_secret: str = "sandbox-consumer-secret",
         username: str = "integration@sandbox.example.com",
         password: str = "sandbox-password",
+        jwt_certificate: bytes | None = None,
+        login_host: str | None = None,
+        bulk_processing_seconds: float = 0.0,
     ) -> None:
         super().__init__(clock)
         self.page_size = max(MIN_BATCH, min(MAX_BATCH, page_size))
-        self.sessions = Sessions(Credentials(consumer_key, consumer_secret, username, password))
+        self.sessions = Sessions(Credentials(consumer_key, consumer_secret, username, password, jwt_certificate))
+        #: The address that plays login.salesforce.com (a generic login host, not the org's My Domain),
+        #: and the My Domain URL its tokens point to (set once the My Domain listener is bound).
+        self.login_host = login_host
+        self.my_domain_url: str | None = None
         self.budget = ApiBudget(daily_api_limit)
         self.ids = IdFactory()
         self.store = Store(self.ids)
-        self.bulk = BulkJobs(self.store, self.ids)
+        self.bulk = BulkJobs(self.store, self.ids, bulk_processing_seconds)
+        self.poll_faults: deque[int] = deque()  # statuses the next ingest job-info GETs answer with
         self.cursors: OrderedDict[str, Cursor] = OrderedDict()
         self._register_routes()
         self.admin_route("POST", "api-usage", self._admin_api_usage)
+        self.admin_route("POST", "bulk", self._admin_bulk)
 
     # ---- plumbing -------------------------------------------------------------------------------
     def now(self) -> datetime:
@@ -206,7 +215,8 @@ class SalesforceApp(App):
     def reset(self) -> None:
         self.ids = IdFactory()
         self.store = Store(self.ids)
-        self.bulk = BulkJobs(self.store, self.ids)
+        self.bulk = BulkJobs(self.store, self.ids, self.bulk.processing_seconds)
+        self.poll_faults.clear()
         self.cursors.clear()
         self.budget.reset()
 
@@ -242,7 +252,19 @@ class SalesforceApp(App):
             self.budget.maximum = int(body["max"])
         if "used" in body:
             self.budget.set_used(int(body["used"]), self.now())
+        if "others" in body:
+            self.budget.others = int(body["others"])
         return {"used": self.budget.used(self.now()), "max": self.budget.maximum}
+
+    def _admin_bulk(self, req: Request) -> dict[str, Any]:
+        """`{"processing_seconds": s}`: how long ingest jobs stay queued; `{"poll_faults": [503, 401]}`:
+        what the next ingest job-info GETs answer (401 also expires every session, as a timed-out one)."""
+        body = req.json() or {}
+        if "processing_seconds" in body:
+            self.bulk.processing_seconds = float(body["processing_seconds"])
+        if "poll_faults" in body:
+            self.poll_faults = deque(int(status) for status in body["poll_faults"])
+        return {"processing_seconds": self.bulk.processing_seconds, "poll_faults": list(self.poll_faults)}
 
     @staticmethod
     def _body(req: Request) -> Any:
@@ -261,8 +283,12 @@ class SalesforceApp(App):
     # ---- OAuth, versions, limits ------------------------------------------------------------------
     def token(self, req: Request) -> Response:
         host = req.headers.get("host", "127.0.0.1")
+        generic = self.login_host is not None and host.rpartition(":")[0] == self.login_host
+        instance_url = (self.my_domain_url if generic else None) or f"https://{host}"
         try:
-            body = self.sessions.issue(req.body, req.headers.get("authorization"), f"https://{host}", self.now())
+            body = self.sessions.issue(
+                req.body, req.headers.get("authorization"), instance_url, self.now(), generic_host=generic
+            )
         except OAuthError as exc:
             log.info("salesforce sandbox: token refused (%s)", exc.error)
             return Response(400, {"error": exc.error, "error_description": exc.description})
@@ -299,7 +325,7 @@ class SalesforceApp(App):
         if text is None:
             raise ApiFailure(400, "MALFORMED_QUERY", "SOQL statements cannot be empty or null")
         parsed = soql.parse(text, OBJECT_INFOS)
-        rows = self.store.run_query(parsed, include_deleted=kind == "queryAll")
+        rows = self.store.run_query(parsed, include_deleted=kind == "queryAll", now=self.now())
         cursor = Cursor(parsed.sobject, [row["Id"] for row in rows], parsed.fields, self._batch(req), kind)
         return self._page(cursor, None, 0, version)
 
@@ -586,9 +612,17 @@ class SalesforceApp(App):
         return Response(200, self.bulk.create_query(body, version, self.now()))
 
     def job_list(self, req: Request, version: str, kind: str) -> Response:
+        self.bulk.settle(self.now())
         return Response(200, self.bulk.list(kind))
 
     def job_info(self, req: Request, version: str, kind: str, job_id: str) -> Response:
+        if kind == "ingest" and self.poll_faults:
+            status = self.poll_faults.popleft()
+            if status == 401:
+                self.sessions.expire_all()
+                return Response(401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])
+            return self.server_error_response(req, status)
+        self.bulk.settle(self.now())
         return Response(200, self.bulk.get(kind, job_id).info())
 
     def job_state(self, req: Request, version: str, kind: str, job_id: str) -> Response:
@@ -614,6 +648,7 @@ class SalesforceApp(App):
         return Response(201)
 
     def job_ingest_results(self, req: Request, version: str, job_id: str, which: str) -> Response:
+        self.bulk.settle(self.now())
         text = self.bulk.ingest_results(job_id, which)
         return Response(200, text.encode(), {"Content-Type": "text/csv"})
 

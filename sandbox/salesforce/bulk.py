@@ -1,8 +1,10 @@
 """Bulk API 2.0: ingest jobs (insert, update, upsert on an external id, delete) and query jobs.
 
-Processing is synchronous: an ingest job is processed when the client PATCHes it to UploadComplete
-(the PATCH answers state UploadComplete; the next GET shows JobComplete), and a query job runs when
-it is created. Result CSVs use Salesforce's columns: sf__Id, sf__Created (successes), sf__Id, sf__Error
+An ingest job is processed when the client PATCHes it to UploadComplete (the PATCH answers state
+UploadComplete). With `processing_seconds` at 0 the next GET shows JobComplete; otherwise the job is
+InProgress for that long (real time) and is processed when a GET finds it due, as Salesforce's
+queue makes clients poll (Bulk API 2.0 Developer Guide, "Job States"). A query job runs when it is
+created. Result CSVs use Salesforce's columns: sf__Id, sf__Created (successes), sf__Id, sf__Error
 ("CODE:message:fields --") for failures. CSV cells follow Bulk API rules: on update/upsert an empty
 cell leaves the field alone and #N/A sets it to null. One CSV upload per job; a second is refused.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -60,6 +63,7 @@ class Job:
     unprocessed: list[list[str]] = field(default_factory=list)
     query: str | None = None
     result_rows: list[list[str]] = field(default_factory=list)
+    due: float | None = None  # monotonic time at which a queued ingest job is processed
 
     def info(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -109,9 +113,10 @@ def _error_text(errors: list[RecordError]) -> str:
 
 
 class BulkJobs:
-    def __init__(self, store: Store, ids: IdFactory) -> None:
+    def __init__(self, store: Store, ids: IdFactory, processing_seconds: float = 0.0) -> None:
         self.store = store
         self.ids = ids
+        self.processing_seconds = processing_seconds
         self.jobs: dict[str, Job] = {}
 
     def reset(self) -> None:
@@ -185,8 +190,22 @@ class BulkJobs:
             raise BulkError(409, "INVALIDJOBSTATE", f"Job {job.id} is not Open")
         job.state = "UploadComplete"
         info = job.info()
-        self._process(job, now)
+        if self.processing_seconds > 0:
+            job.due = time.monotonic() + self.processing_seconds
+        else:
+            self._process(job, now)
         return info
+
+    def settle(self, now: datetime) -> None:
+        """Move queued ingest jobs on: InProgress until due, then processed (JobComplete or Failed)."""
+        for job in self.jobs.values():
+            if job.due is None or job.state not in ("UploadComplete", "InProgress"):
+                continue
+            if time.monotonic() >= job.due:
+                job.due = None
+                self._process(job, now)
+            else:
+                job.state = "InProgress"
 
     def _process(self, job: Job, now: datetime) -> None:
         if not job.upload:
@@ -262,6 +281,8 @@ class BulkJobs:
 
     def ingest_results(self, job_id: str, which: str) -> str:
         job = self.get("ingest", job_id)
+        if job.state in ("UploadComplete", "InProgress"):
+            raise BulkError(400, "INVALIDJOBSTATE", f"Job {job.id} is not complete")
         delimiter, ending = DELIMITERS[job.column_delimiter], LINE_ENDINGS[job.line_ending]
         which = which.lower()
         if which == "successfulresults":
@@ -296,7 +317,7 @@ class BulkJobs:
         )
         if job.column_delimiter not in DELIMITERS or job.line_ending not in LINE_ENDINGS:
             raise BulkError(400, "INVALIDJOB", "InvalidJob : unsupported columnDelimiter or lineEnding")
-        rows = self.store.run_query(query, include_deleted=operation == "queryAll")
+        rows = self.store.run_query(query, include_deleted=operation == "queryAll", now=now)
         job.header = [p.dotted for p in query.fields]
         job.result_rows = [
             [render.csv_value(soql.resolve_value(row, p, self.store.parent)) for p in query.fields] for row in rows

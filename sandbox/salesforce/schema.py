@@ -3,13 +3,19 @@ small Account so Contact.Account.Name resolves. Lengths follow Salesforce's Cont
 Email 80, FirstName 40, LastName 80, Phone/MobilePhone 40, Title 128. HubSpot_Contact_Id__c is the
 project's custom field: Text(255) (the longest custom text field; HubSpot ids are short numbers),
 External ID, Unique (case-insensitive, Salesforce's default for unique text).
+
+The org's link field is process-wide configuration, read once at import from the environment the CLI
+sets (`--salesforce-link-field`, `--salesforce-link-field-attributes`): another name, no such field
+(an org where nobody created it), or a field that is not an External ID or not Unique.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import cached_property
 
+from sandbox.salesforce import LINK_ATTRIBUTES_ENV, LINK_FIELD_ENV
 from sandbox.salesforce.ids import ACCOUNT_PREFIX, CONTACT_PREFIX
 from sandbox.salesforce.soql import ObjectInfo
 
@@ -107,6 +113,31 @@ ACCOUNT = ObjectDef(
     ),
 )
 
+DEFAULT_LINK_FIELD = "HubSpot_Contact_Id__c"
+LINK_ATTRIBUTES = ("external_id", "unique")
+
+
+def _link_fields() -> tuple[FieldDef, ...]:
+    """The custom link field as configured: `LINK_FIELD_ENV` names it ("" = absent), `LINK_ATTRIBUTES_ENV`
+    lists which of external_id / unique it has (default both)."""
+    name = os.environ.get(LINK_FIELD_ENV, DEFAULT_LINK_FIELD)
+    if not name:
+        return ()
+    attributes = set(filter(None, os.environ.get(LINK_ATTRIBUTES_ENV, ",".join(LINK_ATTRIBUTES)).split(",")))
+    if attributes - set(LINK_ATTRIBUTES):
+        raise ValueError(f"link field attributes must be among {LINK_ATTRIBUTES}, got {sorted(attributes)}")
+    return (
+        FieldDef(
+            name,
+            "HubSpot Contact Id",
+            "string",
+            255,
+            unique="unique" in attributes,
+            external_id="external_id" in attributes,
+        ),
+    )
+
+
 CONTACT = ObjectDef(
     "Contact",
     "Contact",
@@ -121,12 +152,13 @@ CONTACT = ObjectDef(
         FieldDef("Phone", "Business Phone", "phone", 40),
         FieldDef("MobilePhone", "Mobile Phone", "phone", 40),
         FieldDef("Title", "Title", "string", 128),
-        FieldDef("HubSpot_Contact_Id__c", "HubSpot Contact Id", "string", 255, unique=True, external_id=True),
+        *_link_fields(),
         *_system_fields(),
     ),
 )
 
 OBJECTS: dict[str, ObjectDef] = {"Contact": CONTACT, "Account": ACCOUNT}
+LINK: FieldDef | None = next((f for f in CONTACT.fields if f.name.endswith("__c")), None)
 OBJECT_INFOS: dict[str, ObjectInfo] = {name: obj.info() for name, obj in OBJECTS.items()}
 
 

@@ -14,17 +14,18 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sandbox.core import parse_iso
 from sandbox.salesforce import soql
 from sandbox.salesforce.ids import IdFactory, normalize_id
 from sandbox.salesforce.render import truncate_ms
-from sandbox.salesforce.schema import ACCOUNT, CONTACT, OBJECTS, ObjectDef
+from sandbox.salesforce.schema import ACCOUNT, CONTACT, LINK, OBJECTS, ObjectDef
 from sandbox.salesforce.validation import RecordError, RecordFailed, clean_values
 
-EXTERNAL_ID = "HubSpot_Contact_Id__c"
+EXTERNAL_ID = LINK.name if LINK else ""  # the org's link field; "" when the org has none
+UNIQUE_LINK = bool(LINK and LINK.unique)  # a non-unique link field keeps duplicates (upserts take one match)
 ENTITY_IS_DELETED = RecordError("ENTITY_IS_DELETED", "entity is deleted")
 
 
@@ -63,16 +64,19 @@ class Store:
         return None
 
     # ---- query ------------------------------------------------------------------------------------
-    def run_query(self, query: soql.Query, include_deleted: bool) -> list[dict[str, Any]]:
+    def run_query(self, query: soql.Query, include_deleted: bool, now: datetime | None = None) -> list[dict[str, Any]]:
         """Rows matching `query`, ordered, offset and limited. Narrows by index where a top-level
-        AND term allows it; the full WHERE is always applied afterwards."""
+        AND term allows it; the full WHERE is always applied afterwards. With `now`, rows whose
+        transaction commits later are not seen yet (see `seed_contact`)."""
         table = self.rows[query.sobject]
         candidates = self._candidates(query) if query.sobject == "Contact" else None
         source = table.values() if candidates is None else (table[i] for i in candidates if i in table)
         matched = [
             row
             for row in source
-            if (include_deleted or not row["IsDeleted"]) and soql.evaluate(query.where, row, self.parent)
+            if (include_deleted or not row["IsDeleted"])
+            and (now is None or row.get("_visible_at") is None or row["_visible_at"] <= now)
+            and soql.evaluate(query.where, row, self.parent)
         ]
         if query.order_by:
             matched = soql.sort_rows(matched, query.order_by, self.parent)
@@ -114,7 +118,7 @@ class Store:
             return list(dict.fromkeys(values))
         if name == "Email":
             return list(dict.fromkeys(i for v in values for i in self._by_email.get(_key(v), ())))
-        if name == EXTERNAL_ID:
+        if name == EXTERNAL_ID and UNIQUE_LINK:
             return list(dict.fromkeys(self._by_external[_key(v)] for v in values if _key(v) in self._by_external))
         return None
 
@@ -193,7 +197,13 @@ class Store:
         return account_id
 
     def seed_contact(self, values: dict[str, Any], now: datetime) -> str:
-        """Insert a Contact with explicit timestamps (LastModifiedDate/SystemModstamp/CreatedDate)."""
+        """Insert a Contact with explicit timestamps (LastModifiedDate/SystemModstamp/CreatedDate).
+
+        `CommitDelaySeconds` models a long transaction: Salesforce stamps SystemModstamp when the
+        transaction starts, but queries see the row only when it commits, that many seconds later.
+        """
+        values = dict(values)
+        delay = float(values.pop("CommitDelaySeconds", 0) or 0)
         given = {
             k: truncate_ms(parse_iso(v) if isinstance(v, str) else v)
             for k, v in values.items()
@@ -207,7 +217,11 @@ class Store:
             system = given.get("SystemModstamp") or modified
             created = given.get("CreatedDate") or min(modified, system)
             stamps = {"CreatedDate": created, "LastModifiedDate": modified, "SystemModstamp": system}
-        return self.create(CONTACT, fields, now, stamps)
+        record_id = self.create(CONTACT, fields, now, stamps)
+        if delay > 0:
+            row = self.rows["Contact"][record_id]
+            row["_visible_at"] = row["SystemModstamp"] + timedelta(seconds=delay)
+        return record_id
 
     @contextmanager
     def all_or_none(self) -> Iterator[list[tuple[str, str, dict[str, Any] | None]]]:
@@ -259,7 +273,7 @@ class Store:
                 )
 
     def _check_unique(self, obj: ObjectDef, row: dict[str, Any], record_id: str) -> None:
-        if obj is not CONTACT or row.get(EXTERNAL_ID) is None:
+        if obj is not CONTACT or not UNIQUE_LINK or row.get(EXTERNAL_ID) is None:
             return
         owner = self._by_external.get(_key(row[EXTERNAL_ID]))
         if owner is not None and owner != record_id:

@@ -128,6 +128,7 @@ def test_manual_run_covers_the_quarter_hour_before_its_logical_date(dag) -> None
 
 def test_tasks_are_wired_as_the_architecture_says(dag) -> None:
     assert set(dag.task_ids) == {
+        "preflight",
         "extract_salesforce",
         "extract_hubspot",
         "reconcile",
@@ -140,6 +141,7 @@ def test_tasks_are_wired_as_the_architecture_says(dag) -> None:
         "report",
     }
     assert dag.get_task("reconcile").upstream_task_ids == {"extract_salesforce", "extract_hubspot"}
+    assert dag.get_task("extract_hubspot").upstream_task_ids == {"preflight"}
     settle = dag.get_task("settle_state")
     assert settle.upstream_task_ids == {"link_back", "reconcile"} and settle.trigger_rule == "all_done"
     assert dag.get_task("report").upstream_task_ids == {"settle_state"}

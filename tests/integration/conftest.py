@@ -85,19 +85,22 @@ def state_conn(new_state_conn: Callable[..., str]) -> str:
     return new_state_conn()
 
 
-def crm_env(sandbox: SandboxProcess, redis_url: str, state_conn: str) -> dict[str, str]:
-    """The connections a DAG run needs: both sandboxes (and their CA), the test Redis and a sync-state database."""
+def crm_env(sandbox: SandboxProcess, redis_url: str, state_conn: str | None = None) -> dict[str, str]:
+    """The connections hooks need (both sandboxes and their CA, the test Redis); a DAG run also needs a
+    sync-state database (``state_conn``)."""
     env = {key: value for key, value in sandbox.env.items() if key.startswith("AIRFLOW_CONN_")}
     env["REQUESTS_CA_BUNDLE"] = sandbox.ca_bundle
     env["AIRFLOW_CONN_REDIS_DEFAULT"] = redis_url
-    env["AIRFLOW_CONN_CRM_SYNC_STATE_DEFAULT"] = state_conn
+    if state_conn:
+        env["AIRFLOW_CONN_CRM_SYNC_STATE_DEFAULT"] = state_conn
     return env
 
 
 @contextmanager
-def wired_sandbox(state_dir: Path, redis_url: str, db: int, clock: datetime) -> Iterator[SandboxProcess]:
-    """Both sandboxes with a frozen clock, exported as the Airflow connections hooks read, on a private Redis db."""
-    sandbox = start_sandbox(state_dir, freeze_clock=True, clock=clock.isoformat())
+def wired_sandbox(state_dir: Path, redis_url: str, db: int, clock: datetime, **opts: Any) -> Iterator[SandboxProcess]:
+    """Both sandboxes with a frozen clock, exported as the Airflow connections hooks read, on a private Redis db;
+    `opts` are further sandbox flags."""
+    sandbox = start_sandbox(state_dir, freeze_clock=True, clock=clock.isoformat(), **opts)
     redis_db = f"{redis_url.rsplit('/', 1)[0]}/{db}"
     redis.Redis.from_url(redis_db).flushdb()
     patch = pytest.MonkeyPatch()

@@ -12,9 +12,31 @@ from typing import Any
 
 from crm_sync.hooks.results import RecordResult, existing_id_from_message
 
+SECONDARY_EMAILS = "hs_additional_emails"  # ";"-separated; email look-ups match these too
+
 
 def _norm(value: Any) -> str:
     return str(value).strip().lower() if value is not None else ""
+
+
+def asked_key(obj: Mapping[str, Any], asked: Sequence[str], id_property: str | None) -> str | None:
+    """Which of the `asked` keys a batch-read result answers (HubSpot does not say).
+
+    By id: the object id. By email: the primary email, else one of its secondary emails: never assume
+    the primary equals the email asked. By another unique property: that property's value.
+    """
+    props = obj.get("properties") or {}
+    if id_property is None:
+        candidates = [obj.get("id")]
+    elif id_property == "email":
+        candidates = [props.get("email"), *str(props.get(SECONDARY_EMAILS) or "").split(";")]
+    else:
+        candidates = [props.get(id_property)]
+    wanted = {_norm(key): key for key in asked}
+    for candidate in candidates:
+        if _norm(candidate) in wanted:
+            return wanted[_norm(candidate)]
+    return None
 
 
 def match_batch(

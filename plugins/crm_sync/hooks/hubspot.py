@@ -6,8 +6,11 @@ https://api.hubapi.com); extras `requests_per_10s` and `search_requests_per_s` s
 Every call goes through `_request`: take from the Redis pool (search calls as kind "search", which also
 counts against the 10-second limit), send through the generated client with `_preload_content=False`
 (raw JSON and the response headers, no model round-trip), feed the X-HubSpot-RateLimit-* headers back,
-pause the whole pool on a 429, and retry transient failures with backoff. The client's own urllib3
-retries are off so no request bypasses the pool.
+pause the whole pool on a 429 (the one place a 429's wait is honoured: the next attempt's acquire waits
+it out, or defers the task when it is too long), and retry transient failures through the shared base's
+single tenacity layer (`hooks/base.py`). The client's own urllib3 retries are off, so each attempt is one
+send, counted once. Errors that are not about one record are raised, never split into rejects
+(`hs_errors`).
 """
 
 from __future__ import annotations
@@ -23,13 +26,25 @@ import urllib3
 from airflow.sdk import BaseHook
 from hubspot import HubSpot
 from hubspot.crm.contacts import ApiException
+from hubspot.crm.properties import ApiException as PropertiesApiException
 
-from crm_sync.hooks.hs_batch import error_result, match_batch
+from crm_sync.hooks.base import ContactsHookMixin, refs_for
+from crm_sync.hooks.hs_batch import SECONDARY_EMAILS, asked_key, error_result, match_batch
+from crm_sync.hooks.hs_errors import HubSpotDailyLimitReached, HubSpotError, configuration_detail, is_record_level
+from crm_sync.hooks.hs_preflight import (
+    READ_SCHEMAS,
+    TOKEN_INFO_PATH,
+    WRITE_SCHEMAS,
+    link_property_definition,
+    missing_property_fix,
+    not_unique_fix,
+    scope_fix,
+)
 from crm_sync.hooks.hs_walker import PAGE_SIZE, parse_hubspot_ms, to_epoch_ms, walk_window
-from crm_sync.hooks.pools import DEFAULT_REDIS_CONN_ID, build_pool, max_wait_from
+from crm_sync.hooks.pools import DEFAULT_REDIS_CONN_ID
 from crm_sync.hooks.results import RecordResult
-from crm_sync.hooks.retry import RetryPolicy, TransientError, call_with_retry
-from crm_sync.ratelimit import DEFAULT_KIND, SEARCH_KIND, RateLimitPool, hubspot_limits
+from crm_sync.hooks.retry import RetryPolicy, TransientError
+from crm_sync.ratelimit import DEFAULT_KIND, SEARCH_KIND, Limit, RateLimitPool, hubspot_limits
 from crm_sync.ratelimit.backoff import parse_retry_after
 
 if TYPE_CHECKING:
@@ -42,21 +57,7 @@ TEN_SECONDS = 10.0
 _ALWAYS = ("lastmodifieddate",)
 
 
-class HubSpotError(Exception):
-    """A permanent HubSpot API error, with HubSpot's own status, category and message.
-
-    The message is kept as an attribute, not in the text: HubSpot echoes property values (emails)
-    in it, and exception text ends up in task logs.
-    """
-
-    def __init__(self, status: int, category: str | None, message: str | None) -> None:
-        super().__init__(f"HubSpot API error: HTTP {status} {category}")
-        self.status = status
-        self.category = category
-        self.message = message
-
-
-class HubSpotContactsHook(BaseHook):
+class HubSpotContactsHook(ContactsHookMixin, BaseHook):
     """Contacts in HubSpot: windowed extracts, look-ups and per-record-result batch writes.
 
     :param hubspot_conn_id: the HubSpot connection.
@@ -68,6 +69,7 @@ class HubSpotContactsHook(BaseHook):
     :param chunk_rows: rows per yielded frame when iterating contacts.
     """
 
+    crm = "hubspot"
     conn_name_attr = "hubspot_conn_id"
     default_conn_name = "hubspot_default"
     conn_type = "http"
@@ -86,29 +88,24 @@ class HubSpotContactsHook(BaseHook):
     ) -> None:
         super().__init__()
         self.hubspot_conn_id = hubspot_conn_id
-        self.retry_policy = retry_policy or RetryPolicy()
+        self.init_contacts_hook(
+            retry_policy=retry_policy, redis_conn_id=redis_conn_id, max_wait_seconds=max_wait_seconds, pool=pool
+        )
         self.request_timeout = request_timeout
         self.chunk_rows = chunk_rows
-        self.redis_conn_id = redis_conn_id
-        self._max_wait_seconds = max_wait_seconds
-        self._pool = pool
-        self.api_calls = 0
         self.search_calls = 0
-
-    @property
-    def max_wait_seconds(self) -> float:
-        """Longest wait for the pool before `RateLimitWaitTooLong` (argument, else connection extra)."""
-        return max_wait_from(self._max_wait_seconds, self._extras)
 
     # -- connection and client ------------------------------------------------------------------
 
-    @cached_property
-    def _connection(self) -> Any:
-        return self.get_connection(self.hubspot_conn_id)
+    @property
+    def connection_id(self) -> str:
+        return self.hubspot_conn_id
 
-    @cached_property
-    def _extras(self) -> dict[str, Any]:
-        return self._connection.extra_dejson
+    def pool_limits(self) -> list[Limit]:
+        return hubspot_limits(self._extras)
+
+    def probe(self) -> None:
+        self._request("list", lambda: self._basic_api.get_page(limit=1, _preload_content=False))
 
     @property
     def host(self) -> str:
@@ -150,17 +147,8 @@ class HubSpotContactsHook(BaseHook):
         return self.client.crm.contacts.batch_api
 
     @cached_property
-    def rate_limit_pool(self) -> RateLimitPool:
-        if self._pool is not None:
-            return self._pool
-        return build_pool("hubspot", self.hubspot_conn_id, hubspot_limits(self._extras), self.redis_conn_id)
-
-    def test_connection(self) -> tuple[bool, str]:
-        try:
-            self._request("list", lambda: self._basic_api.get_page(limit=1, _preload_content=False))
-        except Exception as exc:
-            return False, f"{type(exc).__name__}: {exc}"
-        return True, "Connection successfully tested"
+    def _properties_api(self) -> Any:
+        return self.client.crm.properties.core_api
 
     # -- the one request path -------------------------------------------------------------------
 
@@ -175,27 +163,39 @@ class HubSpotContactsHook(BaseHook):
             self.search_calls += kind == SEARCH_KIND
             try:
                 response = send()
-            except ApiException as exc:
+            except (ApiException, PropertiesApiException) as exc:
                 raise self._api_error(exc) from exc
             except urllib3.exceptions.HTTPError as exc:
+                reason = getattr(exc, "reason", exc)
+                if isinstance(reason, urllib3.exceptions.SSLError):  # does not heal by retrying
+                    raise HubSpotError(0, "CONNECTION", None, str(reason).splitlines()[-1]) from exc
                 if idempotent or _not_sent(exc):
                     raise TransientError(type(exc).__name__) from exc
-                raise
+                detail = f"{type(exc).__name__} on a non-idempotent call: it may have been applied, so it is not resent"
+                raise HubSpotError(0, "NOT_RESENT", None, detail) from exc
             self.rate_limit_pool.observe_response(response.status, response.headers)
             data = response.data
             return response.status, json.loads(data) if data else None
 
-        return call_with_retry(attempt, policy=self.retry_policy, what=f"hubspot {what}")
+        return self.with_retry(what, attempt)
 
-    def _api_error(self, exc: ApiException) -> Exception:
+    def _api_error(self, exc: ApiException | PropertiesApiException) -> Exception:
         status = int(exc.status or 0)
         headers = exc.headers or {}  # urllib3's HTTPHeaderDict: case-insensitive
         body = _json_or_empty(exc.body)
         if status:
             self.rate_limit_pool.observe_response(status, headers)
         if status == 429 and body.get("policyName") == "DAILY":
-            # The account's daily allowance is spent: only tomorrow helps, so fail the task now.
-            return HubSpotError(429, body.get("category"), body.get("message"))
+            # The account's daily allowance is spent: only its reset helps, so fail the task now.
+            wait = parse_retry_after(headers.get("Retry-After"))
+            when = f" (Retry-After: {wait / 3600:.1f} h)" if wait is not None else ""
+            return HubSpotDailyLimitReached(
+                429,
+                body.get("category"),
+                body.get("message"),
+                "the account's daily API limit is spent; it resets at midnight in the HubSpot account's time "
+                f"zone{when}. Airflow's retry (or the next run) continues then; nothing was written",
+            )
         if status == 429:
             if parse_retry_after(headers.get("Retry-After")) is None:
                 # No Retry-After: wait out the window the policy names (the pool counts for everyone).
@@ -206,8 +206,67 @@ class HubSpotContactsHook(BaseHook):
         if status >= 500:
             return TransientError(f"HTTP {status}", status=status)
         if not status:  # the client wraps TLS failures as status 0 with the reason as text
-            return HubSpotError(0, "CONNECTION", str(exc.reason))
-        return HubSpotError(status, body.get("category"), body.get("message"))
+            reason = str(exc.reason or "").splitlines()
+            return HubSpotError(0, "CONNECTION", None, reason[-1] if reason else "no answer")
+        category, message = body.get("category"), body.get("message")
+        return HubSpotError(status, category, message, configuration_detail(category, message, body))
+
+    # -- preflight ------------------------------------------------------------------------------
+
+    def token_scopes(self) -> set[str]:
+        """The private app token's scopes, from HubSpot's token-info call for private app tokens."""
+        token = self._connection.password
+        rest = self._basic_api.api_client.rest_client  # the client has no method for this call
+        _, data = self._request(
+            "token info",
+            lambda: rest.POST(
+                f"{self.host}{TOKEN_INFO_PATH}",
+                headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+                body={"tokenKey": token},
+                _preload_content=False,
+                _request_timeout=self.request_timeout,
+            ),
+        )
+        return set((data or {}).get("scopes") or [])
+
+    def token_scope_problems(self, required: set[str]) -> list[str]:
+        """One sentence per required scope the token lacks, naming where to add it ([] when none)."""
+        return [scope_fix(scope) for scope in sorted(set(required) - self.token_scopes())]
+
+    def ensure_link_property(self, name: str) -> list[str]:
+        """The link property exists with unique values; created when missing and the scopes allow.
+
+        Returns the problems left, each a sentence with the exact fix ([] when the property is usable).
+        """
+        try:
+            _, definition = self._request(
+                "property read",
+                lambda: self._properties_api.get_by_name(
+                    "contacts", name, _preload_content=False, _request_timeout=self.request_timeout
+                ),
+            )
+        except HubSpotError as exc:
+            if exc.category == "MISSING_SCOPES":
+                return [scope_fix(READ_SCHEMAS)]
+            if exc.status != 404:
+                raise
+            definition = None
+        if definition is not None:
+            return [] if definition.get("hasUniqueValue") else [not_unique_fix(name)]
+        if self.token_scope_problems({WRITE_SCHEMAS}):
+            return [missing_property_fix(name)]
+        self._request(
+            "property create",
+            lambda: self._properties_api.create(
+                "contacts",
+                link_property_definition(name),
+                _preload_content=False,
+                _request_timeout=self.request_timeout,
+            ),
+            idempotent=False,
+        )
+        self.log.info("HubSpot: created the unique contact property %s (the sync's link)", name)
+        return []
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -293,28 +352,33 @@ class HubSpotContactsHook(BaseHook):
                 yield frame.reset_index(drop=True)
 
     def read_by_ids(self, ids: Sequence[str], properties: Sequence[str]) -> pd.DataFrame:
-        """Contacts by HubSpot id; ids HubSpot does not know are left out."""
+        """Contacts by HubSpot id; ids HubSpot does not know are left out. `lookup_key`: the id asked."""
         return self._batch_read(properties, ids, None)
 
     def read_by_emails(self, emails: Sequence[str], properties: Sequence[str]) -> pd.DataFrame:
-        """Contacts by email (idProperty=email); unknown emails are left out."""
+        """Contacts by email (idProperty=email); unknown emails are left out.
+
+        HubSpot also finds a contact by a secondary email (`hs_additional_emails`), so the returned
+        `email` (the primary) may differ from the one asked: `lookup_key` holds the email asked for.
+        """
         return self._batch_read(properties, emails, "email")
 
-    def read_by_salesforce_ids(self, salesforce_ids: Sequence[str], properties: Sequence[str]) -> pd.DataFrame:
-        """Contacts whose unique link property `salesforce_contact_id` holds one of these Salesforce Ids."""
-        return self._batch_read(properties, salesforce_ids, "salesforce_contact_id")
+    def read_by_salesforce_ids(
+        self, salesforce_ids: Sequence[str], properties: Sequence[str], *, link_property: str
+    ) -> pd.DataFrame:
+        """Contacts whose unique link property (the mapping's `link.hubspot`) holds one of these Salesforce Ids."""
+        return self._batch_read(properties, salesforce_ids, link_property)
 
     def _batch_read(self, properties: Sequence[str], keys: Sequence[str], id_property: str | None) -> pd.DataFrame:
         import pandas as pd
 
         properties = _with_always(properties)
+        asked = _with_always([*properties, SECONDARY_EMAILS]) if id_property == "email" else properties
         unique = list(dict.fromkeys(str(k) for k in keys if k))
         frames, missing = [], 0
         for offset in range(0, len(unique), BATCH_SIZE):
-            body: dict[str, Any] = {
-                "properties": properties,
-                "inputs": [{"id": key} for key in unique[offset : offset + BATCH_SIZE]],
-            }
+            chunk = unique[offset : offset + BATCH_SIZE]
+            body: dict[str, Any] = {"properties": asked, "inputs": [{"id": key} for key in chunk]}
             if id_property:
                 body["idProperty"] = id_property
             _, data = self._request(
@@ -328,10 +392,13 @@ class HubSpotContactsHook(BaseHook):
             )
             data = data or {}
             missing += sum(len((e.get("context") or {}).get("ids", [])) for e in data.get("errors") or [])
-            frames.append(objects_to_frame(data.get("results") or [], properties))
-        self.log.info("HubSpot: batch read %d keys, %d not found", len(unique), missing)
+            results = data.get("results") or []
+            frame = objects_to_frame(results, properties)
+            frame["lookup_key"] = [asked_key(obj, chunk, id_property) for obj in results]
+            frames.append(frame)
+        self.log.info("HubSpot: batch read %d keys by %s, %d not found", len(unique), id_property or "id", missing)
         if not frames:
-            return objects_to_frame([], properties)
+            return objects_to_frame([], properties).assign(lookup_key=pd.Series(dtype=object))
         return pd.concat(frames, ignore_index=True)
 
     # -- writes ---------------------------------------------------------------------------------
@@ -342,7 +409,7 @@ class HubSpotContactsHook(BaseHook):
         """Batch create of `{"properties": {...}}` inputs. A duplicate email comes back per record as
         CONFLICT with `existing_id` set. Not idempotent: a dropped connection is not retried, so prefer
         `upsert_contacts`."""
-        refs = _refs(inputs, refs)
+        refs = refs_for(inputs, refs, lambda item: None)
         keys = [str((item.get("properties") or {}).get("email") or "") or None for item in inputs]
         return self._write("create", _clean(inputs), refs, keys, "email", idempotent=False)
 
@@ -350,44 +417,47 @@ class HubSpotContactsHook(BaseHook):
         self, inputs: Sequence[Mapping[str, Any]], refs: Sequence[str] | None = None
     ) -> list[RecordResult]:
         """Batch update of `{"id": hubspot_id, "properties": {...}}` inputs."""
-        refs = _refs(inputs, refs, key=lambda item: item.get("id"))
+        refs = refs_for(inputs, refs, lambda item: item.get("id"))
         return self._write("update", _clean(inputs), refs, [str(item["id"]) for item in inputs], "id")
 
     def upsert_contacts(
         self, inputs: Sequence[Mapping[str, Any]], refs: Sequence[str] | None = None
     ) -> list[RecordResult]:
-        """Batch upsert of `{"id": value, "idProperty": "salesforce_contact_id" | "email", "properties":
-        {...}}` inputs, keyed on a unique property: idempotent creates. `created` tells new from updated."""
+        """Batch upsert of `{"id": value, "idProperty": <a unique property>, "properties": {...}}` inputs:
+        idempotent creates. The id property is the caller's (the mapping's `link.hubspot`, or email), one
+        per call; HubSpot refuses one without unique values for the whole call. `created` tells new from
+        updated."""
+        if not inputs:
+            return []
         id_properties = {item.get("idProperty") for item in inputs}
-        if len(id_properties) > 1 or not id_properties <= {"salesforce_contact_id", "email"}:
-            raise ValueError(f"upsert: one idProperty per call, salesforce_contact_id or email; got {id_properties}")
+        if len(id_properties) > 1 or not all(id_properties):
+            raise ValueError(f"upsert: every input names the same idProperty; got {id_properties}")
         if any(not item.get("id") for item in inputs):
             raise ValueError("upsert: every input needs the id property's value as `id`")
-        refs = _refs(inputs, refs, key=lambda item: item.get("id"))
-        (id_property,) = id_properties or {"salesforce_contact_id"}
+        refs = refs_for(inputs, refs, lambda item: item.get("id"))
+        (id_property,) = id_properties
         return self._write("upsert", _clean(inputs), refs, [str(item["id"]) for item in inputs], id_property)
 
     def archive_contacts(self, ids: Sequence[str], refs: Sequence[str] | None = None) -> list[RecordResult]:
         """Batch archive by id (HubSpot answers 204 for the batch, also for unknown ids)."""
-        refs = list(refs) if refs is not None else [str(i) for i in ids]
-        results: list[RecordResult] = []
-        for offset in range(0, len(ids), BATCH_SIZE):
-            chunk = [str(i) for i in ids[offset : offset + BATCH_SIZE]]
-            body = {"inputs": [{"id": cid} for cid in chunk]}
+        ids = [str(i) for i in ids]
+        refs = refs_for(ids, refs, lambda cid: cid)
+
+        def archive(part: slice) -> list[RecordResult]:
+            body = {"inputs": [{"id": cid} for cid in ids[part]]}
             self._request(
                 "batch archive",
-                lambda b=body: self._batch_api.archive(
-                    batch_input_simple_public_object_id=b,
+                lambda: self._batch_api.archive(
+                    batch_input_simple_public_object_id=body,
                     _preload_content=False,
                     _request_timeout=self.request_timeout,
                 ),
             )
-            results.extend(
-                RecordResult(ref=ref, target_id=cid, ok=True)
-                for ref, cid in zip(refs[offset : offset + BATCH_SIZE], chunk, strict=True)
-            )
-        _log_results(self.log, "archive", results)
-        return results
+            return [
+                RecordResult(ref=ref, target_id=cid, ok=True) for ref, cid in zip(refs[part], ids[part], strict=True)
+            ]
+
+        return self.write_in_batches("archive", len(ids), BATCH_SIZE, archive)
 
     def _write(
         self,
@@ -399,16 +469,12 @@ class HubSpotContactsHook(BaseHook):
         *,
         idempotent: bool = True,
     ) -> list[RecordResult]:
-        results: list[RecordResult] = []
-        for offset in range(0, len(inputs), BATCH_SIZE):
-            end = offset + BATCH_SIZE
-            results.extend(
-                self._write_batch(
-                    kind, inputs[offset:end], refs[offset:end], keys[offset:end], key_of_result, idempotent
-                )
-            )
-        _log_results(self.log, kind, results)
-        return results
+        return self.write_in_batches(
+            kind,
+            len(inputs),
+            BATCH_SIZE,
+            lambda part: self._write_batch(kind, inputs[part], refs[part], keys[part], key_of_result, idempotent),
+        )
 
     def _write_batch(
         self,
@@ -419,12 +485,14 @@ class HubSpotContactsHook(BaseHook):
         key_of_result: str,
         idempotent: bool,
     ) -> list[RecordResult]:
-        """One batch call; a whole-batch 4xx is split until it names the inputs that caused it."""
+        """One batch call. A batch refused whole for a record-level error (HubSpot may reject all inputs for
+        one bad value or conflict) is split until it names the inputs that caused it; any other error is
+        about the call, not its records, and is raised (see `hs_errors`)."""
         body = {"inputs": [{**item, "objectWriteTraceId": str(i)} for i, item in enumerate(inputs)]}
         try:
             _, data = self._request(f"batch {kind}", lambda: self._send_batch(kind, body), idempotent=idempotent)
         except HubSpotError as exc:
-            if exc.status in (401, 403) or exc.status >= 500:
+            if not exc.record_level:
                 raise
             if len(inputs) == 1:
                 error = {"category": exc.category, "message": exc.message}
@@ -437,6 +505,10 @@ class HubSpotContactsHook(BaseHook):
                 kind, inputs[:mid], refs[:mid], keys[:mid], key_of_result, idempotent
             ) + self._write_batch(kind, inputs[mid:], refs[mid:], keys[mid:], key_of_result, idempotent)
         results = match_batch(refs, keys, key_of_result, data, created_default=kind == "create")
+        for error in (data or {}).get("errors") or []:
+            if not is_record_level(error.get("category"), error.get("message")):
+                category, message = error.get("category"), error.get("message")
+                raise HubSpotError(207, category, message, configuration_detail(category, message, error))
         unmatched = [i for i, r in enumerate(results) if r.error_code == "UNMATCHED"]
         if len(unmatched) > 1:
             # Several errors HubSpot did not tie to inputs: send those inputs one by one to tell them apart.
@@ -504,14 +576,6 @@ def _with_always(properties: Sequence[str]) -> list[str]:
     return list(dict.fromkeys([*properties, *_ALWAYS]))
 
 
-def _refs(items: Sequence[Any], refs: Sequence[str] | None, key: Callable[[Any], Any] | None = None) -> list[str]:
-    if refs is not None:
-        if len(refs) != len(items):
-            raise ValueError("refs must be parallel to the inputs")
-        return [str(ref) for ref in refs]
-    return [str((key(item) if key else None) or index) for index, item in enumerate(items)]
-
-
 def _not_sent(exc: urllib3.exceptions.HTTPError) -> bool:
     """True when the request cannot have reached HubSpot (so even a create may be resent)."""
     reason = getattr(exc, "reason", exc)
@@ -526,8 +590,3 @@ def _json_or_empty(body: Any) -> dict[str, Any]:
     except ValueError:
         return {}
     return parsed if isinstance(parsed, dict) else {}
-
-
-def _log_results(logger: Any, what: str, results: Sequence[RecordResult]) -> None:
-    failed = sum(not r.ok for r in results)
-    logger.info("HubSpot %s: %d records, %d ok, %d failed", what, len(results), len(results) - failed, failed)

@@ -11,6 +11,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 _EXISTING_ID = re.compile(r"Existing ID:\s*(\d+)")
+# Codes a hook gives an input the CRM never answered for (e.g. a bulk job's unprocessed rows): not a verdict.
+NO_ANSWER_CODES = frozenset({"UNPROCESSED", "NO_RESULT"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,11 @@ class RecordResult:
     error_code: str | None = None
     message: str | None = None
     existing_id: str | None = None
+
+    @property
+    def final(self) -> bool:
+        """The CRM gave this record its answer (written or refused); otherwise it is to be sent again."""
+        return self.ok or self.error_code not in NO_ANSWER_CODES
 
 
 def existing_id_from_message(message: str | None) -> str | None:

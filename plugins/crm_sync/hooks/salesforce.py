@@ -6,16 +6,17 @@ itself, because simple-salesforce only logs in to `*.salesforce.com`: the token 
 access token, on a requests session that carries the shared rate-limit adapter. TLS is always verified;
 a private CA is trusted through REQUESTS_CA_BUNDLE.
 
-Every request runs through `_call`: transient failures (429, 5xx, timeouts, dropped connections) are
+Every request runs through `_call`, under the shared base's tenacity policy, the only retry layer (the
+rate-limit adapter never resends): transient failures (429, 5xx, timeouts, dropped connections) are
 retried with backoff, an expired session (401 INVALID_SESSION_ID) is re-authenticated once, permanent
-errors pass through untouched. Reads are paged one request at a time so a retry resumes at the failed
-page instead of restarting the stream.
+errors pass through untouched, and a non-idempotent request is not resent once it may have been
+applied. Reads are paged one request at a time so a retry resumes at the failed page instead of
+restarting the stream; a Bulk API job is created once and then polled and read by its id.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import cached_property
@@ -25,7 +26,7 @@ import requests
 from airflow.providers.salesforce.hooks.salesforce import SalesforceHook
 from simple_salesforce import Salesforce
 from simple_salesforce.api import DEFAULT_API_VERSION
-from simple_salesforce.bulk2 import Operation
+from simple_salesforce.bulk2 import Operation, _Bulk2Client
 from simple_salesforce.exceptions import (
     SalesforceAuthenticationFailed,
     SalesforceError,
@@ -35,23 +36,26 @@ from simple_salesforce.exceptions import (
 )
 
 from crm_sync.hooks import soql
-from crm_sync.hooks.pools import DEFAULT_REDIS_CONN_ID, build_pool, max_wait_from
+from crm_sync.hooks.base import ContactsHookMixin, refs_for
+from crm_sync.hooks.pools import DEFAULT_REDIS_CONN_ID
 from crm_sync.hooks.results import RecordResult
-from crm_sync.hooks.retry import RetryPolicy, TransientError, call_with_retry
+from crm_sync.hooks.retry import RetryPolicy, TransientError
 from crm_sync.hooks.sf_auth import SalesforceCredentials, fetch_token
+from crm_sync.hooks.sf_bulk import DONE_STATES, BulkJobFailed, ingest_csv, job_results, poll_intervals
 from crm_sync.hooks.sf_errors import concurrency_limited
 from crm_sync.hooks.sf_frames import csv_to_frame, records_to_frame
-from crm_sync.ratelimit import RateLimitedAdapter, RateLimitPool, salesforce_limits
+from crm_sync.hooks.sf_preflight import link_field_problems
+from crm_sync.ratelimit import Limit, RateLimitedAdapter, RateLimitPool, salesforce_limits
 from crm_sync.ratelimit.backoff import parse_retry_after
+from include.sync_logic.mapping import LinkConfig
 
 if TYPE_CHECKING:
     import pandas as pd
 
 T = TypeVar("T")
 
-EXTERNAL_ID_FIELD = "HubSpot_Contact_Id__c"
+DEFAULT_LINK_FIELD = LinkConfig().salesforce  # the mapping's default; callers pass MappingConfig.link.salesforce
 COLLECTION_SIZE = 200  # sObject Collections accept up to 200 records a request
-BULK_NULL = "#N/A"  # Bulk API CSV: an empty cell leaves a field alone, #N/A sets it to null
 WriteOperation = Literal["upsert", "update", "delete"]
 
 
@@ -73,7 +77,7 @@ class SalesforceApiError(Exception):
         super().__init__(f"Salesforce {what} failed: HTTP {self.status} {self.error_code}: {self.reason}")
 
 
-class SalesforceContactsHook(SalesforceHook):
+class SalesforceContactsHook(ContactsHookMixin, SalesforceHook):
     """Contacts in Salesforce: windowed extracts, counterpart look-ups and per-record-result writes.
 
     :param salesforce_conn_id: a `salesforce` connection (see CONTRACT.md for the flows and extras).
@@ -81,7 +85,8 @@ class SalesforceContactsHook(SalesforceHook):
     :param bulk_threshold: above this many matching contacts a window is read with a Bulk API 2.0
         query job; defaults to the connection extra `bulk_threshold`, else 10,000.
     :param retry_policy: backoff for transient failures.
-    :param bulk_poll_seconds: first wait before polling a Bulk API job.
+    :param bulk_poll_seconds: first wait before polling a Bulk API job (later waits grow).
+    :param bulk_timeout_seconds: how long to poll a Bulk API job before giving up on it.
     :param request_timeout: (connect, read) seconds for every request.
     :param redis_conn_id: the Redis holding the shared rate-limit pool.
     :param max_wait_seconds: longest wait for the pool before `RateLimitWaitTooLong` (None: no cap).
@@ -89,6 +94,7 @@ class SalesforceContactsHook(SalesforceHook):
     """
 
     hook_name = "Salesforce (contact sync)"
+    crm = "salesforce"
 
     def __init__(
         self,
@@ -98,38 +104,42 @@ class SalesforceContactsHook(SalesforceHook):
         bulk_threshold: int | None = None,
         retry_policy: RetryPolicy | None = None,
         bulk_poll_seconds: float = 1.0,
+        bulk_timeout_seconds: float = 3600.0,
         request_timeout: tuple[float, float] = (10.0, 120.0),
         redis_conn_id: str = DEFAULT_REDIS_CONN_ID,
         max_wait_seconds: float | None = None,
         pool: RateLimitPool | None = None,
     ) -> None:
         super().__init__(salesforce_conn_id=salesforce_conn_id)
+        self.init_contacts_hook(
+            retry_policy=retry_policy, redis_conn_id=redis_conn_id, max_wait_seconds=max_wait_seconds, pool=pool
+        )
         self.chunk_rows = chunk_rows
         self._bulk_threshold = bulk_threshold
-        self.retry_policy = retry_policy or RetryPolicy()
         self.bulk_poll_seconds = bulk_poll_seconds
+        self.bulk_timeout_seconds = bulk_timeout_seconds
         self.request_timeout = request_timeout
-        self.api_calls = 0
         self.reauthentications = 0
         self._retry_after: float | None = None
-        self.redis_conn_id = redis_conn_id
-        self._max_wait_seconds = max_wait_seconds
-        self._pool = pool
+
+    # -- what the shared base needs ---------------------------------------------------------------
 
     @property
-    def max_wait_seconds(self) -> float:
-        """Longest wait for the pool before `RateLimitWaitTooLong` (argument, else connection extra)."""
-        return max_wait_from(self._max_wait_seconds, self._extras)
+    def connection_id(self) -> str:
+        return self.conn_id
+
+    def pool_limits(self) -> list[Limit]:
+        """The org's daily API budget (see `salesforce_limits` for the extras)."""
+        return salesforce_limits(self._extras)
+
+    def probe(self) -> None:
+        self._call("limits", lambda sf: sf.limits())
 
     # -- connection, token, client -------------------------------------------------------------
 
     @cached_property
-    def _extras(self) -> dict[str, Any]:
-        return self.get_connection(self.conn_id).extra_dejson
-
-    @cached_property
     def _credentials(self) -> SalesforceCredentials:
-        connection = self.get_connection(self.conn_id)
+        connection = self._connection
         return SalesforceCredentials.from_connection(connection.login, connection.password, self._extras)
 
     @property
@@ -150,15 +160,10 @@ class SalesforceContactsHook(SalesforceHook):
         session.hooks["response"].append(self._on_response)
         return session
 
-    @cached_property
-    def rate_limit_pool(self) -> RateLimitPool:
-        """The org's shared pool (daily API budget), on the Redis named by the connection."""
-        if self._pool is not None:
-            return self._pool
-        return build_pool("salesforce", self.conn_id, salesforce_limits(self._extras), self.redis_conn_id)
-
     def _http_adapter(self) -> RateLimitedAdapter:
-        return RateLimitedAdapter(self.rate_limit_pool, max_wait_seconds=self.max_wait_seconds)
+        return RateLimitedAdapter(
+            self.rate_limit_pool, max_wait_seconds=self.max_wait_seconds, timeout=self.request_timeout
+        )
 
     def _on_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         self.api_calls += 1
@@ -187,17 +192,15 @@ class SalesforceContactsHook(SalesforceHook):
         self.log.info("Salesforce: session expired, re-authenticating")
         _ = self.conn
 
-    def test_connection(self) -> tuple[bool, str]:
-        try:
-            self._call("limits", lambda sf: sf.limits())
-        except Exception as exc:
-            return False, f"{type(exc).__name__}: {exc}"
-        return True, "Connection successfully tested"
-
     # -- the one request path -------------------------------------------------------------------
 
     def _call(self, what: str, fn: Callable[[Salesforce], T], *, idempotent: bool = True) -> T:
-        """Run `fn(client)` with retries on transient failures and one re-login on an expired session."""
+        """Run `fn(client)` with retries on transient failures and one re-login on an expired session.
+
+        `idempotent=False` (a plain insert): a 5xx or a timeout after the request went out is not
+        retried, since Salesforce may have applied it; refusals that prove it was not (429, 403
+        concurrency limit, 401 expired session, connect timeout) still are.
+        """
 
         def attempt() -> T:
             self._retry_after = None
@@ -212,7 +215,8 @@ class SalesforceContactsHook(SalesforceHook):
                     raise TransientError("REQUEST_LIMIT_EXCEEDED (concurrent requests)", status=403) from exc
                 raise SalesforceApiError(what, exc) from None
             except SalesforceGeneralError as exc:
-                if exc.status == 429 or exc.status >= 500:
+                # A 5xx may come after the write was applied: only idempotent requests are sent again.
+                if exc.status == 429 or (exc.status >= 500 and idempotent):
                     raise TransientError(
                         f"HTTP {exc.status}", status=exc.status, retry_after=self._retry_after
                     ) from exc
@@ -236,7 +240,16 @@ class SalesforceContactsHook(SalesforceHook):
                 # emails. Keep the code and reason; the raw content stays on the exception.
                 raise SalesforceApiError(what, exc) from None
 
-        return call_with_retry(attempt, policy=self.retry_policy, what=f"salesforce {what}")
+        return self.with_retry(what, attempt)
+
+    def link_field_problems(self, field: str) -> list[str]:
+        """Why Contact `field` cannot hold the link (missing, not External ID, not Unique, not editable),
+        each with the fix in Setup; empty when it can. One describe call: cheap enough for a preflight."""
+        (field,) = soql.check_fields([field])
+        described = self._call("describe", lambda sf: sf.Contact.describe())
+        problems = link_field_problems(described.get("fields", []), field)
+        self.log.info("Salesforce: link field %s: %d problems", field, len(problems))
+        return problems
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -296,18 +309,15 @@ class SalesforceContactsHook(SalesforceHook):
     def _iter_bulk(self, query: str, fields: list[str], include_deleted: bool) -> Iterator[pd.DataFrame]:
         """A Bulk API 2.0 query job; result pages fetched by locator, each its own retried request."""
         operation = Operation.query_all if include_deleted else Operation.query
-        job = self._call("bulk query job", lambda sf: sf.bulk2.Contact._client.create_job(operation, query))
+        job = self._call("bulk query job", lambda sf: _bulk_client(sf).create_job(operation, query))
         job_id = job["id"]
         self.log.info("Salesforce: bulk query job %s created", job_id)
-        self._call(
-            "bulk query wait",
-            lambda sf: sf.bulk2.Contact._client.wait_for_job(job_id, True, self.bulk_poll_seconds),
-        )
+        self._wait_for_job(job_id, is_query=True)
         locator = ""
         while True:
             result = self._call(
                 "bulk query results",
-                lambda sf, loc=locator: sf.bulk2.Contact._client.get_query_results(job_id, loc, self.chunk_rows),
+                lambda sf, loc=locator: _bulk_client(sf).get_query_results(job_id, loc, self.chunk_rows),
             )
             yield csv_to_frame(result["records"], fields)
             locator = result["locator"]
@@ -322,9 +332,12 @@ class SalesforceContactsHook(SalesforceHook):
         """Contacts by email (Salesforce compares emails case-insensitively); unknown emails are left out."""
         return self._fetch_in(fields, "Email", emails, False)
 
-    def fetch_by_hubspot_ids(self, hubspot_ids: Sequence[str], fields: Sequence[str]) -> pd.DataFrame:
-        """Contacts linked to the given HubSpot ids (external id field HubSpot_Contact_Id__c)."""
-        return self._fetch_in(fields, EXTERNAL_ID_FIELD, hubspot_ids, False)
+    def fetch_by_hubspot_ids(
+        self, hubspot_ids: Sequence[str], fields: Sequence[str], link_field: str = DEFAULT_LINK_FIELD
+    ) -> pd.DataFrame:
+        """Contacts linked to the given HubSpot ids through `link_field` (the mapping's link.salesforce)."""
+        (link_field,) = soql.check_fields([link_field])
+        return self._fetch_in(fields, link_field, hubspot_ids, False)
 
     def _fetch_in(
         self, fields: Sequence[str], column: str, values: Sequence[str], include_deleted: bool
@@ -348,8 +361,9 @@ class SalesforceContactsHook(SalesforceHook):
     def create_contacts(
         self, records: Sequence[Mapping[str, Any]], refs: Sequence[str] | None = None
     ) -> list[RecordResult]:
-        """Insert; not idempotent, so a dropped connection is not retried (prefer `upsert_contacts`)."""
-        refs = _refs(records, refs, EXTERNAL_ID_FIELD)
+        """Insert; not idempotent, so a 5xx, timeout or dropped connection is not retried: the load and
+        link-back write with `upsert_contacts` instead, which a retry cannot duplicate."""
+        refs = refs_for(records, refs, lambda r: r.get("Id"))
         return self._collections(
             "create",
             records,
@@ -362,7 +376,7 @@ class SalesforceContactsHook(SalesforceHook):
         self, records: Sequence[Mapping[str, Any]], refs: Sequence[str] | None = None
     ) -> list[RecordResult]:
         """Update by Id (each record carries `Id`)."""
-        refs = _refs(records, refs, "Id")
+        refs = refs_for(records, refs, lambda r: r.get("Id"))
         return self._collections(
             "update",
             records,
@@ -374,27 +388,24 @@ class SalesforceContactsHook(SalesforceHook):
         self,
         records: Sequence[Mapping[str, Any]],
         refs: Sequence[str] | None = None,
-        external_id_field: str = EXTERNAL_ID_FIELD,
+        external_id_field: str = DEFAULT_LINK_FIELD,
     ) -> list[RecordResult]:
         """Upsert by external id: a retried request creates no duplicates."""
         (external_id_field,) = soql.check_fields([external_id_field])
-        refs = _refs(records, refs, external_id_field)
+        refs = refs_for(records, refs, lambda r: r.get(external_id_field))
         path = f"composite/sobjects/Contact/{external_id_field}"
         return self._collections("upsert", records, refs, lambda sf, body: sf.restful(path, method="PATCH", json=body))
 
     def delete_contacts(self, ids: Sequence[str], refs: Sequence[str] | None = None) -> list[RecordResult]:
         """Delete by Id (to the recycle bin), 200 ids a request."""
-        refs = list(refs) if refs is not None else list(ids)
-        results: list[RecordResult] = []
-        for offset in range(0, len(ids), COLLECTION_SIZE):
-            chunk = list(ids[offset : offset + COLLECTION_SIZE])
-            params = {"ids": ",".join(chunk), "allOrNone": "false"}
-            response = self._call(
-                "delete", lambda sf, p=params: sf.restful("composite/sobjects", method="DELETE", params=p)
-            )
-            results.extend(_collection_results(response or [], refs[offset : offset + COLLECTION_SIZE], "delete"))
-        _log_results(self.log, "delete", results)
-        return results
+        refs = refs_for(ids, refs, lambda i: i)
+
+        def write(part: slice) -> list[RecordResult]:
+            params = {"ids": ",".join(ids[part]), "allOrNone": "false"}
+            response = self._call("delete", lambda sf: sf.restful("composite/sobjects", method="DELETE", params=params))
+            return _collection_results(response or [], refs[part], "delete")
+
+        return self.write_in_batches("delete", len(ids), COLLECTION_SIZE, write)
 
     def _collections(
         self,
@@ -405,17 +416,15 @@ class SalesforceContactsHook(SalesforceHook):
         *,
         idempotent: bool = True,
     ) -> list[RecordResult]:
-        results: list[RecordResult] = []
-        for offset in range(0, len(records), COLLECTION_SIZE):
-            chunk = records[offset : offset + COLLECTION_SIZE]
+        def write(part: slice) -> list[RecordResult]:
             body = {
                 "allOrNone": False,
-                "records": [{"attributes": {"type": "Contact"}, **record} for record in chunk],
+                "records": [{"attributes": {"type": "Contact"}, **record} for record in records[part]],
             }
-            response = self._call(what, lambda sf, b=body: send(sf, b), idempotent=idempotent)
-            results.extend(_collection_results(response or [], refs[offset : offset + COLLECTION_SIZE], what))
-        _log_results(self.log, what, results)
-        return results
+            response = self._call(what, lambda sf: send(sf, body), idempotent=idempotent)
+            return _collection_results(response or [], refs[part], what)
+
+        return self.write_in_batches(what, len(records), COLLECTION_SIZE, write)
 
     # -- writes: Bulk API 2.0 ingest --------------------------------------------------------------
 
@@ -424,7 +433,7 @@ class SalesforceContactsHook(SalesforceHook):
         operation: WriteOperation,
         records: Sequence[Mapping[str, Any]],
         refs: Sequence[str] | None = None,
-        external_id_field: str = EXTERNAL_ID_FIELD,
+        external_id_field: str = DEFAULT_LINK_FIELD,
     ) -> list[RecordResult]:
         """A Bulk API 2.0 ingest job (upsert on the external id, update or delete by Id) for large loads.
 
@@ -435,85 +444,79 @@ class SalesforceContactsHook(SalesforceHook):
             return []
         (external_id_field,) = soql.check_fields([external_id_field])
         key = external_id_field if operation == "upsert" else "Id"
-        refs = _refs(records, refs, key)
+        refs = refs_for(records, refs, lambda r: r.get(key))
         by_key = {str(record.get(key)): ref for record, ref in zip(records, refs, strict=True)}
         if len(by_key) != len(records):
             raise ValueError(f"bulk {operation}: every record needs a distinct {key}")
-        if operation == "delete":
-            rows = [{"Id": str(record["Id"])} for record in records]
-        else:
-            rows = [
-                {name: BULK_NULL if value is None else value for name, value in record.items()} for record in records
-            ]
+        data = ingest_csv(operation, records)
 
-        def run(sf: Salesforce) -> list[dict[str, Any]]:
-            handler = getattr(sf.bulk2.Contact, operation)
-            kwargs: dict[str, Any] = {"records": rows, "wait": self.bulk_poll_seconds}
-            if operation == "upsert":
-                kwargs["external_id_field"] = external_id_field
-            return handler(**kwargs)
+        # A job that was never closed is never processed, so creating and uploading again is harmless;
+        # from the close on, every step reads the same job by id.
+        job = self._call(
+            f"bulk {operation} job",
+            lambda sf: _bulk_client(sf).create_job(
+                Operation(operation), external_id_field=external_id_field if operation == "upsert" else None
+            ),
+        )
+        job_id = job["id"]
+        self.log.info("Salesforce: bulk %s job %s created for %d records", operation, job_id, len(records))
+        self._call("bulk upload", lambda sf: _bulk_client(sf).upload_job_data(job_id, data))
+        self._close_job(job_id)
+        self._wait_for_job(job_id, is_query=False)
 
-        jobs = self._call(f"bulk {operation}", run)
-        results: list[RecordResult] = []
-        for job in jobs:
-            results.extend(self._bulk_job_results(job["job_id"], key, by_key, operation))
+        def fetch(kind: str) -> str:
+            return self._call(f"bulk {kind}", lambda sf: _bulk_client(sf).get_ingest_results(job_id, kind))
+
+        results = job_results(
+            job_id,
+            operation,
+            key,
+            by_key,
+            fetch("successfulResults"),
+            fetch("failedResults"),
+            fetch("unprocessedrecords"),
+        )
         seen = {result.ref for result in results}
         results.extend(
             RecordResult(ref=ref, target_id=None, ok=False, error_code="NO_RESULT", message="absent from job results")
             for ref in refs
             if ref not in seen
         )
-        _log_results(self.log, f"bulk {operation}", results)
+        self.log_results(f"bulk {operation} job {job_id}", results)
         return results
 
-    def _bulk_job_results(self, job_id: str, key: str, by_key: dict[str, str], operation: str) -> list[RecordResult]:
-        def fetch(kind: str) -> list[dict[str, str]]:
-            text = self._call(
-                f"bulk {kind} results",
-                lambda sf: getattr(sf.bulk2.Contact, f"get_{kind}_records")(job_id),
-            )
-            return list(csv.DictReader(io.StringIO(text)))
+    def _close_job(self, job_id: str) -> None:
+        """PATCH UploadComplete; when a resent close is refused because the first one landed, go on."""
+        try:
+            self._call("bulk close", lambda sf: _bulk_client(sf).close_job(job_id))
+        except SalesforceApiError:
+            state = self._call("bulk poll", lambda sf: _bulk_client(sf).get_job(job_id, False))["state"]
+            if state == "Open":
+                raise
+            self.log.info("Salesforce: bulk job %s already closed (%s)", job_id, state)
 
-        results: list[RecordResult] = []
-        for row in fetch("successful"):
-            results.append(
-                RecordResult(
-                    ref=by_key.get(row.get(key) or row.get("sf__Id", ""), row.get("sf__Id", "")),
-                    target_id=row.get("sf__Id") or None,
-                    ok=True,
-                    created=(row.get("sf__Created", "").lower() == "true"),
-                )
-            )
-        for row in fetch("failed"):
-            code, _, message = (row.get("sf__Error") or "").partition(":")
-            results.append(
-                RecordResult(
-                    ref=by_key.get(row.get(key, ""), row.get(key, "")),
-                    target_id=row.get("sf__Id") or None,
-                    ok=False,
-                    error_code=code or "UNKNOWN",
-                    message=message.strip() or None,
-                )
-            )
-        for row in fetch("unprocessed"):
-            results.append(
-                RecordResult(
-                    ref=by_key.get(row.get(key, ""), row.get(key, "")),
-                    target_id=None,
-                    ok=False,
-                    error_code="UNPROCESSED",
-                    message=f"not processed by bulk {operation} job {job_id}",
-                )
-            )
-        return results
+    def _wait_for_job(self, job_id: str, *, is_query: bool) -> None:
+        """Poll the job by id until it is done, waits growing from `bulk_poll_seconds`; each poll is one
+        retried request through the pool, so a 5xx or an expired session costs a poll, not the job."""
+        waited, polls = 0.0, 0
+        for wait in poll_intervals(self.bulk_poll_seconds):
+            time.sleep(wait)
+            waited += wait
+            polls += 1
+            info = self._call("bulk poll", lambda sf: _bulk_client(sf).get_job(job_id, is_query))
+            state = info["state"]
+            if state in DONE_STATES:
+                break
+            if waited > self.bulk_timeout_seconds:
+                raise TimeoutError(f"Salesforce bulk job {job_id} still {state} after {waited:.0f}s")
+        self.log.info("Salesforce: bulk job %s %s after %d polls (%.1fs)", job_id, state, polls, waited)
+        if state != "JobComplete":
+            raise BulkJobFailed(job_id, state, info.get("errorMessage"))
 
 
-def _refs(records: Sequence[Mapping[str, Any]], refs: Sequence[str] | None, key: str) -> list[str]:
-    if refs is not None:
-        if len(refs) != len(records):
-            raise ValueError("refs must be parallel to records")
-        return [str(ref) for ref in refs]
-    return [str(record.get(key) or index) for index, record in enumerate(records)]
+def _bulk_client(sf: Salesforce) -> _Bulk2Client:
+    """simple-salesforce's Bulk API 2.0 client for Contact: one request per method, no hidden retries."""
+    return sf.bulk2.Contact._client
 
 
 def _collection_results(response: Sequence[Mapping[str, Any]], refs: Sequence[str], what: str) -> list[RecordResult]:
@@ -535,8 +538,3 @@ def _collection_results(response: Sequence[Mapping[str, Any]], refs: Sequence[st
             )
         )
     return results
-
-
-def _log_results(logger: Any, what: str, results: Sequence[RecordResult]) -> None:
-    failed = sum(not result.ok for result in results)
-    logger.info("Salesforce %s: %d records, %d ok, %d failed", what, len(results), len(results) - failed, failed)

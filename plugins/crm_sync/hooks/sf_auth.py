@@ -4,6 +4,12 @@ simple-salesforce only logs in to `https://{domain}.salesforce.com`, so the hook
 and hands simple-salesforce the instance URL and access token from the token response. Three flows, in
 the order they are chosen: JWT bearer (a private key is set), username-password (a password is set),
 client credentials (consumer key and secret only; the recommended flow).
+
+Client credentials is granted only on the org's My Domain token endpoint; login/test.salesforce.com
+answer 400 invalid_grant "request not supported on this domain" (pozil/pub-sub-api-node-client#58), so
+that combination is refused before any request. A JWT bearer assertion's audience stays
+login.salesforce.com (test.salesforce.com for sandboxes) even when the token comes from a My Domain
+(Salesforce Help, "OAuth 2.0 JWT Bearer Flow for Server-to-Server Integration"): extra `jwt_audience`.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed
@@ -21,6 +28,7 @@ from crm_sync.hooks.sf_errors import concurrency_limited
 from crm_sync.ratelimit.backoff import parse_retry_after
 
 DEFAULT_LOGIN_URL = "https://login.salesforce.com"
+GENERIC_LOGIN_HOSTS = ("login.salesforce.com", "test.salesforce.com")
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
@@ -41,6 +49,7 @@ class SalesforceCredentials:
     password: str | None
     security_token: str | None
     private_key: str | None
+    jwt_audience: str | None = None
 
     def __repr__(self) -> str:
         return f"SalesforceCredentials(login_url={self.login_url!r}, flow={self.flow!r})"
@@ -77,6 +86,7 @@ class SalesforceCredentials:
             password=password or None,
             security_token=extra("security_token"),
             private_key=private_key,
+            jwt_audience=extra("jwt_audience"),
         )
 
     def token_request(self) -> dict[str, str]:
@@ -92,11 +102,27 @@ class SalesforceCredentials:
                 "username": self.username or "",
                 "password": (self.password or "") + (self.security_token or ""),
             }
+        if urlsplit(self.login_url).hostname in GENERIC_LOGIN_HOSTS:
+            raise ValueError(
+                f"salesforce connection: the client credentials flow is only granted on the org's My Domain, "
+                f"not on {self.login_url}; set extra login_url to https://<your-domain>.my.salesforce.com "
+                "(Setup > My Domain shows it)"
+            )
         return {
             "grant_type": "client_credentials",
             "client_id": self.consumer_key or "",
             "client_secret": self.consumer_secret or "",
         }
+
+    @property
+    def audience(self) -> str:
+        """The JWT `aud`: extra `jwt_audience`, else the login URL when it is login/test.salesforce.com,
+        else https://login.salesforce.com (a My Domain URL is never the audience)."""
+        if self.jwt_audience:
+            return self.jwt_audience.rstrip("/")
+        if urlsplit(self.login_url).hostname in GENERIC_LOGIN_HOSTS:
+            return self.login_url
+        return DEFAULT_LOGIN_URL
 
     def _jwt(self) -> str:
         import jwt
@@ -104,7 +130,7 @@ class SalesforceCredentials:
         claims = {
             "iss": self.consumer_key,
             "sub": self.username,
-            "aud": self.login_url,
+            "aud": self.audience,
             "exp": int(time.time()) + 180,
         }
         return jwt.encode(claims, self.private_key, algorithm="RS256")

@@ -99,6 +99,10 @@ class _LoadOperator(CrmSyncOperator):
                     exc.reason,
                 )
                 self._defer_for(exc.wait_seconds)
+            unanswered = sum(not result.final for result in results)
+            if unanswered:
+                # Stage nothing: a staged batch is never sent again, and these records have no answer yet.
+                raise RuntimeError(f"{self.target} batch {name}: {unanswered} records got no answer; retry the task")
             table = results_frame(results)
             table["target"] = self.target
             table["action"] = batch["action"]

@@ -73,7 +73,9 @@ class ReconcileContactsOperator(CrmSyncOperator):
                 "salesforce_by_hubspot_id": lambda keys: sf_hook.fetch_by_hubspot_ids(keys, fields),
                 "hubspot_ids": fetch_by_id[Side.HUBSPOT],
                 "hubspot_emails": lambda keys: hs_hook.read_by_emails(keys, properties),
-                "hubspot_by_salesforce_id": lambda keys: hs_hook.read_by_salesforce_ids(keys, properties),
+                "hubspot_by_salesforce_id": lambda keys: hs_hook.read_by_salesforce_ids(
+                    keys, properties, link_property=mapping.link.hubspot
+                ),
             },
             log=self.log.info,
         )

@@ -1,9 +1,9 @@
 """A `requests` transport adapter that sends every request through the shared pool.
 
 Mount it on simple-salesforce's session (`sf.session.mount("https://", adapter)`): each send
-first acquires from the pool, every response corrects the pool from its headers, and a 429
-pauses the whole pool for Retry-After before the request is sent again (a 429 means the
-server did not act on it, so resending is safe even for POST).
+first acquires from the pool, and every response corrects the pool from its headers; a 429
+pauses the whole pool for Retry-After, so every worker holds back. It never resends: retrying
+belongs to the caller's one retry layer (the hook's policy), which counts each send once.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ def _default_kind(_: PreparedRequest) -> str:
 
 
 class RateLimitedAdapter(HTTPAdapter):
-    """Acquire before each send, observe headers after, pause the pool and resend on a 429.
+    """Acquire before each send, observe headers (and a 429's pause) after.
 
-    Do not give it a urllib3 `Retry` that retries 429s itself (`max_retries`): those retries
-    would bypass the pool. `RateLimitWaitTooLong` from the pool propagates out of `send`.
+    Do not give it a urllib3 `Retry` (`max_retries`): its resends would bypass the pool and the
+    caller's attempt count. `RateLimitWaitTooLong` from the pool propagates out of `send`.
     """
 
     def __init__(
@@ -35,24 +35,20 @@ class RateLimitedAdapter(HTTPAdapter):
         *,
         kind_for: Callable[[PreparedRequest], str] = _default_kind,
         max_wait_seconds: float | None = None,
-        max_429_retries: int = 3,
+        timeout: float | tuple[float, float] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.timeout = timeout  # for sends without their own: clients such as simple-salesforce never pass one
         self.pool = pool
         self.kind_for = kind_for
         self.max_wait_seconds = max_wait_seconds
-        self.max_429_retries = max_429_retries
 
     def send(self, request: PreparedRequest, **kwargs: Any) -> Response:  # type: ignore[override]
-        kind = self.kind_for(request)
-        attempt = 0
-        while True:
-            self.pool.acquire(kind, max_wait_seconds=self.max_wait_seconds)
-            response = super().send(request, **kwargs)
-            headers: Mapping[str, str] = response.headers
-            self.pool.observe_response(response.status_code, headers)
-            if response.status_code != 429 or attempt >= self.max_429_retries:
-                return response
-            response.close()
-            attempt += 1
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        self.pool.acquire(self.kind_for(request), max_wait_seconds=self.max_wait_seconds)
+        response = super().send(request, **kwargs)
+        headers: Mapping[str, str] = response.headers
+        self.pool.observe_response(response.status_code, headers)
+        return response

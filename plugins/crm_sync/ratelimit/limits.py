@@ -12,6 +12,8 @@ HeaderSource = Literal["hubspot-interval", "hubspot-secondly", "sforce-api-usage
 
 DEFAULT_KIND = "default"
 SEARCH_KIND = "search"
+DEFAULT_DAILY_API_REQUESTS = 15000  # Salesforce: requests allowed before the first Limit Info header
+DEFAULT_API_RESERVE_SHARE = 0.2  # Salesforce: share of the org's daily maximum left to other integrations
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,10 @@ class Limit:
     `guard_seconds` widens the window a little so that network jitter between us and the
     vendor cannot make the vendor see `limit + 1` requests in its own window.
     `header` names the response-header figure that corrects this limit's count.
+    For a header that reports the whole account's usage and maximum (Salesforce's org-wide daily
+    budget), `ceiling` says how far that usage may go: the reported maximum less `reserve_share`
+    of it (left to the account's other clients), never above `cap` when one is set. `limit` is
+    then the count allowed before the first header arrives.
     """
 
     name: str
@@ -35,6 +41,8 @@ class Limit:
     bucket_seconds: float | None = None
     guard_seconds: float = 0.0
     header: HeaderSource | None = None
+    reserve_share: float = 0.0
+    cap: int | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("_", "").replace("-", "").isalnum() or self.name == "pause":
@@ -45,6 +53,25 @@ class Limit:
             raise ValueError(f"limit {self.name}: window must be positive and guard not negative")
         if self.bucket_seconds is not None and not 0 < self.bucket_seconds <= self.window_seconds:
             raise ValueError(f"limit {self.name}: bucket must be positive and no longer than the window")
+        if not 0 <= self.reserve_share < 1:
+            raise ValueError(f"limit {self.name}: reserve share must be in [0, 1), got {self.reserve_share}")
+
+    def ceiling(self, server_maximum: int | None) -> int:
+        """The account-wide usage this limit lets us reach, given the server-reported maximum."""
+        if server_maximum is None:
+            return self.limit
+        share = math.floor(server_maximum * (1 - self.reserve_share))
+        return share if self.cap is None else min(share, self.cap)
+
+    def full_reason(self) -> str:
+        """Why a caller waits when this limit is full (in `RateLimitWaitTooLong` and the logs)."""
+        if self.header == "sforce-api-usage":
+            cap = f", at most {self.cap}" if self.cap is not None else ""
+            return (
+                f"limit {self.name} is full: the org's API usage reached {1 - self.reserve_share:.0%} of its "
+                f"daily maximum{cap}; the rest is reserved for other integrations"
+            )
+        return f"limit {self.name} ({self.limit} per {self.window_seconds:g}s) is full"
 
     def applies_to(self, kind: str) -> bool:
         return self.kinds is None or kind in self.kinds
@@ -74,6 +101,19 @@ def _positive_int(extras: Mapping[str, Any], key: str, default: int | None) -> i
     return value
 
 
+def _share(extras: Mapping[str, Any], key: str, default: float) -> float:
+    raw = extras.get(key, default)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"connection extra {key!r} must be a number, got {raw!r}") from None
+    if not 0 <= value < 1:
+        raise ValueError(f"connection extra {key!r} must be at least 0 and below 1, got {value}")
+    return value
+
+
 def hubspot_limits(extras: Mapping[str, Any]) -> list[Limit]:
     """HubSpot: the rolling 10-second app limit for every call, plus the per-second search limit.
 
@@ -96,19 +136,23 @@ def hubspot_limits(extras: Mapping[str, Any]) -> list[Limit]:
 def salesforce_limits(extras: Mapping[str, Any]) -> list[Limit]:
     """Salesforce: the org's rolling 24-hour API request budget, plus an optional per-second cap.
 
-    Extras: `daily_api_requests` (default 15000) is the ceiling on the ORG's usage we respect:
-    header feedback syncs the count to the org-wide figure Salesforce reports, so set it to the
-    org's limit, or below it to leave room for other integrations. `requests_per_s` is optional.
+    `Sforce-Limit-Info: api-usage=N/M` reports the whole org's usage N and maximum M (REST API
+    Developer Guide, "Limit Info Header"), all integrations included. The sync may take the org
+    up to M less `api_reserve_share` of it (default 0.2, left to other integrations), and never
+    past `daily_api_requests` when that extra is set. Before the first header, 15000 (or
+    `daily_api_requests`) requests are allowed. `requests_per_s` is optional.
     """
-    daily = _positive_int(extras, "daily_api_requests", 15000)
+    cap = _positive_int(extras, "daily_api_requests", None)
     limits = [
         Limit(
             "daily_api_requests",
-            daily,
+            cap or DEFAULT_DAILY_API_REQUESTS,
             86_400.0,
             bucket_seconds=600.0,
             guard_seconds=_guard(86_400.0),
             header="sforce-api-usage",
+            reserve_share=_share(extras, "api_reserve_share", DEFAULT_API_RESERVE_SHARE),
+            cap=cap,
         )
     ]
     per_s = _positive_int(extras, "requests_per_s", None)

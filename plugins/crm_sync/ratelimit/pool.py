@@ -150,8 +150,7 @@ class RateLimitPool:
         if blocking == -1:
             reason = f"pool paused: {_text(reply[3]) or 'no reason given'}"
         elif blocking > 0:
-            reason = f"limit {limits[blocking - 1].name} ({limits[blocking - 1].limit} per "
-            reason += f"{limits[blocking - 1].window_seconds:g}s) is full"
+            reason = limits[blocking - 1].full_reason()
         else:
             reason = ""
         return (
@@ -244,8 +243,10 @@ class RateLimitPool:
                     lim.name,
                 )
                 continue
-            if obs.used is not None:  # Salesforce: org-wide usage; a smaller server limit shrinks ours
-                target = obs.used + max(0, lim.limit - (obs.maximum or lim.limit))
+            if obs.used is not None:
+                # Salesforce: org-wide usage. Shift it so that our count reaches `limit` exactly when the
+                # org's usage reaches the ceiling (its maximum less the reserve, within the cap).
+                target = obs.used + lim.limit - lim.ceiling(obs.maximum)
                 mode = "set"
             else:
                 target = lim.limit - (obs.remaining or 0)

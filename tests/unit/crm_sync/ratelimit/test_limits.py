@@ -41,7 +41,11 @@ def test_salesforce_daily_budget_is_a_bucketed_rolling_day():
     assert (daily.limit, daily.window_seconds, daily.header) == (100_000, 86_400.0, "sforce-api-usage")
     assert daily.bucket_seconds is not None and daily.bucket_seconds <= 3600
     assert limits["requests_per_s"].limit == 20
-    assert by_name(salesforce_limits({}))["daily_api_requests"].limit == 15000
+    default = by_name(salesforce_limits({}))["daily_api_requests"]
+    assert (default.limit, default.cap, default.reserve_share) == (15000, None, 0.2)
+    assert default.ceiling(100_000) == 80_000 and daily.ceiling(200_000) == 100_000
+    with pytest.raises(ValueError, match="api_reserve_share"):
+        salesforce_limits({"api_reserve_share": "1"})
 
 
 @pytest.mark.parametrize(

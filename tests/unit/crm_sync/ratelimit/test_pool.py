@@ -257,7 +257,7 @@ def test_hubspot_secondly_headers(client, account):
 
 
 def test_salesforce_usage_syncs_the_daily_count_both_ways(client, account):
-    pool = RateLimitPool(client, account, salesforce_limits({"daily_api_requests": 15000}))
+    pool = RateLimitPool(client, account, salesforce_limits({"daily_api_requests": 15000, "api_reserve_share": 0}))
     pool.observe_headers({"Sforce-Limit-Info": "api-usage=14990/15000"})
     granted, exc = drain(pool)
     assert granted == 10
@@ -267,10 +267,28 @@ def test_salesforce_usage_syncs_the_daily_count_both_ways(client, account):
 
 
 def test_salesforce_smaller_org_limit_shrinks_the_budget(client, account):
-    pool = RateLimitPool(client, account, salesforce_limits({"daily_api_requests": 15000}))
+    pool = RateLimitPool(client, account, salesforce_limits({"daily_api_requests": 15000, "api_reserve_share": 0}))
     pool.observe_headers({"Sforce-Limit-Info": "api-usage=100/1000"})
     assert pool.usage()["used"] == {"daily_api_requests": 14100}
     assert drain(pool)[0] == 900
+
+
+def test_salesforce_ceiling_follows_the_orgs_maximum_less_the_reserve(client, account):
+    """Other integrations at 60% of a 100,000 budget: the sync still has 20,000 (80% less 60%)."""
+    pool = RateLimitPool(client, account, salesforce_limits({}))
+    pool.observe_headers({"Sforce-Limit-Info": "api-usage=60000/100000"})
+    assert pool.usage()["used"]["daily_api_requests"] == 0  # 60,000 is 20,000 below the 80,000 ceiling
+    pool.observe_headers({"Sforce-Limit-Info": "api-usage=79990/100000"})
+    granted, exc = drain(pool)
+    assert granted == 10
+    assert "reserved for other integrations" in exc.reason and "80%" in exc.reason
+
+
+def test_salesforce_explicit_daily_requests_still_caps(client, account):
+    pool = RateLimitPool(client, account, salesforce_limits({"daily_api_requests": 50000, "api_reserve_share": "0.1"}))
+    pool.observe_headers({"Sforce-Limit-Info": "api-usage=49995/100000"})
+    granted, exc = drain(pool)
+    assert granted == 5 and "at most 50000" in exc.reason
 
 
 def test_bucketed_limit_is_never_looser_than_the_window(client, account):

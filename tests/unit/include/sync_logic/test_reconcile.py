@@ -483,3 +483,22 @@ def test_first_sync_without_state_compares_record_times_not_the_window():
     decisions = run([sf], [hs], hs_changed=[])  # only Salesforce is in the window, HubSpot is newer
     assert json.loads(one(decisions, "salesforce")["payload"]) == {"Title": "CEO"}
     assert one(decisions, "hubspot")["action"] == "skip"
+
+
+def test_a_contact_found_by_a_secondary_email_pairs_with_the_contact_that_asked():
+    from include.sync_logic.counterparts import close_counterparts
+
+    sf, _ = frames([sf_row("003A", minute=1, **ANN_SF)], [])
+    found = pd.DataFrame([hs_row("101", **{**ANN_HS, "email": "ann.lee@work.example"})]).assign(
+        lookup_key="ann@example.com"
+    )
+    fetchers = {kind: (lambda keys: pd.DataFrame()) for kind in ("salesforce_ids", "salesforce_emails", "hubspot_ids")}
+    fetchers |= {
+        "salesforce_by_hubspot_id": lambda keys: pd.DataFrame(),
+        "hubspot_by_salesforce_id": lambda keys: pd.DataFrame(),
+    }
+    fetchers["hubspot_emails"] = lambda keys: found if keys == ["ann@example.com"] else pd.DataFrame()
+    sf_all, hs_all = close_counterparts(sf, pd.DataFrame(columns=list(hs_row("x"))), MAPPING, fetchers)
+    decisions = reconcile(sf_all, hs_all, sf_changed_ids=["003A"], hs_changed_ids=[], mapping=MAPPING).decisions
+    assert not (decisions["action"] == "create").any()
+    assert set(decisions["matched_by"]) == {"email"}

@@ -1,0 +1,128 @@
+"""What the two contact hooks share: connection extras, the rate-limit pool, the one retry layer, refs,
+batching loops, result logging and `test_connection`.
+
+A mixin rather than a `BaseHook` subclass, so the Salesforce hook keeps the provider's `SalesforceHook`
+as its base: `class SalesforceContactsHook(ContactsHookMixin, SalesforceHook)`. A hook using it sets
+`crm`, implements `connection_id`, `pool_limits` and `probe`, and calls `init_contacts_hook` in
+`__init__`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from functools import cached_property
+from typing import Any, ClassVar, TypeVar
+
+from crm_sync.hooks.pools import DEFAULT_REDIS_CONN_ID, build_pool, max_wait_from
+from crm_sync.hooks.results import RecordResult
+from crm_sync.hooks.retry import RetryPolicy, call_with_retry
+from crm_sync.ratelimit import Limit, RateLimitPool
+
+T = TypeVar("T")
+
+
+class ContactsHookMixin:
+    """Connection, pool, retry and per-record bookkeeping common to both CRMs' contact hooks."""
+
+    crm: ClassVar[str]  # "hubspot" or "salesforce": the pool's key prefix and the log prefix
+    log: logging.Logger  # from Airflow's LoggingMixin on the hook
+
+    def init_contacts_hook(
+        self,
+        *,
+        retry_policy: RetryPolicy | None,
+        redis_conn_id: str = DEFAULT_REDIS_CONN_ID,
+        max_wait_seconds: float | None = None,
+        pool: RateLimitPool | None = None,
+    ) -> None:
+        """The shared settings; call from the hook's `__init__`."""
+        self.retry_policy = retry_policy or RetryPolicy()
+        self.redis_conn_id = redis_conn_id
+        self._max_wait_seconds = max_wait_seconds
+        self._pool = pool
+        self.api_calls = 0
+
+    # -- what each hook supplies ------------------------------------------------------------------
+
+    @property
+    def connection_id(self) -> str:
+        """The Airflow connection id of this CRM."""
+        raise NotImplementedError
+
+    def pool_limits(self) -> Sequence[Limit]:
+        """The limits of this CRM account, sized from the connection extras."""
+        raise NotImplementedError
+
+    def probe(self) -> None:
+        """One cheap authenticated call, for `test_connection`."""
+        raise NotImplementedError
+
+    # -- connection and pool ----------------------------------------------------------------------
+
+    @cached_property
+    def _connection(self) -> Any:
+        return self.get_connection(self.connection_id)  # type: ignore[attr-defined]  # BaseHook's
+
+    @cached_property
+    def _extras(self) -> dict[str, Any]:
+        return self._connection.extra_dejson
+
+    @property
+    def max_wait_seconds(self) -> float:
+        """Longest wait for the pool before `RateLimitWaitTooLong` (argument, else connection extra)."""
+        return max_wait_from(self._max_wait_seconds, self._extras)
+
+    @cached_property
+    def rate_limit_pool(self) -> RateLimitPool:
+        """The account's pool shared by every worker and run, on the Redis of `redis_conn_id`."""
+        if self._pool is not None:
+            return self._pool
+        return build_pool(self.crm, self.connection_id, self.pool_limits(), self.redis_conn_id)
+
+    def test_connection(self) -> tuple[bool, str]:
+        try:
+            self.probe()
+        except Exception as exc:
+            return False, f"{type(exc).__name__}: {exc}"
+        return True, "Connection successfully tested"
+
+    # -- calls and results ------------------------------------------------------------------------
+
+    def with_retry(self, what: str, attempt: Callable[[], T]) -> T:
+        """Run one call under the hook's retry policy: the only retry layer of that call."""
+        return call_with_retry(attempt, policy=self.retry_policy, what=f"{self.crm} {what}")
+
+    def write_in_batches(
+        self, what: str, total: int, size: int, write: Callable[[slice], list[RecordResult]]
+    ) -> list[RecordResult]:
+        """Call `write` for each `size`-long slice of `total` inputs; log and return all results."""
+        results: list[RecordResult] = []
+        for start in range(0, total, size):
+            results.extend(write(slice(start, min(start + size, total))))
+        self.log_results(what, results)
+        return results
+
+    def log_results(self, what: str, results: Sequence[RecordResult]) -> None:
+        """Counts and the CRM's error codes, never values (messages may echo emails)."""
+        codes = Counter(r.error_code or "UNKNOWN" for r in results if not r.ok)
+        failed = sum(codes.values())
+        self.log.info(
+            "%s %s: %d records, %d ok, %d failed%s",
+            self.crm,
+            what,
+            len(results),
+            len(results) - failed,
+            failed,
+            f" ({', '.join(f'{code} {n}' for code, n in codes.most_common())})" if codes else "",
+        )
+
+
+def refs_for(items: Sequence[Any], refs: Sequence[str] | None, key: Callable[[Any], Any]) -> list[str]:
+    """The caller's reference per input (parallel to `items`), else each input's own key, else its index."""
+    if refs is not None:
+        if len(refs) != len(items):
+            raise ValueError("refs must be parallel to the inputs")
+        return [str(ref) for ref in refs]
+    return [str(key(item) or index) for index, item in enumerate(items)]
