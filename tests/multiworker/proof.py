@@ -152,11 +152,12 @@ def list_runs(env: dict[str, str]) -> list[dict[str, Any]]:
 
 
 def wait_for_runs(env: dict[str, str], expected: set[str], deadline: float) -> list[dict[str, Any]]:
-    """Poll until every expected logical date has a run and no run is queued or running."""
+    """Poll until every expected logical date has a run, a scheduled run exists, and none is queued or running."""
     while True:
         runs = list_runs(env)
         dates = {run["logical_date"][:16] for run in runs}
-        if expected <= dates and all(run["state"] in ("success", "failed") for run in runs):
+        scheduled = any(run["run_type"] == "scheduled" for run in runs)
+        if expected <= dates and scheduled and all(run["state"] in ("success", "failed") for run in runs):
             return runs
         if time.monotonic() > deadline:
             raise TimeoutError(f"runs not finished in time: {[(r['run_id'], r['state']) for r in runs]}")
@@ -189,22 +190,23 @@ def run_proof(workdir: Path, timeout: float = 1500) -> Summary:
     started = time.monotonic()
     logs = workdir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    # The last whole quarter hour is the scheduled run's end; the backfill takes the windows before it.
+    # The backfill takes the windows up to the last whole quarter hour; the scheduler adds the DAG's
+    # scheduled run beside it once unpaused.
     end = quarter_floor(datetime.now(UTC))
-    scheduled = end - WINDOW
-    first = scheduled - BACKFILL_WINDOWS * WINDOW
+    first = end - BACKFILL_WINDOWS * WINDOW
+    backfilled = {(first + n * WINDOW).isoformat()[:16] for n in range(BACKFILL_WINDOWS)}
     with ExitStack() as stack:
         pg = stack.enter_context(postgres_cluster(max_connections=300))
         redis = stack.enter_context(redis_server(workdir))
         s3 = S3Staging.create(stack.enter_context(moto_s3_server(logs / "moto.log")), "crm-sync-multiworker")
-        # Seeded contacts are modified over every window, ending 30 s before the scheduled run's end.
+        # Seeded contacts are modified over the backfilled windows, ending 30 s before the last one ends.
         sandbox = stack.enter_context(
             start_sandbox(
                 workdir / "sandbox",
                 contacts=CONTACTS,
                 seed=21,
                 clock=(end - timedelta(seconds=30)).isoformat(),
-                window_minutes=(end - first).total_seconds() / 60 - 1,
+                window_minutes=BACKFILL_WINDOWS * 15 - 1,
                 hubspot_requests_per_10s=HUBSPOT_PER_10S,
             )
         )
@@ -238,21 +240,11 @@ def run_proof(workdir: Path, timeout: float = 1500) -> Summary:
                 raise TimeoutError("the dag-processor never parsed the DAG")
             time.sleep(3)
         airflow(env, "dags", "unpause", DAG_ID)
-        airflow(
-            env,
-            "backfill",
-            "create",
-            "--dag-id",
-            DAG_ID,
-            "--from-date",
-            first.isoformat(),
-            "--to-date",
-            (scheduled - timedelta(minutes=1)).isoformat(),
-            "--max-active-runs",
-            "2",
-        )
-        expected = {(first + n * WINDOW).isoformat()[:16] for n in range(BACKFILL_WINDOWS + 1)}
-        runs = wait_for_runs(env, expected, deadline)
+        # `backfill create` takes the runs whose logical date lies after --from-date, up to --to-date's window.
+        last = end - WINDOW - timedelta(minutes=1)
+        backfill = ["--from-date", (first - WINDOW).isoformat(), "--to-date", last.isoformat()]
+        airflow(env, "backfill", "create", "--dag-id", DAG_ID, *backfill, "--max-active-runs", "2")
+        runs = wait_for_runs(env, backfilled, deadline)
         hubspot_total = sandbox.admin("hubspot", "GET", "stats").json()["total"]
         salesforce_total = sandbox.admin("salesforce", "GET", "stats").json()["total"]
         duplicates = duplicate_counts(sandbox)
@@ -268,8 +260,10 @@ def run_proof(workdir: Path, timeout: float = 1500) -> Summary:
         )
     if any(state != "success" for state in summary.runs.values()):
         summary.problems.append("a run did not succeed")
-    if not expected <= set(summary.windows):
-        summary.problems.append(f"windows missing: {sorted(expected - set(summary.windows))}")
+    if not backfilled <= set(summary.windows):
+        summary.problems.append(f"backfilled windows missing: {sorted(backfilled - set(summary.windows))}")
+    if not any(run_id.startswith("scheduled__") for run_id in summary.runs):
+        summary.problems.append("no scheduled run")
     if any(summary.duplicates.values()):
         summary.problems.append("duplicates created")
     if summary.hubspot["429"]:
