@@ -44,6 +44,7 @@ AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 class Summary:
     runs: dict[str, str]  # run id -> state
     windows: list[str]
+    failed_tasks: list[str]  # "run_id task_id" of task instances that failed for good
     workers_used: dict[str, int]
     hubspot: dict[str, Any]
     salesforce_requests: int
@@ -56,6 +57,7 @@ class Summary:
         return [
             f"runs: {len(self.runs)} ({', '.join(f'{n} {s}' for s, n in sorted(states.items()))})",
             f"windows synced: {', '.join(self.windows)}",
+            f"failed task instances: {len(self.failed_tasks)} {self.failed_tasks}",
             f"task instances per celery worker: {self.workers_used}",
             f"hubspot: {self.hubspot['requests']} requests, {self.hubspot['429']} answered 429 "
             f"(the sandbox answers 429 to any request over its rolling limit of {HUBSPOT_PER_10S} per 10 s)",
@@ -151,6 +153,17 @@ def list_runs(env: dict[str, str]) -> list[dict[str, Any]]:
     return runs
 
 
+def failed_tasks(env: dict[str, str]) -> list[str]:
+    """Task instances that failed for good; a run can still succeed without them (e.g. a non-leaf task's
+    failure that its downstream trigger rule tolerates), so they are checked on their own."""
+    engine = sa.create_engine(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    with engine.connect() as conn:
+        query = "SELECT run_id, task_id FROM task_instance WHERE dag_id = :dag AND state = 'failed'"
+        rows = conn.execute(sa.text(query), {"dag": DAG_ID}).all()
+    engine.dispose()
+    return sorted(f"{run_id} {task_id}" for run_id, task_id in rows)
+
+
 def wait_for_runs(env: dict[str, str], expected: set[str], deadline: float) -> list[dict[str, Any]]:
     """Poll until every expected logical date has a run, a scheduled run exists, and none is queued or running."""
     while True:
@@ -190,23 +203,23 @@ def run_proof(workdir: Path, timeout: float = 1500) -> Summary:
     started = time.monotonic()
     logs = workdir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    # The backfill takes the windows up to the last whole quarter hour; the scheduler adds the DAG's
-    # scheduled run beside it once unpaused.
+    # The backfill takes BACKFILL_WINDOWS windows (logical dates first ... end - 2 windows); the scheduler adds
+    # the DAG's scheduled run for a later window once unpaused. Seeded contacts span all of them.
     end = quarter_floor(datetime.now(UTC))
-    first = end - BACKFILL_WINDOWS * WINDOW
+    first = end - (BACKFILL_WINDOWS + 1) * WINDOW
     backfilled = {(first + n * WINDOW).isoformat()[:16] for n in range(BACKFILL_WINDOWS)}
     with ExitStack() as stack:
         pg = stack.enter_context(postgres_cluster(max_connections=300))
         redis = stack.enter_context(redis_server(workdir))
         s3 = S3Staging.create(stack.enter_context(moto_s3_server(logs / "moto.log")), "crm-sync-multiworker")
-        # Seeded contacts are modified over the backfilled windows, ending 30 s before the last one ends.
+        # Seeded contacts are modified from the first window on, until 30 s before the last quarter hour.
         sandbox = stack.enter_context(
             start_sandbox(
                 workdir / "sandbox",
                 contacts=CONTACTS,
                 seed=21,
                 clock=(end - timedelta(seconds=30)).isoformat(),
-                window_minutes=BACKFILL_WINDOWS * 15 - 1,
+                window_minutes=(end - first).total_seconds() / 60 - 1,
                 hubspot_requests_per_10s=HUBSPOT_PER_10S,
             )
         )
@@ -240,9 +253,8 @@ def run_proof(workdir: Path, timeout: float = 1500) -> Summary:
                 raise TimeoutError("the dag-processor never parsed the DAG")
             time.sleep(3)
         airflow(env, "dags", "unpause", DAG_ID)
-        # `backfill create` takes the runs whose logical date lies after --from-date, up to --to-date's window.
-        last = end - WINDOW - timedelta(minutes=1)
-        backfill = ["--from-date", (first - WINDOW).isoformat(), "--to-date", last.isoformat()]
+        last = first + (BACKFILL_WINDOWS - 1) * WINDOW
+        backfill = ["--from-date", first.isoformat(), "--to-date", last.isoformat()]
         airflow(env, "backfill", "create", "--dag-id", DAG_ID, *backfill, "--max-active-runs", "2")
         runs = wait_for_runs(env, backfilled, deadline)
         hubspot_total = sandbox.admin("hubspot", "GET", "stats").json()["total"]
@@ -252,6 +264,7 @@ def run_proof(workdir: Path, timeout: float = 1500) -> Summary:
         summary = Summary(
             runs={run["run_id"]: run["state"] for run in runs},
             windows=sorted(run["logical_date"][:16] for run in runs),
+            failed_tasks=failed_tasks(env),
             workers_used=tasks_per_worker(logs),
             hubspot=hubspot_total,
             salesforce_requests=salesforce_total["requests"],
@@ -260,6 +273,8 @@ def run_proof(workdir: Path, timeout: float = 1500) -> Summary:
         )
     if any(state != "success" for state in summary.runs.values()):
         summary.problems.append("a run did not succeed")
+    if summary.failed_tasks:
+        summary.problems.append("task instances failed")
     if not backfilled <= set(summary.windows):
         summary.problems.append(f"backfilled windows missing: {sorted(backfilled - set(summary.windows))}")
     if not any(run_id.startswith("scheduled__") for run_id in summary.runs):

@@ -17,6 +17,7 @@ def test_a_backfill_and_a_scheduled_run_sync_every_window_across_celery_workers(
     print("\n".join(summary.lines()))
     assert set(summary.runs.values()) == {"success"}
     assert len(summary.runs) >= 5
+    assert summary.failed_tasks == []
     assert summary.duplicates == {"salesforce_email": 0, "salesforce_link": 0, "hubspot_link": 0}
     assert summary.hubspot["requests"] > 0 and summary.hubspot["429"] == 0
     assert sum(1 for n in summary.workers_used.values() if n) == WORKERS
