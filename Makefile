@@ -6,12 +6,12 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: sync test test-fast lint airflow deps redis-server postgresql chromium clean
+.PHONY: sync test test-fast lint compose-config airflow deps redis-server postgresql chromium docker-compose clean
 
 sync: deps redis-server  ## One real sync, end to end, against the local CRM sandboxes (airflow dags test).
 	bash scripts/run_sync.sh
 
-test: deps redis-server postgresql chromium  ## Lint, then the whole test suite (unit, DAG integrity, integration).
+test: deps redis-server postgresql chromium compose-config  ## Lint, then the whole test suite (unit, DAG integrity, integration).
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	bash scripts/run_tests.sh
@@ -21,6 +21,9 @@ test-fast: deps redis-server postgresql  ## The inner loop: unit and DAG tests o
 
 airflow: deps redis-server  ## The real Airflow (standalone: UI, scheduler, triggerer) wired to the sandboxes.
 	bash scripts/run_airflow.sh
+
+compose-config: docker-compose  ## Validate docker-compose.yaml without a Docker daemon.
+	docker-compose -f docker-compose.yaml config -q
 
 lint: deps
 	$(VENV)/bin/ruff check .
@@ -39,6 +42,13 @@ redis-server:
 	  echo "installing redis-server (Debian package)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+
+# Debian's docker-compose (v1) validates the compose file with no Docker engine.
+docker-compose:
+	@command -v docker-compose >/dev/null 2>&1 || { \
+	  echo "installing docker-compose (Debian package)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq docker-compose >/dev/null; }
 
 # The tests start their own private PostgreSQL cluster (tests/conftest.py: postgres_url) from these binaries.
 postgresql:

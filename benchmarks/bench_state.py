@@ -120,9 +120,9 @@ def main() -> int:
             if args.postgres_url:
                 urls["postgresql"] = args.postgres_url
             else:
-                from tests.postgres_cluster import private_postgres
+                from tests.local_services import postgres_cluster
 
-                urls["postgresql"] = stack.enter_context(private_postgres())
+                urls["postgresql"] = stack.enter_context(postgres_cluster())
         if "sqlite" in args.databases:
             folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-state-"))
             urls["sqlite"] = f"sqlite:///{folder}/state.db"

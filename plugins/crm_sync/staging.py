@@ -2,7 +2,8 @@
 
 XCom carries only the URLs and counts; rows stay in files. The base is Airflow's ObjectStoragePath, so
 `[crm_sync] staging_base` (env AIRFLOW__CRM_SYNC__STAGING_BASE) may point at s3://, gs://, ... as well as
-the default local folder under AIRFLOW_HOME.
+the default local folder under AIRFLOW_HOME. An object store's connection is named in the URL's user part,
+e.g. `s3://aws_default@bucket/prefix`, and travels in every URL this module returns.
 """
 
 from __future__ import annotations
@@ -35,12 +36,18 @@ def run_folder(dag_id: str, run_id: str) -> ObjectStoragePath:
 
 
 def write_frame(path: ObjectStoragePath, frame: pd.DataFrame) -> str:
-    """Write a frame as Parquet (atomically for local paths: a retried task never reads half a file)."""
+    """Write a frame as Parquet, never visible half-written: a retried task must not read a partial part.
+
+    Local files go through a temporary name and a rename. An object store's PUT is already all or nothing
+    (and its "rename" is a copy plus a delete), so there the object is written directly.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp"
-    with tmp.open("wb") as handle:
+    local = path.protocol in ("", "file", "local")
+    target = path.parent / f".{path.name}.tmp" if local else path
+    with target.open("wb") as handle:
         frame.to_parquet(handle, index=False)
-    tmp.rename(path)
+    if local:
+        target.rename(path)
     return str(path)
 
 

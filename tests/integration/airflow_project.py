@@ -74,8 +74,10 @@ class AirflowProject:
         conf: dict[str, Any] | None = None,
         env: dict[str, str] | None = None,
         timeout: float = 900,
+        staging_base: str | None = None,
     ) -> DagRun:
-        """One run; each gets its own staging base so its report is easy to find."""
+        """One run; each gets its own local staging base so its report is easy to find, unless `staging_base`
+        (e.g. an s3:// URL) is given: then `report` stays None and the caller reads the store."""
         self._runs += 1
         staging = self.home / f"staging-{self._runs:03d}"
         args = [str(Path(sys.executable).with_name("airflow")), "dags", "test", DAG_ID, logical_date]
@@ -84,7 +86,7 @@ class AirflowProject:
         started = time.perf_counter()
         out = subprocess.run(
             args,
-            env=self.env({**(env or {}), "AIRFLOW__CRM_SYNC__STAGING_BASE": f"file://{staging}"}),
+            env=self.env({**(env or {}), "AIRFLOW__CRM_SYNC__STAGING_BASE": staging_base or f"file://{staging}"}),
             capture_output=True,
             text=True,
             timeout=timeout,

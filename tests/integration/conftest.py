@@ -15,6 +15,8 @@ import sqlalchemy as sa
 
 from sandbox.testing import SandboxProcess, start_sandbox
 from tests.integration.airflow_project import AirflowProject
+from tests.integration.s3_staging import S3Staging
+from tests.local_services import moto_s3_server
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +39,19 @@ def sandbox_factory(tmp_path: Path) -> Iterator[Callable[..., SandboxProcess]]:
     yield start
     for process in started:
         process.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto's S3-compatible server, a real process on loopback, private to this test session."""
+    with moto_s3_server(tmp_path_factory.mktemp("moto") / "moto_server.log") as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def s3_staging(s3_endpoint: str) -> S3Staging:
+    """An empty bucket on the session's S3 server and the settings that stage a run there."""
+    return S3Staging.create(s3_endpoint, f"crm-sync-{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from crm_sync.ratelimit import (
     hubspot_limits,
     salesforce_limits,
 )
-from tests.conftest import free_port
+from tests.local_services import free_port
 
 
 @pytest.fixture

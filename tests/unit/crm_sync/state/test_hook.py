@@ -101,7 +101,7 @@ def test_real_postgres_through_the_connection(monkeypatch, postgres_url):
 
 
 def test_unreachable_database_fails_the_connection_test(monkeypatch):
-    from tests.conftest import free_port
+    from tests.local_services import free_port
 
     hook = hook_for(monkeypatch, f"postgres://nobody@127.0.0.1:{free_port()}/none?connect_timeout=2")
     ok, message = hook.test_connection()

@@ -1,0 +1,119 @@
+"""Real services as processes on loopback, for tests and the multi-worker proof (no pytest in here)."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def free_port() -> int:
+    """Ask the kernel for an unused loopback port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on port {port} within {seconds} s")
+
+
+def postgres_bindir() -> Path:
+    """The newest installed PostgreSQL's binaries (Debian keeps them off PATH, under /usr/lib/postgresql)."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda path: int(Path(path).parts[-3]))
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    if initdb is None:
+        raise RuntimeError(
+            "PostgreSQL is not installed: run `make test` (it installs it) or apt-get install postgresql"
+        )
+    return Path(initdb).parent
+
+
+@contextmanager
+def postgres_cluster(max_connections: int = 50) -> Iterator[str]:
+    """A private PostgreSQL cluster: initdb into a temp dir, loopback port, trust auth; yields a psycopg 3 URL.
+
+    initdb refuses to run as root, so as root the cluster belongs to Debian's `postgres` user (runuser).
+    The cluster is stopped and removed on exit.
+    """
+    bindir = postgres_bindir()
+    as_root = os.geteuid() == 0
+    workdir = Path(tempfile.mkdtemp(prefix="crm-sync-pg-"))
+    run_as = ["runuser", "-u", "postgres", "--"] if as_root else []
+    if as_root:
+        shutil.chown(workdir, user="postgres")
+    data, port = workdir / "data", free_port()
+
+    def pg(tool: str, *args: str) -> None:
+        subprocess.run([*run_as, str(bindir / tool), *args], check=True, capture_output=True, timeout=60)
+
+    try:
+        pg("initdb", "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
+        options = (
+            f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections={max_connections}"
+        )
+        pg("pg_ctl", "-D", str(data), "-l", str(workdir / "server.log"), "-w", "-t", "30", "-o", options, "start")
+    except subprocess.CalledProcessError as exc:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise RuntimeError(f"could not start PostgreSQL from {bindir}: {exc.stderr.decode(errors='replace')}") from exc
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        pg("pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop")
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextmanager
+def redis_server(workdir: Path) -> Iterator[str]:
+    """A private redis-server on a free loopback port, no persistence; yields its URL (db 0)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed: `make test` installs it (or apt-get install redis-server)")
+    port = free_port()
+    options = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)]
+    proc = subprocess.Popen([binary, *options], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, 10, "redis-server")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@contextmanager
+def moto_s3_server(log_path: Path) -> Iterator[str]:
+    """moto's S3-compatible server (`moto_server`, from PyPI) on a free loopback port; yields its endpoint URL."""
+    port = free_port()
+    binary = Path(sys.executable).with_name("moto_server")
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([str(binary), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
+    try:
+        wait_for_port(port, 30, "moto_server")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def aws_connection(endpoint_url: str) -> str:
+    """An Airflow `aws` connection (JSON, for AIRFLOW_CONN_...) whose S3 calls go to `endpoint_url`."""
+    extra = {"endpoint_url": endpoint_url, "region_name": "us-east-1"}
+    return json.dumps({"conn_type": "aws", "login": "testing", "password": "testing", "extra": extra})

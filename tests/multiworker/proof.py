@@ -1,0 +1,302 @@
+"""Multi-worker proof, without Docker: the deployment shape as local processes.
+
+PostgreSQL (metadata DB and sync-state DB), Redis (Celery broker db 0, rate-limit pool db 1), moto's S3 as
+the staging store, both CRM sandboxes with a strict HubSpot limit; Airflow's api-server, scheduler,
+dag-processor, triggerer and two CeleryExecutor workers. The DAG is unpaused (its scheduled run) while a
+backfill of several earlier windows runs beside it. Checks: every run succeeded, no contact was created
+twice, HubSpot never answered 429 (its rolling limit was never exceeded).
+
+    .venv/bin/python -m tests.multiworker.proof          # or: bash scripts/multiworker_proof.sh
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from sandbox.testing import SandboxProcess, start_sandbox
+from tests.integration.s3_staging import S3Staging
+from tests.local_services import free_port, moto_s3_server, postgres_cluster, redis_server, wait_for_port
+
+ROOT = Path(__file__).resolve().parents[2]
+DAG_ID = "crm_contact_sync"
+WINDOW = timedelta(minutes=15)
+BACKFILL_WINDOWS = 4
+WORKERS = 2
+HUBSPOT_PER_10S = 30
+CONTACTS = 600
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+
+
+@dataclass
+class Summary:
+    runs: dict[str, str]  # run id -> state
+    windows: list[str]
+    failed_tasks: list[str]  # "run_id task_id" of task instances that failed for good
+    workers_used: dict[str, int]
+    hubspot: dict[str, Any]
+    salesforce_requests: int
+    duplicates: dict[str, int]
+    seconds: float
+    problems: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        states = Counter(self.runs.values())
+        return [
+            f"runs: {len(self.runs)} ({', '.join(f'{n} {s}' for s, n in sorted(states.items()))})",
+            f"windows synced: {', '.join(self.windows)}",
+            f"failed task instances: {len(self.failed_tasks)} {self.failed_tasks}",
+            f"task instances per celery worker: {self.workers_used}",
+            f"hubspot: {self.hubspot['requests']} requests, {self.hubspot['429']} answered 429 "
+            f"(the sandbox answers 429 to any request over its rolling limit of {HUBSPOT_PER_10S} per 10 s)",
+            f"salesforce: {self.salesforce_requests} requests",
+            f"duplicates: {self.duplicates}",
+            f"wall time: {self.seconds:.0f} s",
+            "OK" if not self.problems else "PROBLEMS: " + "; ".join(self.problems),
+        ]
+
+
+def quarter_floor(moment: datetime) -> datetime:
+    return moment.replace(minute=moment.minute - moment.minute % 15, second=0, microsecond=0)
+
+
+def create_database(url: str, name: str) -> str:
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return str(sa.make_url(url).set(database=name).render_as_string(hide_password=False))
+
+
+def airflow_env(home: Path, pg: str, redis: str, s3: S3Staging, sandbox: SandboxProcess) -> dict[str, str]:
+    """The compose file's environment, pointed at local processes."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_CONN_", "AIRFLOW__", "PYTEST_"))}
+    redis_root = redis.rsplit("/", 1)[0]
+    pg_url = sa.make_url(pg)
+    api_port = free_port()
+    metadata = create_database(pg, "airflow")
+    env = {
+        **base,
+        **{k: v for k, v in sandbox.env.items() if k.startswith("AIRFLOW_CONN_")},
+        **s3.env,
+        "REQUESTS_CA_BUNDLE": sandbox.ca_bundle,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "PYTHONPATH": f"{ROOT}:{ROOT / 'plugins'}",
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata,
+        # Airflow would derive an asyncpg URL; psycopg 3 has its own async dialect.
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": metadata.replace("+psycopg://", "+psycopg_async://", 1),
+        "AIRFLOW__CELERY__BROKER_URL": f"{redis_root}/0",
+        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + str(sa.make_url(pg).set(database="airflow")),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+        "AIRFLOW__API__PORT": str(api_port),
+        "AIRFLOW__API_AUTH__JWT_SECRET": "multiworker-proof-shared-secret",
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
+        "AIRFLOW_CONN_REDIS_DEFAULT": f"{redis_root}/1",
+        "AIRFLOW_CONN_CRM_SYNC_STATE_DEFAULT": (
+            f"postgres://{pg_url.username}@{pg_url.host}:{pg_url.port}/"
+            + sa.make_url(create_database(pg, "crm_sync_state")).database
+        ),
+    }
+    return env
+
+
+def airflow(env: dict[str, str], *args: str, timeout: float = 300) -> str:
+    out = subprocess.run([AIRFLOW, *args], env=env, capture_output=True, text=True, timeout=timeout)
+    if out.returncode != 0:
+        raise RuntimeError(f"airflow {' '.join(args)} failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
+    return out.stdout
+
+
+def start(stack: ExitStack, env: dict[str, str], logs: Path, name: str, *args: str) -> None:
+    log = (logs / f"{name}.log").open("wb")
+    proc = subprocess.Popen([AIRFLOW, *args], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop() -> None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+    stack.callback(stop)
+
+
+def list_runs(env: dict[str, str]) -> list[dict[str, Any]]:
+    """The DAG's runs, from the metadata DB (the CLI's JSON output can carry log lines)."""
+    engine = sa.create_engine(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT run_id, logical_date, state, run_type FROM dag_run WHERE dag_id = :dag"), {"dag": DAG_ID}
+        ).mappings()
+        runs = [{**row, "logical_date": row["logical_date"].astimezone(UTC).isoformat()} for row in rows]
+    engine.dispose()
+    return runs
+
+
+def failed_tasks(env: dict[str, str]) -> list[str]:
+    """Task instances that failed for good; a run can still succeed without them (e.g. a non-leaf task's
+    failure that its downstream trigger rule tolerates), so they are checked on their own."""
+    engine = sa.create_engine(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    with engine.connect() as conn:
+        query = "SELECT run_id, task_id FROM task_instance WHERE dag_id = :dag AND state = 'failed'"
+        rows = conn.execute(sa.text(query), {"dag": DAG_ID}).all()
+    engine.dispose()
+    return sorted(f"{run_id} {task_id}" for run_id, task_id in rows)
+
+
+def wait_for_runs(env: dict[str, str], expected: set[str], deadline: float) -> list[dict[str, Any]]:
+    """Poll until every expected logical date has a run, a scheduled run exists, and none is queued or running."""
+    while True:
+        runs = list_runs(env)
+        dates = {run["logical_date"][:16] for run in runs}
+        scheduled = any(run["run_type"] == "scheduled" for run in runs)
+        if expected <= dates and scheduled and all(run["state"] in ("success", "failed") for run in runs):
+            return runs
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"runs not finished in time: {[(r['run_id'], r['state']) for r in runs]}")
+        time.sleep(10)
+
+
+def duplicate_counts(sandbox: SandboxProcess) -> dict[str, int]:
+    """People held twice: a Salesforce email (case-folded) or a link value on more than one live record."""
+    sf = [row for row in sandbox.admin("salesforce", "GET", "records").json()["contacts"] if not row["IsDeleted"]]
+    hs = [row for row in sandbox.admin("hubspot", "GET", "records").json()["contacts"] if not row["archived"]]
+
+    def extra(values: list[str | None]) -> int:
+        return sum(n - 1 for n in Counter(v for v in values if v).values())
+
+    return {
+        "salesforce_email": extra([(row["Email"] or "").strip().lower() for row in sf]),
+        "salesforce_link": extra([row["HubSpot_Contact_Id__c"] for row in sf]),
+        "hubspot_link": extra([row["properties"].get("salesforce_contact_id") for row in hs]),
+    }
+
+
+def tasks_per_worker(logs: Path) -> dict[str, int]:
+    """How many task workloads each Celery worker received (its own log)."""
+    return {
+        path.stem: path.read_text(errors="replace").count("] received") for path in sorted(logs.glob("worker*.log"))
+    }
+
+
+def run_proof(workdir: Path, timeout: float = 1500) -> Summary:
+    started = time.monotonic()
+    logs = workdir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    # The backfill takes BACKFILL_WINDOWS windows (logical dates first ... end - 2 windows); the scheduler adds
+    # the DAG's scheduled run for a later window once unpaused. Seeded contacts span all of them.
+    end = quarter_floor(datetime.now(UTC))
+    first = end - (BACKFILL_WINDOWS + 1) * WINDOW
+    backfilled = {(first + n * WINDOW).isoformat()[:16] for n in range(BACKFILL_WINDOWS)}
+    with ExitStack() as stack:
+        pg = stack.enter_context(postgres_cluster(max_connections=300))
+        redis = stack.enter_context(redis_server(workdir))
+        s3 = S3Staging.create(stack.enter_context(moto_s3_server(logs / "moto.log")), "crm-sync-multiworker")
+        # Seeded contacts are modified from the first window on, until 30 s before the last quarter hour.
+        sandbox = stack.enter_context(
+            start_sandbox(
+                workdir / "sandbox",
+                contacts=CONTACTS,
+                seed=21,
+                clock=(end - timedelta(seconds=30)).isoformat(),
+                window_minutes=(end - first).total_seconds() / 60 - 1,
+                hubspot_requests_per_10s=HUBSPOT_PER_10S,
+            )
+        )
+        seeded_email_duplicates = duplicate_counts(sandbox)["salesforce_email"]
+        env = airflow_env(workdir / "airflow-home", pg, redis, s3, sandbox)
+        airflow(env, "db", "migrate", timeout=600)
+        airflow(env, "pools", "set", "crm_sync_hubspot", "4", "HubSpot load tasks")
+        airflow(env, "pools", "set", "crm_sync_salesforce", "4", "Salesforce load tasks")
+        start(stack, env, logs, "api-server", "api-server")
+        start(stack, env, logs, "scheduler", "scheduler")
+        start(stack, env, logs, "dag-processor", "dag-processor")
+        start(stack, env, logs, "triggerer", "triggerer")
+        for n in range(1, WORKERS + 1):
+            worker_env = {**env, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port())}
+            start(
+                stack,
+                worker_env,
+                logs,
+                f"worker{n}",
+                "celery",
+                "worker",
+                "--celery-hostname",
+                f"worker{n}@%h",
+                "--concurrency",
+                "4",
+            )
+        wait_for_port(int(env["AIRFLOW__API__PORT"]), 120, "api-server")
+        deadline = time.monotonic() + timeout
+        while DAG_ID not in airflow(env, "dags", "list", "-o", "plain"):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the dag-processor never parsed the DAG")
+            time.sleep(3)
+        airflow(env, "dags", "unpause", DAG_ID)
+        last = first + (BACKFILL_WINDOWS - 1) * WINDOW
+        backfill = ["--from-date", first.isoformat(), "--to-date", last.isoformat()]
+        airflow(env, "backfill", "create", "--dag-id", DAG_ID, *backfill, "--max-active-runs", "2")
+        runs = wait_for_runs(env, backfilled, deadline)
+        hubspot_total = sandbox.admin("hubspot", "GET", "stats").json()["total"]
+        salesforce_total = sandbox.admin("salesforce", "GET", "stats").json()["total"]
+        duplicates = duplicate_counts(sandbox)
+        duplicates["salesforce_email"] -= seeded_email_duplicates
+        summary = Summary(
+            runs={run["run_id"]: run["state"] for run in runs},
+            windows=sorted(run["logical_date"][:16] for run in runs),
+            failed_tasks=failed_tasks(env),
+            workers_used=tasks_per_worker(logs),
+            hubspot=hubspot_total,
+            salesforce_requests=salesforce_total["requests"],
+            duplicates=duplicates,
+            seconds=time.monotonic() - started,
+        )
+    if any(state != "success" for state in summary.runs.values()):
+        summary.problems.append("a run did not succeed")
+    if summary.failed_tasks:
+        summary.problems.append("task instances failed")
+    if not backfilled <= set(summary.windows):
+        summary.problems.append(f"backfilled windows missing: {sorted(backfilled - set(summary.windows))}")
+    if not any(run_id.startswith("scheduled__") for run_id in summary.runs):
+        summary.problems.append("no scheduled run")
+    if any(summary.duplicates.values()):
+        summary.problems.append("duplicates created")
+    if summary.hubspot["429"]:
+        summary.problems.append("HubSpot answered 429: its limit was exceeded")
+    if sum(1 for n in summary.workers_used.values() if n) < WORKERS:
+        summary.problems.append("fewer Celery workers ran tasks than were started")
+    return summary
+
+
+def main() -> int:
+    # A SIGTERM unwinds like an exception, so every process started here is stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    workdir = Path(tempfile.mkdtemp(prefix="crm-sync-multiworker-"))
+    summary = run_proof(workdir)
+    print("\n".join(summary.lines()))
+    print(f"logs: {workdir / 'logs'}")
+    return 0 if not summary.problems else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,24 @@
+"""Opt-in (deselected by default): the deployment shape on this machine with two Celery workers.
+
+.venv/bin/python -m pytest -m multiworker tests/multiworker -s     (about 5-10 minutes)
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.multiworker.proof import WORKERS, run_proof
+
+pytestmark = [pytest.mark.multiworker, pytest.mark.integration, pytest.mark.slow]
+
+
+def test_a_backfill_and_a_scheduled_run_sync_every_window_across_celery_workers(tmp_path) -> None:
+    summary = run_proof(tmp_path)
+    print("\n".join(summary.lines()))
+    assert set(summary.runs.values()) == {"success"}
+    assert len(summary.runs) >= 5
+    assert summary.failed_tasks == []
+    assert summary.duplicates == {"salesforce_email": 0, "salesforce_link": 0, "hubspot_link": 0}
+    assert summary.hubspot["requests"] > 0 and summary.hubspot["429"] == 0
+    assert sum(1 for n in summary.workers_used.values() if n) == WORKERS
+    assert summary.problems == []
