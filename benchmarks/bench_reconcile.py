@@ -12,13 +12,14 @@ process (so each peak memory is its own) on the same staged Parquet files:
 
     .venv/bin/python benchmarks/bench_reconcile.py [--contacts 200000] [--seed 7] [--state-url URL]
 
-``--state-url`` is a SQLAlchemy URL (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres);
-default: a SQLite file in a temporary folder.
+``--state-url`` is a SQLAlchemy URL (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres),
+``--postgres`` starts a private PostgreSQL cluster for the run; default: a SQLite file in a temporary folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -191,14 +192,19 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=200_000, help="contacts per side")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--state-url", help="SQLAlchemy URL of the state database (default: a SQLite file)")
+    parser.add_argument("--postgres", action="store_true", help="start a private PostgreSQL cluster for the state")
     parser.add_argument("--child", choices=["first", "state"], help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child, args.workdir)
         return
-    with tempfile.TemporaryDirectory(prefix="bench_reconcile_") as tmp:
-        workdir = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench_reconcile_")))
+        if args.postgres:
+            from tests.local_services import postgres_cluster
+
+            args.state_url = stack.enter_context(postgres_cluster())
         sf, hs = generate(args.contacts, args.seed)
         sf.to_parquet(workdir / "sf.parquet")
         hs.to_parquet(workdir / "hs.parquet")

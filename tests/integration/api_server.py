@@ -13,8 +13,8 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import free_port
 from tests.integration.airflow_project import AirflowProject
+from tests.local_services import free_port
 
 
 @dataclass(frozen=True)

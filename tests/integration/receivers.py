@@ -13,7 +13,7 @@ from email.message import Message
 
 from aiosmtpd.controller import Controller
 
-from tests.conftest import free_port
+from tests.local_services import free_port
 
 
 @dataclass

@@ -7,10 +7,10 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from tests.conftest import free_port
 from tests.integration.conftest import crm_env
 from tests.integration.receivers import body_text, smtp_receiver, statsd_receiver
 from tests.integration.test_dag_sync import contacts
+from tests.local_services import free_port
 
 pytestmark = pytest.mark.integration
 
