@@ -56,7 +56,12 @@ def settle(decisions: pd.DataFrame, baseline: pd.DataFrame, results: pd.DataFram
         [
             failed.assign(code=failed["error_code"].fillna("ERROR"), message=failed["message"].fillna("")),
             unanswered.assign(code=NO_ANSWER_CODE, message=NO_ANSWER_MESSAGE),
-            rule_rejects.assign(code=RULES_CODE, message=rule_rejects["reason"]),
+            # The queue holds the write the rules refused (the store accepts write actions only).
+            rule_rejects.assign(
+                action=rule_rejects["target_id"].notna().map({True: str(Action.UPDATE), False: str(Action.CREATE)}),
+                code=RULES_CODE,
+                message=rule_rejects["reason"],
+            ),
         ],
         ignore_index=True,
     ).reindex(columns=ATTEMPT_COLUMNS)

@@ -77,6 +77,7 @@ def test_confirmed_writes_move_the_snapshot_and_failures_become_attempts():
     assert attempts.loc["003C", ["code", "message"]].tolist() == ["VALIDATION_ERROR", "bad"]
     assert attempts.loc["104", "code"] == NO_ANSWER_CODE  # its load task never answered
     assert attempts.loc["105", ["code", "message"]].tolist() == [RULES_CODE, "invalid email"]
+    assert attempts.loc["105", "action"] == "create"  # the write the rules refused: the queue takes write actions
     resolved = set(map(tuple, out.resolved.values.tolist()))
     assert resolved == {("hubspot", "003A"), ("salesforce", "101"), ("hubspot", "003B"), ("hubspot", "003E")}
 
@@ -94,7 +95,9 @@ def test_a_partly_refused_update_stays_in_the_queue():
         decisions, pd.DataFrame(columns=SNAPSHOT_COLUMNS), pd.DataFrame([result("salesforce", "update", "101")])
     )
     assert out.resolved.empty
-    assert out.attempts[["target", "source_id", "code"]].values.tolist() == [["salesforce", "101", RULES_CODE]]
+    assert out.attempts[["target", "source_id", "action", "code"]].values.tolist() == [
+        ["salesforce", "101", "update", RULES_CODE]
+    ]
 
 
 def test_dry_run_results_and_no_results_change_nothing_but_queue_the_unanswered():
