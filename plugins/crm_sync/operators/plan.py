@@ -30,7 +30,7 @@ class PlanWritesOperator(CrmSyncOperator):
         max_shards: int = 8,
         hubspot_batch_size: int = 100,
         salesforce_batch_size: int = 200,
-        salesforce_bulk_threshold: int = 10_000,
+        salesforce_bulk_threshold: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -51,7 +51,7 @@ class PlanWritesOperator(CrmSyncOperator):
         config = PlanConfig(
             hubspot_batch_size=self.hubspot_batch_size,
             salesforce_batch_size=self.salesforce_batch_size,
-            salesforce_bulk_threshold=self.salesforce_bulk_threshold,
+            salesforce_bulk_threshold=self.bulk_threshold(context),
             max_shards=self.max_shards,
         )
         planned = plan_target(decisions, self.target, config)
@@ -81,3 +81,15 @@ class PlanWritesOperator(CrmSyncOperator):
             len(shards),
         )
         return shards
+
+    def bulk_threshold(self, context: Context) -> int:
+        """Above this many Salesforce writes of one action, one Bulk API 2.0 job: the argument, else the
+        Salesforce connection extra `bulk_threshold` (the one that also switches reads), else 10,000."""
+        if self.salesforce_bulk_threshold is not None:
+            return self.salesforce_bulk_threshold
+        if self.target != "salesforce":
+            return 10_000
+        from airflow.sdk import BaseHook
+
+        extras = BaseHook.get_connection(self.settings(context).salesforce_conn_id).extra_dejson
+        return int(extras.get("bulk_threshold") or 10_000)
