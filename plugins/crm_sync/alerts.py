@@ -45,9 +45,15 @@ def threshold_alerts(report: Mapping[str, Any], thresholds: AlertThresholds) -> 
         reasons.append(f"retry queue: {queued} contacts waiting or parked > {thresholds.retry_queue}")
     for crm, pool in sorted(report.get("rate_limit_pool", {}).items()):
         daily = pool.get("limits", {}).get("daily_api_requests")
-        if daily and daily["used"] / daily["limit"] > thresholds.api_budget_share:
+        if not daily:
+            continue
+        # The org's own figures when the vendor reported them (every integration counts), else the pool's.
+        used, limit = (
+            (daily["org_used"], daily["org_maximum"]) if daily.get("org_maximum") else (daily["used"], daily["limit"])
+        )
+        if limit and used / limit > thresholds.api_budget_share:
             reasons.append(
-                f"{crm} daily API budget: {daily['used']} of {daily['limit']} used "
-                f"({daily['used'] / daily['limit']:.0%}) > {thresholds.api_budget_share:.0%}"
+                f"{crm} daily API budget: {used} of {limit} used ({used / limit:.0%}) "
+                f"> {thresholds.api_budget_share:.0%}"
             )
     return reasons

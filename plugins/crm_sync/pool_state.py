@@ -9,16 +9,20 @@ from typing import Any
 
 
 def pool_state(pool: Any) -> dict[str, Any]:
-    """`{"account", "paused_seconds", "limits": {name: {"used", "limit", "window_seconds"}}}` of one pool."""
+    """`{"account", "paused_seconds", "limits": {name: {"used", "limit", "window_seconds"}}}` of one pool;
+    a limit the vendor reports account-wide (Salesforce's daily budget) adds `org_used` and `org_maximum`."""
     usage = pool.usage()
-    return {
-        "account": pool.account,
-        "paused_seconds": round(float(usage["paused_seconds"]), 3),
-        "limits": {
-            lim.name: {"used": int(usage["used"][lim.name]), "limit": lim.limit, "window_seconds": lim.window_seconds}
-            for lim in pool.limits
-        },
-    }
+    reported = pool.reported()
+    limits = {}
+    for lim in pool.limits:
+        limits[lim.name] = {
+            "used": int(usage["used"][lim.name]),
+            "limit": lim.limit,
+            "window_seconds": lim.window_seconds,
+        }
+        if lim.name in reported:
+            limits[lim.name].update(org_used=reported[lim.name]["used"], org_maximum=reported[lim.name]["maximum"])
+    return {"account": pool.account, "paused_seconds": round(float(usage["paused_seconds"]), 3), "limits": limits}
 
 
 def crm_pool_states(salesforce_conn_id: str, hubspot_conn_id: str, redis_conn_id: str) -> dict[str, Any]:

@@ -73,7 +73,7 @@ def test_a_run_sends_its_metrics_to_statsd_and_threshold_alerts_by_smtp(
 ) -> None:
     sandbox = sandbox_factory(contacts=120, seed=4, clock=(T - timedelta(seconds=30)).isoformat(), window_minutes=14)
     env = crm_env(sandbox, clean_redis, state_conn)
-    conf = {**ALERTS, "alert_reject_share": 0.001, "alert_api_budget_share": 0.0001}
+    conf = {**ALERTS, "alert_reject_share": 0.001, "alert_api_budget_share": 0.00001}
 
     with statsd_receiver() as statsd, smtp_receiver() as smtp:
         env.update(
@@ -105,5 +105,5 @@ def test_a_run_sends_its_metrics_to_statsd_and_threshold_alerts_by_smtp(
 
     (alert,) = [mail for mail in smtp.messages if "threshold" in mail["Subject"]]
     text = body_text(alert)
-    assert "rejects:" in text and "salesforce daily API budget" in text
+    assert "rejects:" in text and "salesforce daily API budget" in text, (text, report["rate_limit_pool"])
     assert "@" not in text.replace("data-eng@example.test", ""), "no email addresses in alerts unless log_pii"

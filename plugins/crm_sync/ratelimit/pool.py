@@ -122,6 +122,7 @@ class RateLimitPool:
         self.pause_without_retry_after = pause_without_retry_after
         self.stats = stats or WaitStats()
         self._sleep = sleep
+        self._client = client
         self._rng = rng or random.Random()
         self._kinds = {DEFAULT_KIND}.union(*(lim.kinds or () for lim in self.limits))
         self._acquire = client.register_script(_SCRIPTS.joinpath("acquire.lua").read_text())
@@ -230,6 +231,27 @@ class RateLimitPool:
             return 0.0
         return self.pause_for(seconds, f"HTTP 429, retry after {seconds:.1f}s")
 
+    def reported(self) -> dict[str, dict[str, int]]:
+        """The account-wide usage and maximum last reported by the vendor, per header-fed limit (for
+        budget alerts and the view: the pool's own count is shifted to the ceiling, see `_apply`)."""
+        out = {}
+        for lim in self.limits:
+            try:
+                stored = self._client.hgetall(self.key(f"{lim.name}:reported"))
+            except redis.RedisError as exc:
+                raise RateLimitBackendError(f"rate-limit pool {self.account}: Redis failed: {exc}") from exc
+            if stored:
+                out[lim.name] = {_text(key): int(value) for key, value in stored.items()}
+        return out
+
+    def _remember_reported(self, lim: Limit, used: int, maximum: int | None) -> None:
+        key = self.key(f"{lim.name}:reported")
+        try:
+            self._client.hset(key, mapping={"used": used, "maximum": maximum or 0})
+            self._client.expire(key, int(lim.window_seconds) * 2)
+        except redis.RedisError as exc:
+            raise RateLimitBackendError(f"rate-limit pool {self.account}: Redis failed: {exc}") from exc
+
     def _apply(self, obs: Observation) -> None:
         for lim in self.limits:
             if lim.header != obs.source:
@@ -244,6 +266,7 @@ class RateLimitPool:
                 )
                 continue
             if obs.used is not None:
+                self._remember_reported(lim, obs.used, obs.maximum)
                 # Salesforce: org-wide usage. Shift it so that our count reaches `limit` exactly when the
                 # org's usage reaches the ceiling (its maximum less the reserve, within the cap).
                 target = obs.used + lim.limit - lim.ceiling(obs.maximum)

@@ -67,3 +67,11 @@ def test_thresholds_come_from_the_params() -> None:
     params = {"alert_reject_share": "0.2", "alert_retry_queue": 3, "alert_api_budget_share": 0.5}
     assert AlertThresholds.from_params(params) == AlertThresholds(0.2, 3, 0.5)
     assert AlertThresholds.from_params({}) == AlertThresholds()
+
+
+def test_the_budget_alert_uses_the_orgs_own_usage_when_salesforce_reported_it():
+    """The pool's count is shifted to the sync's ceiling; the alert is about the org's whole budget."""
+    pool = {"limits": {"daily_api_requests": {"used": 0, "limit": 15000, "org_used": 85000, "org_maximum": 100000}}}
+    report = {**REPORT, "rate_limit_pool": {"salesforce": pool}}
+    reasons = threshold_alerts(report, AlertThresholds(reject_share=1, retry_queue=10**6, api_budget_share=0.8))
+    assert reasons == ["salesforce daily API budget: 85000 of 100000 used (85%) > 80%"]

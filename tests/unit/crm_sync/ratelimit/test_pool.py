@@ -278,6 +278,7 @@ def test_salesforce_ceiling_follows_the_orgs_maximum_less_the_reserve(client, ac
     pool = RateLimitPool(client, account, salesforce_limits({}))
     pool.observe_headers({"Sforce-Limit-Info": "api-usage=60000/100000"})
     assert pool.usage()["used"]["daily_api_requests"] == 0  # 60,000 is 20,000 below the 80,000 ceiling
+    assert pool.reported() == {"daily_api_requests": {"used": 60000, "maximum": 100000}}  # for budget alerts
     pool.observe_headers({"Sforce-Limit-Info": "api-usage=79990/100000"})
     granted, exc = drain(pool)
     assert granted == 10
