@@ -213,7 +213,8 @@ def test_a_backfill_and_a_scheduled_run_at_once_leave_both_crms_and_the_state_co
     runs: dict[str, Any] = {}
 
     def go(name: str, project: AirflowProject, end: datetime) -> None:
-        runs[name] = project.dags_test(end.isoformat(), env=env)
+        # The later run finds most contacts just written by the other: the mass-change gate is not the subject.
+        runs[name] = project.dags_test(end.isoformat(), conf={"allow_mass_change": True}, env=env)
 
     threads = [
         threading.Thread(target=go, args=("backfill", airflow_project, T)),
@@ -224,7 +225,10 @@ def test_a_backfill_and_a_scheduled_run_at_once_leave_both_crms_and_the_state_co
     for thread in threads:
         thread.join()
     for name, run in runs.items():
-        assert run.returncode == 0, (name, run.log[-5000:])
+        assert run.returncode == 0, (
+            name,
+            [line for line in run.log.splitlines() if "rror" in line or "ailed" in line][-30:],
+        )
     assert_linked_both_ways(sandbox)
 
     # Consistent: a full resync over both CRMs and the state plans only what a CRM refused before.
