@@ -56,6 +56,14 @@ def contacts_read(decisions: pd.DataFrame) -> int:
     return len(sources | targets)
 
 
+def overwriting_counts(decisions: pd.DataFrame) -> dict[str, int]:
+    """`"<target>.<action>": n` of the updates and deletes that overwrite data; an update that only writes our
+    own link field (a pair matched by email, a rerun after a killed load) overwrites nothing."""
+    gated = decisions[decisions["action"].isin(GATED_ACTIONS) & (decisions["changed_fields"] != "link")]
+    counts = gated.groupby(["target", "action"]).size()
+    return {f"{target}.{action}": int(n) for (target, action), n in counts.items()}
+
+
 def mass_change_verdict(
     decision_counts: Mapping[str, int], read: int, *, max_share: float, min_changes: int
 ) -> GateVerdict:

@@ -28,12 +28,12 @@ class MassChangeGateOperator(CrmSyncOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from crm_sync.staging import read_frame
-        from include.sync_logic.gate import contacts_read, mass_change_verdict
+        from include.sync_logic.gate import contacts_read, mass_change_verdict, overwriting_counts
 
         settings = self.settings(context)
         decisions = read_frame(self.reconcile_result["decisions"])
         verdict = mass_change_verdict(
-            self.reconcile_result.get("counts", {}),
+            overwriting_counts(decisions),
             contacts_read(decisions),
             max_share=settings.max_change_share,
             min_changes=settings.mass_change_min_count,

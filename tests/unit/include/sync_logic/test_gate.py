@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from include.sync_logic.gate import contacts_read, mass_change_verdict
+from include.sync_logic.gate import contacts_read, mass_change_verdict, overwriting_counts
 
 
 def test_a_run_updating_most_of_what_it_read_is_blocked() -> None:
@@ -72,3 +72,14 @@ def test_one_sided_edits_of_linked_contacts_are_half_of_what_was_read() -> None:
     )
     verdict = mass_change_verdict({"hubspot.update": 150}, contacts_read(edited), max_share=0.5, min_changes=100)
     assert verdict.share == 0.5 and not verdict.blocked
+
+
+def test_link_only_updates_overwrite_nothing_and_are_not_counted() -> None:
+    decisions = pd.DataFrame(
+        {
+            "target": ["hubspot", "hubspot", "salesforce", "salesforce"],
+            "action": ["update", "update", "update", "create"],
+            "changed_fields": ["link", "title,link", "link", ""],
+        }
+    )
+    assert overwriting_counts(decisions) == {"hubspot.update": 1}
