@@ -50,7 +50,8 @@ def test_the_mass_change_gate_stops_a_run_before_any_write_and_the_param_lets_it
     sandbox = sandbox_factory(contacts=150, seed=5, clock=(T - timedelta(seconds=30)).isoformat(), window_minutes=14)
     env = {**crm_env(sandbox, clean_redis, state_conn), **NO_TASK_RETRIES}
     before = {system: contacts(sandbox, system) for system in ("salesforce", "hubspot")}
-    gate = {"max_change_share": 0.2, "mass_change_min_count": 10}
+    # Overwriting updates only (link-only updates of email matches overwrite nothing): a low bar for this data.
+    gate = {"max_change_share": 0.01, "mass_change_min_count": 1}
 
     blocked = airflow_project.dags_test(T.isoformat(), conf=gate, env=env)
 
