@@ -25,7 +25,8 @@ from crm_sync.operators.base import PROJECT_ROOT
 from crm_sync.operators.load import HubSpotLoadOperator
 from crm_sync.staging import write_frame
 from crm_sync.window import SyncWindow
-from sandbox.testing import SandboxProcess, start_sandbox
+from sandbox.testing import SandboxProcess
+from tests.integration.conftest import wired_sandbox
 
 pytestmark = pytest.mark.integration
 
@@ -46,18 +47,8 @@ def hubspot_env(sandbox: SandboxProcess, redis_db: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def portal(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[SandboxProcess]:
     """A HubSpot-only sandbox on a frozen clock, wired as `hubspot_default` with its own Redis db."""
-    sandbox = start_sandbox(
-        tmp_path_factory.mktemp("portal"), no_salesforce=True, freeze_clock=True, clock=NOW.isoformat()
-    )
-    redis_db = f"{redis_url.rsplit('/', 1)[0]}/7"
-    patch = pytest.MonkeyPatch()
-    for key, value in hubspot_env(sandbox, redis_db).items():
-        patch.setenv(key, value)
-    try:
+    with wired_sandbox(tmp_path_factory.mktemp("portal"), redis_url, 7, NOW, no_salesforce=True) as sandbox:
         yield sandbox
-    finally:
-        patch.undo()
-        sandbox.stop()
 
 
 @pytest.fixture

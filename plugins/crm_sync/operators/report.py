@@ -71,6 +71,7 @@ class SyncReportOperator(CrmSyncOperator):
             for value in pulled if isinstance(pulled, list) else [pulled]:
                 if isinstance(value, dict):
                     stats.append(value.get("api"))
+        state = _state_summary(ti.xcom_pull(task_ids="settle_state"), reconciled)
         report = {
             "dag_id": self.dag_id,
             "run_id": context["run_id"],
@@ -82,9 +83,10 @@ class SyncReportOperator(CrmSyncOperator):
             "decisions": reconciled.get("counts", {}),
             "outcomes": outcome_counts(results),
             "api": merge_counters(stats),
-            "sync_state": _state_summary(ti.xcom_pull(task_ids="settle_state"), reconciled),
+            "sync_state": state,
             "lag_seconds": round((datetime.now(UTC) - context["data_interval_end"]).total_seconds(), 3),
-            "retry_queue": self._retry_queue_size(settings.state_conn_id),
+            # settle_state read the queue just now; read it again only when settle did not get that far.
+            "retry_queue": state.get("retry_queue") or self._retry_queue_size(settings.state_conn_id),
             "rate_limit_pool": crm_pool_states(
                 settings.salesforce_conn_id, settings.hubspot_conn_id, settings.redis_conn_id
             ),
