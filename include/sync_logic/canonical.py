@@ -40,19 +40,28 @@ def to_canonical(frame: pd.DataFrame, side: Side, mapping: MappingConfig) -> pd.
             placeholders = apply_transforms(pd.Series(list(item.default_if_blank.values())), item, mapping.phone)
             value = value.mask(is_in(value, placeholders))
         out[item.name] = value
-    own, link = ("Id", mapping.link.salesforce) if side == Side.SALESFORCE else ("id", mapping.link.hubspot)
     if side == Side.SALESFORCE:
         modified = _timestamps(column(frame, "LastModifiedDate")).fillna(_timestamps(column(frame, "SystemModstamp")))
         deleted = column(frame, "IsDeleted")
     else:
         modified = _timestamps(column(frame, "lastmodifieddate"))
         deleted = column(frame, "archived")
-    ids = {OWN_ID[side]: _ids(column(frame, own)), OWN_ID[side.other]: _ids(column(frame, link))}
-    out["sf_id"], out["hs_id"] = ids["sf_id"], ids["hs_id"]
+    identity = identity_columns(frame, side, mapping)
+    out["sf_id"], out["hs_id"] = identity["sf_id"], identity["hs_id"]
     out["modified_at"] = modified
     out["deleted"] = deleted.fillna(False).astype(bool)
-    out["email_key"] = email_key_of(frame, side, mapping)
+    out["email_key"] = identity["email_key"]
     return pd.DataFrame(out, index=frame.index)
+
+
+def identity_columns(frame: pd.DataFrame, side: Side, mapping: MappingConfig) -> pd.DataFrame:
+    """What relates contacts to each other: ``sf_id``, ``hs_id`` (own id and link) and ``email_key``."""
+    own, link = ("Id", mapping.link.salesforce) if side == Side.SALESFORCE else ("id", mapping.link.hubspot)
+    ids = {OWN_ID[side]: _ids(column(frame, own)), OWN_ID[side.other]: _ids(column(frame, link))}
+    return pd.DataFrame(
+        {"sf_id": ids["sf_id"], "hs_id": ids["hs_id"], "email_key": email_key_of(frame, side, mapping)},
+        index=frame.index,
+    )
 
 
 def email_key_of(frame: pd.DataFrame, side: Side, mapping: MappingConfig) -> pd.Series:

@@ -103,8 +103,7 @@ def decide(
         bad, text = _refusals(item, target, include | create, value)
         refused.append((item.name, bad, text))
         written.append((item, include & ~bad, value))
-        if item.two_way:
-            agreed.append((item.name, (include & ~bad) | create, canonical))
+        agreed.append((item.name, (include & ~bad) | create, canonical))
 
     own_src = g[src + OWN_ID[source]]
     include_link = (live & ~equal(g[dst + OWN_ID[source]], own_src).to_numpy()) | create

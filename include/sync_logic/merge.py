@@ -43,9 +43,15 @@ class FieldOutcome:
     equal: np.ndarray
 
 
-def base_for(groups: pd.DataFrame, snapshots: pd.DataFrame | None, mapping: MappingConfig) -> Base:
-    """The snapshot of each group's exact pair (same Salesforce and HubSpot id), decoded into columns."""
-    names = [item.name for item in mapping.fields if item.two_way]
+def base_for(
+    groups: pd.DataFrame, snapshots: pd.DataFrame | None, mapping: MappingConfig, *, every_field: bool = False
+) -> Base:
+    """The snapshot of each group's exact pair (same Salesforce and HubSpot id), decoded into columns.
+
+    The two-way fields by default (the merge's base); ``every_field`` adds the one-way ones, which the
+    state records once both CRMs hold them equal.
+    """
+    names = [item.name for item in mapping.fields if every_field or item.two_way]
     n = len(groups)
     values = pd.DataFrame({name: pd.Series(pd.NA, index=range(n), dtype="str") for name in names})
     known = pd.DataFrame({name: np.zeros(n, dtype=bool) for name in names})
@@ -101,6 +107,18 @@ def merge_field(
         s_wins = differ & (~owner_blank if owner_is_sf else owner_blank)
     winner = np.where(s_wins, SALESFORCE_WINS, np.where(differ, HUBSPOT_WINS, NO_WINNER)).astype(np.int8)
     return FieldOutcome(winner=winner, conflict=conflict, equal=same)
+
+
+def one_way_outcome(groups: pd.DataFrame, item: FieldMapping) -> FieldOutcome:
+    """A one-way field as the baseline sees it: no winner, never a conflict, equal where both hold the same."""
+    s_value = groups[PREFIX[Side.SALESFORCE] + item.name].reset_index(drop=True)
+    h_value = groups[PREFIX[Side.HUBSPOT] + item.name].reset_index(drop=True)
+    n = len(groups)
+    return FieldOutcome(
+        winner=np.full(n, NO_WINNER, dtype=np.int8),
+        conflict=np.zeros(n, dtype=bool),
+        equal=equal(s_value, h_value).to_numpy(),
+    )
 
 
 def baseline(groups: pd.DataFrame, outcomes: dict[str, FieldOutcome], base: Base, live: np.ndarray) -> pd.DataFrame:

@@ -15,7 +15,7 @@ import pandas as pd
 from include.sync_logic.canonical import PREFIX, to_canonical
 from include.sync_logic.decisions import DECISION_COLUMNS, decide, duplicate_rejects, empty_decisions
 from include.sync_logic.mapping import MappingConfig
-from include.sync_logic.merge import SNAPSHOT_COLUMNS, base_for, baseline, merge_field
+from include.sync_logic.merge import SNAPSHOT_COLUMNS, base_for, baseline, merge_field, one_way_outcome
 from include.sync_logic.pairing import pair_up, prepare
 from include.sync_logic.sides import Direction, Side
 
@@ -55,12 +55,14 @@ def reconcile(
     active = (groups[PREFIX[Side.SALESFORCE] + "changed"] | groups[PREFIX[Side.HUBSPOT] + "changed"]).to_numpy()
     groups = groups[active].reset_index(drop=True)
     live = (groups["s.present"] & groups["h.present"] & ~groups["s.deleted"] & ~groups["h.deleted"]).to_numpy()
-    base = base_for(groups, snapshots, mapping)
+    base = base_for(groups, snapshots, mapping, every_field=True)
     outcomes = {
         item.name: merge_field(groups, item, mapping.conflict_rule(item), base, live)
         for item in mapping.fields
         if item.two_way
     }
+    # One-way fields have no merge; the state records them once equal, so an unchanged contact is recognisable.
+    held_equal = {item.name: one_way_outcome(groups, item) for item in mapping.fields if not item.two_way}
     parts = [decide(groups, target, mapping, outcomes) for target in direction.targets]
     active_s = set(groups.loc[groups["s"] >= 0, "s"])
     active_h = set(groups.loc[groups["h"] >= 0, "h"])
@@ -75,4 +77,5 @@ def reconcile(
         decisions = decisions.reset_index(drop=True)[DECISION_COLUMNS]
     else:
         decisions = empty_decisions()
-    return Reconciliation(decisions=decisions, baseline=baseline(groups, outcomes, base, live)[SNAPSHOT_COLUMNS])
+    agreed = baseline(groups, outcomes | held_equal, base, live)
+    return Reconciliation(decisions=decisions, baseline=agreed[SNAPSHOT_COLUMNS])

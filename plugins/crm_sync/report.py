@@ -67,6 +67,14 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
         + ("  DRY RUN" if report.get("dry_run") else ""),
         f"extracted: salesforce {report['extracted']['salesforce']}, hubspot {report['extracted']['hubspot']}",
     ]
+    settled = report.get("settled_in_window") or {}
+    if settled:
+        lines.append("equal to the sync state (skipped): " + ", ".join(f"{s} {n}" for s, n in settled.items()))
+    for side, plan in (report.get("read_plan") or {}).items():
+        lines.append(
+            f"read plan {side}: {plan['strategy']}, {plan['keys']} keys, {plan['calls']} calls "
+            f"(lookups {plan['lookup_calls']}, whole read {plan['whole_read_calls']})"
+        )
     for key, count in sorted(report["decisions"].items()):
         lines.append(f"  decided {key}: {count}")
     for key, count in sorted(report["outcomes"].items()):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import ObjectStoragePath, conf
@@ -51,11 +52,17 @@ def write_frame(path: ObjectStoragePath, frame: pd.DataFrame) -> str:
     return str(path)
 
 
-def read_frame(url: str) -> pd.DataFrame:
+def read_frame(url: str, columns: list[str] | None = None) -> pd.DataFrame:
     import pandas as pd
 
     with ObjectStoragePath(url).open("rb") as handle:
-        return pd.read_parquet(handle)
+        return pd.read_parquet(handle, columns=columns)
+
+
+def iter_frames(urls: list[str], columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+    """Staged parts one at a time: what keeps a large run's memory at one part."""
+    for url in urls:
+        yield read_frame(url, columns)
 
 
 def read_frames(urls: list[str]) -> pd.DataFrame | None:

@@ -326,6 +326,8 @@ class SalesforceApp(App):
             raise ApiFailure(400, "MALFORMED_QUERY", "SOQL statements cannot be empty or null")
         parsed = soql.parse(text, OBJECT_INFOS)
         rows = self.store.run_query(parsed, include_deleted=kind == "queryAll", now=self.now())
+        if parsed.count:
+            return Response(200, {"totalSize": len(rows), "done": True, "records": []})
         cursor = Cursor(parsed.sobject, [row["Id"] for row in rows], parsed.fields, self._batch(req), kind)
         return self._page(cursor, None, 0, version)
 

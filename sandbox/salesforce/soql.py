@@ -251,6 +251,7 @@ class Query:
     order_by: list[OrderItem] = field(default_factory=list)
     limit: int | None = None
     offset: int = 0
+    count: bool = False  # SELECT COUNT(): totalSize only, no records
 
     def conjuncts(self) -> list[Any]:
         """Top-level AND terms of WHERE: what an index may narrow on without changing the result."""
@@ -299,8 +300,9 @@ class _Parser:
     # grammar
     def parse(self) -> Query:
         self.expect_kw("select")
-        field_tokens = [self.advance_ident()]
-        while self.tok.kind == "punct" and self.tok.text == ",":
+        count = self._count_call()
+        field_tokens = [] if count else [self.advance_ident()]
+        while not count and self.tok.kind == "punct" and self.tok.text == ",":
             self.advance()
             field_tokens.append(self.advance_ident())
         self.expect_kw("from")
@@ -323,7 +325,7 @@ class _Parser:
             if path.parts in seen:
                 _fail(self.text, tok.pos, f"duplicate field selected: {path.dotted}")
             seen.add(path.parts)
-        query = Query(sobject=obj.name, fields=fields)
+        query = Query(sobject=obj.name, fields=fields, count=count)
         if self.is_kw("where"):
             self.advance()
             query.where = self.condition()
@@ -349,6 +351,16 @@ class _Parser:
         if self.tok.kind != "eof":
             self.unexpected()
         return query
+
+    def _count_call(self) -> bool:
+        """`COUNT()` as the whole select list (Salesforce allows nothing beside it)."""
+        nxt = self.tokens[self.i + 1] if self.i + 1 < len(self.tokens) else None
+        if not (self.tok.kind == "ident" and self.tok.text.lower() == "count" and nxt and nxt.text == "("):
+            return False
+        self.advance()
+        self.expect_punct("(")
+        self.expect_punct(")")
+        return True
 
     def advance_ident(self) -> Token:
         if self.tok.kind != "ident":

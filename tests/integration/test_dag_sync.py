@@ -26,8 +26,10 @@ def writes(report: dict[str, Any]) -> dict[str, int]:
 
 
 def decisions(run) -> pd.DataFrame:
-    (path,) = run.staging.glob("*/*/decisions.parquet")
-    return pd.read_parquet(path)
+    """The run's decisions, every reconcile partition's part."""
+    paths = sorted(run.staging.glob("*/*/decisions/part-*.parquet"))
+    assert paths, "no decision parts staged"
+    return pd.concat([pd.read_parquet(path) for path in paths], ignore_index=True)
 
 
 def load_rejects(run) -> pd.DataFrame:

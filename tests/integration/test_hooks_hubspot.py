@@ -151,6 +151,17 @@ def test_list_api_reads_everything_for_a_full_resync(hs_plain):
     assert set(pd.concat(frames)["id"]) == set(ids)
 
 
+def test_count_and_call_estimates_match_the_calls_made(hs_plain):
+    ids = _seed(hs_plain, [{"email": f"e{i}@example.com"} for i in range(230)])
+    hook = HubSpotContactsHook()
+    assert hook.count_contacts() == 230 and hook.api_calls == 1
+    assert hook.lookup_calls(ids) == 3 and hook.lookup_calls([]) == 0
+    hook.read_by_ids(ids, PROPS)
+    assert hook.api_calls == 1 + 3
+    list(hook.iter_all_contacts(PROPS))
+    assert hook.api_calls == 1 + 3 + hook.whole_read_calls(230) == 1 + 3 + 3
+
+
 def test_429_with_retry_after_pauses_the_whole_pool(hs_plain):
     ids = _seed(hs_plain, [{"email": f"r{i}@example.com"} for i in range(20)])
     hs_plain.admin("hubspot", "POST", "settings", json={"retry_after_header": True})

@@ -86,6 +86,24 @@ def test_fetch_many_values_in_several_in_queries(sf):
     assert sorted(hook.fetch_by_ids(ids[:250], FIELDS)["Id"]) == sorted(ids[:250])
 
 
+def test_count_and_call_estimates_match_the_calls_made(sf):
+    contacts = [{"Email": f"c{i}@example.com", "LastName": f"C{i}"} for i in range(1200)]
+    ids = _seed(sf, contacts)
+    hook = SalesforceContactsHook(chunk_rows=500)
+    hook.get_conn()  # the token request
+    before = _requests(sf)
+    assert hook.count_contacts() == 1200 and _requests(sf) - before == 1
+    emails = [c["Email"] for c in contacts]
+    estimate = hook.lookup_calls(FIELDS, "Email", emails)
+    before = _requests(sf)
+    assert len(hook.fetch_by_emails(emails, FIELDS)) == 1200
+    assert _requests(sf) - before == estimate > 1
+    before = _requests(sf)
+    assert sorted(pd.concat(hook.iter_all_contacts(FIELDS))["Id"]) == sorted(ids)
+    # The job, its status polls (at least one) and 3 result pages of 500.
+    assert _requests(sf) - before >= hook.whole_read_calls(1200) == 5
+
+
 def test_collection_writes_return_salesforce_codes_per_record(sf):
     (existing,) = _seed(sf, [{"Email": "old@example.com", "LastName": "Old", "HubSpot_Contact_Id__c": "101"}])
     hook = SalesforceContactsHook()

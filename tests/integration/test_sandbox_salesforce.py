@@ -173,6 +173,16 @@ def test_query_all_includes_deleted_rows(sf_sandbox, sf):
     assert [(r["Id"], r["IsDeleted"]) for r in rows] == [(gone, True), (keep, False)]
 
 
+def test_count_query_answers_total_size_without_records(sf_sandbox, sf):
+    _, gone, _ = seed(sf_sandbox, [{"LastName": "keep"}, {"LastName": "gone"}, {"LastName": "third"}])
+    sf.Contact.delete(gone)
+    assert sf.query("SELECT COUNT() FROM Contact") == {"totalSize": 2, "done": True, "records": []}
+    assert sf.query("SELECT count() FROM Contact WHERE LastName = 'keep'")["totalSize"] == 1
+    assert sf.query("SELECT COUNT() FROM Contact", include_deleted=True)["totalSize"] == 3
+    with pytest.raises(SalesforceMalformedRequest):
+        sf.query("SELECT COUNT(), Id FROM Contact")
+
+
 def test_window_query_as_the_sync_builds_it(sf_sandbox, sf):
     seed(
         sf_sandbox,

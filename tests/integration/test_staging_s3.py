@@ -27,7 +27,7 @@ def test_every_run_artifact_is_written_to_and_read_back_from_s3(s3_staging, monk
     frames = {
         "extract/salesforce/part-00000.parquet": frame,
         "extract/hubspot/part-00000.parquet": frame.iloc[:1],
-        "decisions.parquet": frame,
+        "decisions/part-00000.parquet": frame,
         "batches/hubspot-00000.parquet": frame,
         "results/hubspot-00000.parquet": frame.iloc[1:],
         "rejects.parquet": frame.iloc[:0],
@@ -57,7 +57,7 @@ def test_a_dag_run_stages_everything_on_s3_and_leaves_its_report_in_the_bucket(
 
     keys = s3_staging.keys()
     names = {re.sub(r"^staging/crm_contact_sync/[^/]+/", "", key) for key in keys}
-    assert {"decisions.parquet", "report.json", "rejects.parquet"} <= names
+    assert {"decisions/part-00000.parquet", "baseline/part-00000.parquet", "report.json", "rejects.parquet"} <= names
     for pattern in (
         r"extract/salesforce/part-\d+\.parquet",
         r"extract/hubspot/part-\d+\.parquet",

@@ -1,6 +1,6 @@
 """One contact's history across runs: every decision about it, the fields written and the CRM's answer.
 
-Read from the run folders (extract parts to resolve an email, decisions.parquet, results/*.parquet),
+Read from the run folders (extract parts to resolve an email, decisions/*.parquet, results/*.parquet),
 oldest run first so ids learned on the way (a create's new id, a link) carry into later runs. Emails and
 phones are masked unless the run that wrote them had `log_pii` on.
 """
@@ -14,7 +14,7 @@ from airflow.sdk import ObjectStoragePath
 
 from crm_sync.health.runs import run_folders
 from crm_sync.pii import mask_fields, redact
-from crm_sync.staging import read_frame, read_json
+from crm_sync.staging import iter_frames, read_frame, read_json
 
 # Per CRM: its id column, its link column and its email column in the staged extract.
 EXTRACT_KEYS = {
@@ -62,13 +62,20 @@ def contact_history(query: str, *, limit_runs: int = 200) -> dict[str, Any]:
     ids = ids_for_email(query, folders) if "@" in query else {query}
     events: list[dict[str, Any]] = []
     for folder in folders:
-        decisions_path = folder / "decisions.parquet"
-        if not decisions_path.exists():
+        parts = sorted((folder / "decisions").glob("*.parquet"))
+        if not parts:
             continue
         report = read_json(str(folder / "report.json"))
         log_pii = bool(report.get("log_pii"))
-        decisions = read_frame(str(decisions_path))
-        hit = decisions[decisions["source_id"].astype(str).isin(ids) | decisions["target_id"].astype(str).isin(ids)]
+        import pandas as pd
+
+        hit = pd.concat(
+            [
+                part[part["source_id"].astype(str).isin(ids) | part["target_id"].astype(str).isin(ids)]
+                for part in iter_frames([str(path) for path in parts])
+            ],
+            ignore_index=True,
+        )
         answers = _answers(folder, ids | {str(value) for value in hit["source_id"]})
         for row in hit.to_dict(orient="records"):
             replies = [

@@ -46,6 +46,7 @@ from crm_sync.hooks.results import RecordResult
 from crm_sync.hooks.retry import RetryPolicy, TransientError
 from crm_sync.ratelimit import DEFAULT_KIND, SEARCH_KIND, Limit, RateLimitPool, hubspot_limits
 from crm_sync.ratelimit.backoff import parse_retry_after
+from include.sync_logic.read_plan import pages
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -350,6 +351,24 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
                 frame = frame[(stamps >= pd.Timestamp(start)) & (stamps < pd.Timestamp(end))]
             if len(frame):
                 yield frame.reset_index(drop=True)
+
+    def count_contacts(self) -> int:
+        """How many active contacts the account holds: the `total` of a one-result search (one call).
+
+        The search index trails writes by seconds, so the newest contacts may be missing from it.
+        """
+        return int(self._search({"limit": 1, "properties": ["email"]}).get("total") or 0)
+
+    @staticmethod
+    def lookup_calls(keys: Sequence[str]) -> int:
+        """Batch reads `read_by_*` would send for these keys."""
+        unique = {str(key) for key in keys if key}
+        return -(-len(unique) // BATCH_SIZE)
+
+    @staticmethod
+    def whole_read_calls(contacts: int) -> int:
+        """List-API pages of `iter_all_contacts` (active contacts) for this many contacts."""
+        return pages(contacts, LIST_PAGE_SIZE)
 
     def read_by_ids(self, ids: Sequence[str], properties: Sequence[str]) -> pd.DataFrame:
         """Contacts by HubSpot id; ids HubSpot does not know are left out. `lookup_key`: the id asked."""

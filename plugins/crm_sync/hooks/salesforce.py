@@ -48,6 +48,7 @@ from crm_sync.hooks.sf_preflight import link_field_problems
 from crm_sync.ratelimit import Limit, RateLimitedAdapter, RateLimitPool, salesforce_limits
 from crm_sync.ratelimit.backoff import parse_retry_after
 from include.sync_logic.mapping import LinkConfig
+from include.sync_logic.read_plan import pages
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -323,6 +324,18 @@ class SalesforceContactsHook(ContactsHookMixin, SalesforceHook):
             locator = result["locator"]
             if not locator:
                 break
+
+    def count_contacts(self) -> int:
+        """How many contacts the org holds (recycle bin excluded): one `SELECT COUNT()` query."""
+        return int(self._call("count", lambda sf: sf.query(soql.count_contacts()))["totalSize"])
+
+    def lookup_calls(self, fields: Sequence[str], column: str, values: Sequence[str]) -> int:
+        """The IN queries `fetch_by_*` would send for these values (each answers in one page)."""
+        return sum(1 for _ in soql.chunk_in_queries(soql.check_fields(fields), column, [str(v) for v in values]))
+
+    def whole_read_calls(self, contacts: int) -> int:
+        """Calls of `iter_all_contacts` for this many contacts: the job, a status poll, the result pages."""
+        return 2 + pages(contacts, self.chunk_rows)
 
     def fetch_by_ids(self, ids: Sequence[str], fields: Sequence[str], *, include_deleted: bool = False) -> pd.DataFrame:
         """Contacts by Salesforce Id; unknown ids are left out."""

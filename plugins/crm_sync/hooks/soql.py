@@ -64,6 +64,11 @@ def select_contacts_unordered(fields: Sequence[str], start: datetime | None = No
     return f"SELECT {columns} FROM Contact{window_where(start, end)}"
 
 
+def count_contacts() -> str:
+    """The org's contact count: `totalSize` of a `COUNT()` query, which returns no records."""
+    return "SELECT COUNT() FROM Contact"
+
+
 def select_where_in(fields: Sequence[str], column: str, values: Sequence[str]) -> str:
     """`SELECT fields FROM Contact WHERE column IN (values)`, values quoted and escaped."""
     columns = ", ".join(check_fields(fields))

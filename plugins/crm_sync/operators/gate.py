@@ -27,14 +27,20 @@ class MassChangeGateOperator(CrmSyncOperator):
         self.reconcile_result = reconcile_result
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from crm_sync.staging import read_frame
+        from collections import Counter
+
+        from crm_sync.staging import iter_frames
         from include.sync_logic.gate import contacts_read, mass_change_verdict, overwriting_counts
 
         settings = self.settings(context)
-        decisions = read_frame(self.reconcile_result["decisions"])
+        changes: Counter[str] = Counter()
+        read = 0
+        for decisions in iter_frames(self.reconcile_result["decisions"]):  # partitions hold disjoint contacts
+            changes.update(overwriting_counts(decisions))
+            read += contacts_read(decisions)
         verdict = mass_change_verdict(
-            overwriting_counts(decisions),
-            contacts_read(decisions),
+            dict(changes),
+            read,
             max_share=settings.max_change_share,
             min_changes=settings.mass_change_min_count,
         )

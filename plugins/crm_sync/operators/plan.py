@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from crm_sync.operators.base import CrmSyncOperator
-from crm_sync.staging import read_frame, write_frame
+from crm_sync.staging import iter_frames, write_frame
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -44,9 +44,19 @@ class PlanWritesOperator(CrmSyncOperator):
         self.salesforce_bulk_threshold = salesforce_bulk_threshold
 
     def execute(self, context: Context) -> list[list[dict[str, Any]]]:
-        from include.sync_logic.plan import PlanConfig, plan_target
+        import pandas as pd
 
-        decisions = read_frame(self.reconcile_result["decisions"])
+        from include.sync_logic.plan import PlanConfig, plan_target
+        from include.sync_logic.sides import WRITE_ACTIONS
+
+        # Only this target's writes are kept from each part: the skips of a large resync never sit in memory.
+        decisions = pd.concat(
+            [
+                part[(part["target"] == self.target) & part["action"].isin(WRITE_ACTIONS)]
+                for part in iter_frames(self.reconcile_result["decisions"])
+            ],
+            ignore_index=True,
+        )
         folder = self.run_folder(context) / "batches"
         config = PlanConfig(
             hubspot_batch_size=self.hubspot_batch_size,

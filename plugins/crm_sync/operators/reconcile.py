@@ -5,15 +5,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow.sdk import conf
+
 from crm_sync.operators.base import CrmSyncOperator, api_stats, load_mapping_file
 from crm_sync.report import merge_counters
-from crm_sync.staging import read_frames, write_frame
+from crm_sync.staging import read_frames
 
 if TYPE_CHECKING:
     import pandas as pd
-    from airflow.sdk import Context
+    from airflow.sdk import Context, ObjectStoragePath
 
+    from crm_sync.hooks.hubspot import HubSpotContactsHook
+    from crm_sync.hooks.salesforce import SalesforceContactsHook
+    from crm_sync.partitioned import PartitionedReconciliation
     from crm_sync.state.store import SyncStateStore
+    from include.sync_logic.mapping import MappingConfig
+    from include.sync_logic.sides import Direction, Side
 
 
 def _frame_or_empty(urls: list[str], columns: list[str]) -> pd.DataFrame:
@@ -24,7 +31,9 @@ def _frame_or_empty(urls: list[str], columns: list[str]) -> pd.DataFrame:
 
 
 class ReconcileContactsOperator(CrmSyncOperator):
-    """Adds due retries and fetches counterparts (in batches), then runs the three-way merge and decisions."""
+    """A window: due retries added, settled contacts dropped, counterparts found by the cheaper read, then the
+    three-way merge and decisions. A full resync: every staged contact, partition by partition.
+    Decisions and baseline are staged as lists of parts (one per partition)."""
 
     template_fields = ("mapping_path", "salesforce_extract", "hubspot_extract")
     ui_color = "#fdf3e1"
@@ -38,82 +47,99 @@ class ReconcileContactsOperator(CrmSyncOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from crm_sync.hooks.hubspot import HubSpotContactsHook
         from crm_sync.hooks.salesforce import SalesforceContactsHook
+        from crm_sync.partitioned import DEFAULT_PARTITION_CONTACTS, reconcile_staged
         from crm_sync.state.hook import SyncStateHook
-        from include.sync_logic.counterparts import close_counterparts, union_staged
-        from include.sync_logic.reconcile import reconcile
         from include.sync_logic.sides import Direction, Side
 
         settings = self.settings(context)
         mapping = load_mapping_file(self.mapping_path)
-        fields, properties = mapping.salesforce_fields, mapping.hubspot_properties
         sf_hook = SalesforceContactsHook(settings.salesforce_conn_id, redis_conn_id=settings.redis_conn_id)
         hs_hook = HubSpotContactsHook(settings.hubspot_conn_id, redis_conn_id=settings.redis_conn_id)
         store = SyncStateHook(settings.state_conn_id).get_store()
-
-        window = {
-            Side.SALESFORCE: _frame_or_empty(self.salesforce_extract["paths"], fields),
-            Side.HUBSPOT: _frame_or_empty(self.hubspot_extract["paths"], ["id", *properties]),
-        }
-        due = self._due_retries(store, Direction(settings.direction))
-        fetch_by_id = {
-            Side.SALESFORCE: lambda keys: sf_hook.fetch_by_ids(keys, fields),
-            Side.HUBSPOT: lambda keys: hs_hook.read_by_ids(keys, properties),
-        }
-        candidates = {
-            side: union_staged([window[side], fetch_by_id[side](due[side])], side) if due[side] else window[side]
-            for side in Side
-        }
-        sf_all, hs_all = close_counterparts(
-            candidates[Side.SALESFORCE],
-            candidates[Side.HUBSPOT],
-            mapping,
-            {
-                "salesforce_ids": fetch_by_id[Side.SALESFORCE],
-                "salesforce_emails": lambda keys: sf_hook.fetch_by_emails(keys, fields),
-                "salesforce_by_hubspot_id": lambda keys: sf_hook.fetch_by_hubspot_ids(
-                    keys, fields, link_field=mapping.link.salesforce
-                ),
-                "hubspot_ids": fetch_by_id[Side.HUBSPOT],
-                "hubspot_emails": lambda keys: hs_hook.read_by_emails(keys, properties),
-                "hubspot_by_salesforce_id": lambda keys: hs_hook.read_by_salesforce_ids(
-                    keys, properties, link_property=mapping.link.hubspot
-                ),
-            },
-            log=self.log.info,
-        )
-        if settings.full_resync:
-            snapshots = store.read_all_snapshots()
-        else:
-            snapshots = store.read_snapshots(sf_all["Id"].astype(str), hs_all["id"].astype(str))
-        self.log.info("Sync state: %d snapshots for %d + %d contacts", len(snapshots), len(sf_all), len(hs_all))
-        result = reconcile(
-            sf_all,
-            hs_all,
-            sf_changed_ids=set(candidates[Side.SALESFORCE]["Id"].astype(str)),
-            hs_changed_ids=set(candidates[Side.HUBSPOT]["id"].astype(str)),
-            mapping=mapping,
-            direction=settings.direction,
-            snapshots=snapshots,
-        )
-        decisions = result.decisions
-        counts = decisions.groupby(["target", "action"]).size()
-        summary = {f"{target}.{action}": int(n) for (target, action), n in counts.items()}
-        self.log.info("::group::Decisions")
-        for key, value in sorted(summary.items()):
-            self.log.info("%s: %d", key, value)
-        self.log.info("conflicts resolved: %d", int(decisions["conflict"].sum()) if len(decisions) else 0)
-        self.log.info("pairs whose agreed values the state records before any write: %d", len(result.baseline))
-        self.log.info("::endgroup::")
         folder = self.run_folder(context)
+        direction = Direction(settings.direction)
+        due = self._due_retries(store, direction)
+        extracts = {Side.SALESFORCE: self.salesforce_extract, Side.HUBSPOT: self.hubspot_extract}
+        extra: dict[str, Any] = {}
+        if settings.full_resync:
+            # Every contact of both CRMs is in the staged parts: nothing to look up, partitions bound memory.
+            outcome = reconcile_staged(
+                {side: extracts[side]["paths"] for side in Side},
+                mapping,
+                direction=direction,
+                read_snapshots=store.read_snapshots,
+                folder=folder,
+                partition_contacts=conf.getint("crm_sync", "partition_contacts", fallback=DEFAULT_PARTITION_CONTACTS),
+                log=self.log.info,
+            )
+        else:
+            outcome, extra = self._reconcile_window(
+                extracts, due, mapping, direction, (sf_hook, hs_hook), store, folder
+            )
+        self.log.info("::group::Decisions")
+        for key, value in sorted(outcome.counts.items()):
+            self.log.info("%s: %d", key, value)
+        self.log.info("conflicts resolved: %d", outcome.conflicts)
+        self.log.info("pairs whose agreed values the state records before any write: %d", outcome.baseline_rows)
+        self.log.info("::endgroup::")
         return {
-            "decisions": write_frame(folder / "decisions.parquet", decisions),
-            "baseline": write_frame(folder / "baseline.parquet", result.baseline),
-            "counts": summary,
-            "salesforce_in_window": len(window[Side.SALESFORCE]),
-            "hubspot_in_window": len(window[Side.HUBSPOT]),
+            "decisions": outcome.decisions,
+            "baseline": outcome.baseline,
+            "partitions": outcome.partitions,
+            "counts": dict(outcome.counts),
+            "salesforce_in_window": int(extracts[Side.SALESFORCE]["count"]),
+            "hubspot_in_window": int(extracts[Side.HUBSPOT]["count"]),
             "retries_due": {str(side): len(due[side]) for side in Side},
-            "snapshots_read": len(snapshots),
+            "snapshots_read": outcome.snapshots_read,
+            **extra,
             "api": merge_counters([api_stats("salesforce", sf_hook), api_stats("hubspot", hs_hook)]),
+        }
+
+    def _reconcile_window(
+        self,
+        extracts: dict[Side, Any],
+        due: dict[Side, list[str]],
+        mapping: MappingConfig,
+        direction: Direction,
+        hooks: tuple[SalesforceContactsHook, HubSpotContactsHook],
+        store: SyncStateStore,
+        folder: ObjectStoragePath,
+    ) -> tuple[PartitionedReconciliation, dict[str, Any]]:
+        """A window: due retries added, settled contacts dropped, counterparts found by the read plan."""
+        from crm_sync.counterpart_sources import plan_reads, side_readers
+        from crm_sync.partitioned import PartitionedReconciliation, reconcile_frames, write_partition
+        from include.sync_logic.counterparts import STAGED_ID, close_counterparts, counterpart_requests, union_staged
+        from include.sync_logic.settled import drop_settled
+        from include.sync_logic.sides import Side
+
+        readers = side_readers(*hooks, mapping)
+        columns = {Side.SALESFORCE: mapping.salesforce_fields, Side.HUBSPOT: ["id", *mapping.hubspot_properties]}
+        candidates = {}
+        for side in Side:
+            window = _frame_or_empty(extracts[side]["paths"], columns[side])
+            fetched = readers[side].fetchers[f"{side}_ids"](due[side]) if due[side] else None
+            candidates[side] = union_staged([window, fetched], side) if fetched is not None else window
+        known = store.read_snapshots(
+            candidates[Side.SALESFORCE]["Id"].astype(str), candidates[Side.HUBSPOT]["id"].astype(str)
+        )
+        candidates, settled = drop_settled(candidates, mapping, known, due)
+        self.log.info(
+            "Equal to the sync state (own writes echoing back, or unmapped changes): %s; no lookup, no write",
+            ", ".join(f"{side} {n}" for side, n in settled.items()),
+        )
+        request = counterpart_requests(candidates[Side.SALESFORCE], candidates[Side.HUBSPOT], mapping)
+        plans, fetchers = plan_reads(request, candidates, readers, mapping, folder, self.log.info)
+        sf_all, hs_all = close_counterparts(
+            candidates[Side.SALESFORCE], candidates[Side.HUBSPOT], mapping, fetchers, log=self.log.info
+        )
+        snapshots = store.read_snapshots(sf_all["Id"].astype(str), hs_all["id"].astype(str))
+        self.log.info("Sync state: %d snapshots for %d + %d contacts", len(snapshots), len(sf_all), len(hs_all))
+        changed = {side: candidates[side][STAGED_ID[side]].astype(str) for side in Side}
+        outcome = PartitionedReconciliation(snapshots_read=len(snapshots))
+        write_partition(outcome, 0, reconcile_frames(sf_all, hs_all, changed, mapping, direction, snapshots), folder)
+        return outcome, {
+            "settled_in_window": {str(side): n for side, n in settled.items()},
+            "read_plan": {str(side): plan.as_dict() for side, plan in plans.items()},
         }
 
     def _due_retries(self, store: SyncStateStore, direction: Any) -> dict[Any, list[str]]:

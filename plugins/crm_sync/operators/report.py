@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from crm_sync.operators.base import CrmSyncOperator
-from crm_sync.staging import read_frame, read_frames, write_frame, write_json
+from crm_sync.staging import iter_frames, read_frames, write_frame, write_json
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -47,7 +47,6 @@ class SyncReportOperator(CrmSyncOperator):
         folder = self.run_folder(context)
         extracts = {system: ti.xcom_pull(task_ids=f"extract_{system}") or {} for system in ("salesforce", "hubspot")}
         reconciled = ti.xcom_pull(task_ids="reconcile") or {}
-        decisions = read_frame(reconciled["decisions"]) if reconciled.get("decisions") else None
         results = read_frames([str(path) for path in sorted((folder / "results").glob("*.parquet"))])
         if results is None:
             results = pd.DataFrame(columns=["target", "action", "ref", "target_id", "ok", "error_code", "message"])
@@ -56,7 +55,7 @@ class SyncReportOperator(CrmSyncOperator):
             [
                 frame
                 for frame in (
-                    decision_rejects(decisions) if decisions is not None else None,
+                    *(decision_rejects(part) for part in iter_frames(reconciled.get("decisions") or [])),
                     load_rejects(results),
                 )
                 if frame is not None and not frame.empty
@@ -81,6 +80,8 @@ class SyncReportOperator(CrmSyncOperator):
             "log_pii": settings.log_pii,
             "extracted": {system: extracts[system].get("count", 0) for system in extracts},
             "decisions": reconciled.get("counts", {}),
+            "settled_in_window": reconciled.get("settled_in_window", {}),
+            "read_plan": reconciled.get("read_plan", {}),
             "outcomes": outcome_counts(results),
             "api": merge_counters(stats),
             "sync_state": state,

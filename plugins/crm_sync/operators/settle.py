@@ -21,6 +21,8 @@ class SettleStateOperator(CrmSyncOperator):
     ui_color = "#e8eef7"
 
     def execute(self, context: Context) -> dict[str, Any]:
+        import pandas as pd
+
         from crm_sync.state.hook import SyncStateHook
         from include.sync_logic.settle import settle
 
@@ -35,25 +37,31 @@ class SettleStateOperator(CrmSyncOperator):
             return {"settled": False, "retry_queue": store.queue_size()}
         folder = self.run_folder(context)
         results = read_frames([str(path) for path in sorted((folder / "results").glob("*.parquet"))])
-        outcome = settle(read_frame(reconciled["decisions"]), read_frame(reconciled["baseline"]), results)
         run_id = context["run_id"]
-        snapshots = sum(store.merge_snapshots(frame, run_id=run_id) for frame in outcome.snapshots if len(frame))
-        deleted = (
-            store.delete_snapshots(outcome.deleted_pairs["salesforce_id"], outcome.deleted_pairs["hubspot_id"])
-            if len(outcome.deleted_pairs)
-            else 0
-        )
-        resolved = store.resolve(outcome.resolved) if len(outcome.resolved) else 0
-        if len(outcome.attempts):
-            store.record_attempts(outcome.attempts, run_id=run_id)
+        snapshots = deleted = resolved = 0
+        attempt_parts = []
+        # One reconcile partition at a time: their contacts are disjoint, so each settles on its own.
+        for decisions_url, baseline_url in zip(reconciled["decisions"], reconciled["baseline"], strict=True):
+            decisions = read_frame(decisions_url)
+            answers = None if results is None else results[results["ref"].astype(str).isin(decisions["source_id"])]
+            outcome = settle(decisions, read_frame(baseline_url), answers)
+            snapshots += sum(store.merge_snapshots(frame, run_id=run_id) for frame in outcome.snapshots if len(frame))
+            if len(outcome.deleted_pairs):
+                pairs = outcome.deleted_pairs
+                deleted += store.delete_snapshots(pairs["salesforce_id"], pairs["hubspot_id"])
+            resolved += store.resolve(outcome.resolved) if len(outcome.resolved) else 0
+            if len(outcome.attempts):
+                store.record_attempts(outcome.attempts, run_id=run_id)
+                attempt_parts.append(outcome.attempts)
+        attempts = pd.concat(attempt_parts, ignore_index=True) if attempt_parts else pd.DataFrame(columns=["code"])
         queue = store.queue_size()
-        attempts_by_code = outcome.attempts["code"].value_counts().to_dict() if len(outcome.attempts) else {}
+        attempts_by_code = attempts["code"].value_counts().to_dict() if len(attempts) else {}
         self.log.info("::group::Sync state")
         self.log.info("snapshots written: %d; pairs removed after deletes: %d", snapshots, deleted)
         self.log.info(
-            "retry queue: %d entries closed, %d attempts recorded %s", resolved, len(outcome.attempts), attempts_by_code
+            "retry queue: %d entries closed, %d attempts recorded %s", resolved, len(attempts), attempts_by_code
         )
-        for row in outcome.attempts.head(200).itertuples(index=False):
+        for row in attempts.head(200).itertuples(index=False):
             self.log.info(
                 "retry target=%s source=%s action=%s code=%s", row.target, row.source_id, row.action, row.code
             )
@@ -64,7 +72,7 @@ class SettleStateOperator(CrmSyncOperator):
             "snapshots_written": snapshots,
             "snapshots_deleted": deleted,
             "retries_resolved": resolved,
-            "retries_recorded": len(outcome.attempts),
+            "retries_recorded": len(attempts),
             "retries_by_code": {str(k): int(v) for k, v in attempts_by_code.items()},
             "retry_queue": queue,
         }

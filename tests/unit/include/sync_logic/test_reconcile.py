@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -11,76 +10,19 @@ import pytest
 from include.sync_logic.canonical import to_canonical
 from include.sync_logic.counterparts import counterpart_requests
 from include.sync_logic.decisions import DECISION_COLUMNS
-from include.sync_logic.mapping import load_mapping
 from include.sync_logic.merge import SNAPSHOT_COLUMNS
 from include.sync_logic.reconcile import reconcile
 from include.sync_logic.sides import Side
-
-MAPPING = load_mapping(Path(__file__).resolve().parents[4] / "include" / "mappings" / "contacts.yaml")
-T0 = pd.Timestamp("2026-01-05 10:00", tz="UTC")
-
-
-def at(minutes: int) -> pd.Timestamp:
-    return T0 + pd.Timedelta(minutes=minutes)
-
-
-def sf_row(sf_id: str, *, minute: int = 0, link: str | None = None, deleted: bool = False, **values) -> dict:
-    row = {
-        "Id": sf_id,
-        "Email": None,
-        "FirstName": None,
-        "LastName": None,
-        "Phone": None,
-        "MobilePhone": None,
-        "Title": None,
-        "Account.Name": None,
-        "HubSpot_Contact_Id__c": link,
-        "SystemModstamp": at(minute),
-        "LastModifiedDate": at(minute),
-        "IsDeleted": deleted,
-    }
-    row.update(values)
-    return row
-
-
-def hs_row(hs_id: str, *, minute: int = 0, link: str | None = None, archived: bool = False, **values) -> dict:
-    row = {
-        "id": hs_id,
-        "email": "",
-        "firstname": "",
-        "lastname": "",
-        "phone": "",
-        "mobilephone": "",
-        "jobtitle": "",
-        "company": "",
-        "salesforce_contact_id": link,
-        "lastmodifieddate": at(minute),
-        "archived": archived,
-    }
-    row.update(values)
-    return row
-
-
-def frames(sf_rows: list[dict], hs_rows: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    sf = pd.DataFrame(sf_rows, columns=list(sf_row("x")))
-    hs = pd.DataFrame(hs_rows, columns=list(hs_row("x")))
-    return sf, hs
-
-
-def snapshot(sf_id: str, hs_id: str, **values) -> dict:
-    """A sync-state row: the canonical values both sides last agreed on."""
-    return {"salesforce_id": sf_id, "hubspot_id": hs_id, "field_values": json.dumps(values)}
-
-
-# ANN_SF/ANN_HS below, as the sync state holds them once synced.
-ANN_BASE = {
-    "email": "ann@example.com",
-    "firstname": "Ann",
-    "lastname": "Lee",
-    "phone": "+14155550100",
-    "mobilephone": None,
-    "title": None,
-}
+from tests.unit.include.sync_logic.rows import (
+    ANN_BASE,
+    ANN_HS,
+    ANN_SF,
+    MAPPING,
+    frames,
+    hs_row,
+    sf_row,
+    snapshot,
+)
 
 
 def reconciled(sf_rows, hs_rows, *, sf_changed=None, hs_changed=None, mapping=MAPPING, direction="both", base=()):
@@ -108,10 +50,6 @@ def one(decisions: pd.DataFrame, target: str) -> dict:
 
 def writes(decisions: pd.DataFrame) -> pd.DataFrame:
     return decisions[decisions["action"].isin(["create", "update", "delete"])]
-
-
-ANN_SF = {"Email": "ann@example.com", "FirstName": "Ann", "LastName": "Lee", "Phone": "(415) 555-0100"}
-ANN_HS = {"email": " Ann@Example.com", "firstname": "Ann", "lastname": "Lee", "phone": "+14155550100"}
 
 
 def test_linked_pair_already_equal_plans_nothing():
@@ -457,6 +395,15 @@ def test_our_own_writes_come_back_equal_to_the_state_and_plan_nothing():
     result = reconciled([sf], [hs], base=base)
     assert set(result.decisions["action"]) == {"skip"}
     assert result.baseline.empty
+
+
+def test_a_one_way_field_is_recorded_once_both_crms_hold_it():
+    values = {key: value for key, value in ANN_BASE.items() if key != "company"}
+    sf = sf_row("003A", link="101", minute=30, **ANN_SF)
+    hs = hs_row("101", link="003A", minute=31, **ANN_HS)
+    result = reconciled([sf], [hs], base=[snapshot("003A", "101", **values)])
+    assert set(result.decisions["action"]) == {"skip"}
+    assert result.baseline["field_values"].map(json.loads).tolist() == [{"company": None}]
 
 
 def test_a_stale_base_heals_when_both_sides_agree():

@@ -81,7 +81,8 @@ def test_order_limit_offset():
         "SELECT Id FROM Contact WHERE Email IN ()",
         "SELECT Id FROM Contact WHERE Email = :bind",
         "SELECT Id FROM Contact GROUP BY Id",
-        "SELECT COUNT() FROM Contact",
+        "SELECT COUNT(), Id FROM Contact",  # COUNT() stands alone
+        "SELECT COUNT(Id) FROM Contact",  # aggregate functions are not modelled: a clear error, not a wrong answer
         "SELECT Id FROM Contact LIMIT -1",
         'SELECT Id FROM Contact WHERE Email = "a"',
         "SELECT Id FROM Contact WHERE LastModifiedDate = TODAY",
