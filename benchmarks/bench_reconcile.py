@@ -22,7 +22,6 @@ import argparse
 import contextlib
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -124,8 +123,12 @@ def generate(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
 # --------------------------------------------------------------------------- runs
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def peak_rss_mib() -> float:
+    """This process's own peak (VmHWM): ru_maxrss survives execve, so a child would report its parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def _current_rss_mb() -> float:
@@ -145,7 +148,7 @@ def child(phase: str, workdir: Path) -> None:
     elapsed = time.perf_counter() - start
     result.decisions.to_parquet(workdir / f"{phase}-decisions.parquet")
     result.baseline.to_parquet(workdir / f"{phase}-baseline.parquet")
-    stats = {"seconds": elapsed, "peak_rss_mb": _peak_rss_mb(), "baseline_rss_mb": baseline}
+    stats = {"seconds": elapsed, "peak_rss_mb": peak_rss_mib(), "baseline_rss_mb": baseline}
     (workdir / f"{phase}.json").write_text(json.dumps(stats))
 
 
@@ -183,7 +186,7 @@ def state_phase(workdir: Path, url: str) -> dict[str, float]:
     store.read_snapshots(snapshots["salesforce_id"], snapshots["hubspot_id"])
     timings["read_by_ids_s"] = time.perf_counter() - start
     snapshots.drop(columns=["synced_at"]).to_parquet(workdir / "snapshots.parquet")
-    timings["peak_rss_mb"] = _peak_rss_mb()
+    timings["peak_rss_mb"] = peak_rss_mib()
     return timings
 
 

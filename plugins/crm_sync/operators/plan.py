@@ -8,6 +8,7 @@ from crm_sync.operators.base import CrmSyncOperator
 from crm_sync.staging import iter_frames, write_frame
 
 if TYPE_CHECKING:
+    import pandas as pd
     from airflow.sdk import Context
 
 
@@ -44,19 +45,9 @@ class PlanWritesOperator(CrmSyncOperator):
         self.salesforce_bulk_threshold = salesforce_bulk_threshold
 
     def execute(self, context: Context) -> list[list[dict[str, Any]]]:
-        import pandas as pd
-
         from include.sync_logic.plan import PlanConfig, plan_target
-        from include.sync_logic.sides import WRITE_ACTIONS
 
-        # Only this target's writes are kept from each part: the skips of a large resync never sit in memory.
-        decisions = pd.concat(
-            [
-                part[(part["target"] == self.target) & part["action"].isin(WRITE_ACTIONS)]
-                for part in iter_frames(self.reconcile_result["decisions"])
-            ],
-            ignore_index=True,
-        )
+        decisions = target_writes(self.reconcile_result["decisions"], self.target)
         folder = self.run_folder(context) / "batches"
         config = PlanConfig(
             hubspot_batch_size=self.hubspot_batch_size,
@@ -103,3 +94,13 @@ class PlanWritesOperator(CrmSyncOperator):
 
         extras = BaseHook.get_connection(self.settings(context).salesforce_conn_id).extra_dejson
         return int(extras.get("bulk_threshold") or 10_000)
+
+
+def target_writes(urls: list[str], target: str) -> pd.DataFrame:
+    """One target's write decisions from the decision parts: a large resync's skips never sit in memory."""
+    import pandas as pd
+
+    from include.sync_logic.sides import WRITE_ACTIONS
+
+    parts = [part[(part["target"] == target) & part["action"].isin(WRITE_ACTIONS)] for part in iter_frames(urls)]
+    return pd.concat(parts, ignore_index=True)
