@@ -293,8 +293,8 @@ class App:
         self.admin_route("POST", "reset", lambda req: self.reset_all())
         self.admin_route("POST", "seed", lambda req: self.seed(req.json()))
         self.admin_route("GET", "records", lambda req: self.records())
-        self.admin_route("GET", "stats", lambda req: self.stats.snapshot())
-        self.admin_route("POST", "stats/reset", lambda req: self.stats.reset() or {"ok": True})
+        self.admin_route("GET", "stats", lambda req: self.stats_snapshot())
+        self.admin_route("POST", "stats/reset", lambda req: self.reset_stats() or {"ok": True})
         self.admin_route("GET", "clock", lambda req: self._clock_state())
         self.admin_route("POST", "clock", self._admin_clock)
         self.admin_route("GET", "faults", lambda req: asdict(self.faults))
@@ -325,10 +325,30 @@ class App:
             self.clock.freeze(bool(body["frozen"]))
         return self._clock_state()
 
+    def stats_snapshot(self) -> dict:
+        """Admin `GET stats`: a row per endpoint plus `total`, which also carries app-wide figures such as
+        the rate limits' peaks (`total.rate_limits`). Every key besides `total` stays an endpoint row."""
+        snap = self.stats.snapshot()
+        peaks = self._limit_peaks()
+        if peaks is not None:
+            snap["total"]["rate_limits"] = peaks
+        return snap
+
+    def reset_stats(self) -> None:
+        self.stats.reset()
+        reset_peaks = getattr(getattr(self, "limits", None), "reset_peaks", None)
+        if callable(reset_peaks):
+            reset_peaks()
+
+    def _limit_peaks(self) -> dict | None:
+        """The peaks of an app's rate limits, when its `limits` report them (`peaks()`, as HubSpot's do)."""
+        peaks = getattr(getattr(self, "limits", None), "peaks", None)
+        return peaks() if callable(peaks) else None
+
     def reset_all(self) -> dict:
         """Admin reset: data, stats and faults back to a fresh start (limits and credentials stay)."""
         self.reset()
-        self.stats.reset()
+        self.reset_stats()
         with self._fault_lock:
             self.faults = FaultConfig()
             self._rng = random.Random()

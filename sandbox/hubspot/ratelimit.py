@@ -4,6 +4,11 @@ Rolling windows are sliding logs of admitted requests (a fixed counter would let
 at window edges, which HubSpot does not). They run on real monotonic time, not the sandbox clock: the
 limits are about request pace, while the sandbox clock only stamps records. The daily cap resets when the
 sandbox clock's UTC date changes.
+
+Each rolling window also remembers its busiest interval since the last clear (`peaks()`, in the admin
+`GET stats` under `total.rate_limits`): the most requests it admitted in any interval of its length, and the
+most that asked (admitted or answered 429). The second is the one a client's own pacing is judged by: the
+first can never pass the limit, since the window refuses what would.
 """
 
 from __future__ import annotations
@@ -16,12 +21,20 @@ from datetime import date
 
 
 class RollingWindow:
-    """Admit at most `limit` requests in any `seconds`-long interval."""
+    """Admit at most `limit` requests in any `seconds`-long interval; remember the busiest such interval.
+
+    An interval is open at its start, as the log is pruned: (t - seconds, t]. A rolling count is highest on
+    an interval that ends on a request, so the log's length right after each request is every candidate,
+    and `peak_admitted` / `peak_offered` are exact maxima, not samples.
+    """
 
     def __init__(self, limit: int, seconds: float) -> None:
         self.limit = limit
         self.seconds = seconds
         self._hits: deque[float] = deque()
+        self._asked: deque[float] = deque()  # every request checked here, admitted or refused
+        self.peak_admitted = 0
+        self.peak_offered = 0
 
     def _prune(self, now: float) -> None:
         while self._hits and self._hits[0] <= now - self.seconds:
@@ -30,9 +43,14 @@ class RollingWindow:
     def try_acquire(self, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
         self._prune(now)
+        self._asked.append(now)
+        while self._asked[0] <= now - self.seconds:
+            self._asked.popleft()
+        self.peak_offered = max(self.peak_offered, len(self._asked))
         if len(self._hits) >= self.limit:
             return False
         self._hits.append(now)
+        self.peak_admitted = max(self.peak_admitted, len(self._hits))
         return True
 
     def remaining(self, now: float | None = None) -> int:
@@ -48,8 +66,23 @@ class RollingWindow:
             return 0
         return max(1, math.ceil(self._hits[0] + self.seconds - now))
 
+    def peaks(self) -> dict[str, float | int]:
+        """The limit beside the most requests admitted, and asked, in any rolling interval since the last reset."""
+        return {
+            "limit": self.limit,
+            "window_seconds": self.seconds,
+            "peak_admitted": self.peak_admitted,
+            "peak_offered": self.peak_offered,
+        }
+
+    def reset_peaks(self) -> None:
+        """Start the peaks over; the log stays (the limit still counts earlier requests, and so do the peaks)."""
+        self.peak_admitted = self.peak_offered = 0
+
     def clear(self) -> None:
         self._hits.clear()
+        self._asked.clear()
+        self.reset_peaks()
 
 
 @dataclass
@@ -102,6 +135,14 @@ class HubSpotLimits:
             "search_requests_per_s": self.search_requests_per_s,
             "daily": self.daily,
         }
+
+    def peaks(self) -> dict[str, dict[str, float | int]]:
+        """Each rolling window's busiest interval (the daily cap is a plain count: `remaining()` has it)."""
+        return {"requests_per_10s": self.ten_secondly.peaks(), "search_requests_per_s": self.search.peaks()}
+
+    def reset_peaks(self) -> None:
+        self.ten_secondly.reset_peaks()
+        self.search.reset_peaks()
 
     def clear(self) -> None:
         self.ten_secondly.clear()

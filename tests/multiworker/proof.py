@@ -1,16 +1,20 @@
 """Multi-worker proof, without Docker: the deployment shape as local processes.
 
 PostgreSQL (metadata DB and sync-state DB), Redis (Celery broker db 0, rate-limit pool db 1), moto's S3 as
-the staging store, both CRM sandboxes with a strict HubSpot limit; Airflow's api-server, scheduler,
-dag-processor, triggerer and two CeleryExecutor workers. The DAG is unpaused (its scheduled run) while a
-backfill of several earlier windows runs beside it. Checks: every run succeeded, no contact was created
-twice, HubSpot never answered 429 (its rolling limit was never exceeded).
+the staging store, both CRM sandboxes with a HubSpot limit strict enough to bind (10 requests per 10 s);
+Airflow's api-server, scheduler, dag-processor, triggerer and two CeleryExecutor workers. The DAG is unpaused
+(its scheduled run) while a backfill of several earlier windows runs beside it. Checks: every run succeeded,
+no task instance failed or needed a second try (the proof injects no fault), no contact was created twice,
+the shared Redis pool made HubSpot calls wait (the runs' reports, `api.hubspot_rate_limit_waited_acquires`),
+and the HubSpot sandbox, by its own count, never saw more requests in any rolling window than its limit
+(its peaks, `total.rate_limits` in its admin stats) and never answered 429.
 
     .venv/bin/python -m tests.multiworker.proof          # or: bash scripts/multiworker_proof.sh
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -35,9 +39,11 @@ DAG_ID = "crm_contact_sync"
 WINDOW = timedelta(minutes=15)
 BACKFILL_WINDOWS = 4
 WORKERS = 2
-HUBSPOT_PER_10S = 30
+HUBSPOT_PER_10S = 10  # strict enough that the pool must hold calls back (30 never bound)
 CONTACTS = 600
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+#: The report's HubSpot pool figures the summary adds up (`api.hubspot_rate_limit_<figure>`).
+POOL_FIGURES = ("acquires", "waited_acquires", "wait_seconds", "throttled_responses", "pauses", "too_long")
 
 
 @dataclass
@@ -45,8 +51,10 @@ class Summary:
     runs: dict[str, str]  # run id -> state
     windows: list[str]
     failed_tasks: list[str]  # "run_id task_id" of task instances that failed for good
+    retried_tasks: list[str]  # task instances that needed more than one try, with their earlier tries' states
     workers_used: dict[str, int]
-    hubspot: dict[str, Any]
+    hubspot: dict[str, Any]  # the sandbox's `total` stats row, `rate_limits` (its rolling windows' peaks) included
+    pool: dict[str, dict[str, Any]]  # run id -> the report's HubSpot rate-limit pool figures (None: no report)
     salesforce_requests: int
     duplicates: dict[str, int]
     seconds: float
@@ -58,9 +66,12 @@ class Summary:
             f"runs: {len(self.runs)} ({', '.join(f'{n} {s}' for s, n in sorted(states.items()))})",
             f"windows synced: {', '.join(self.windows)}",
             f"failed task instances: {len(self.failed_tasks)} {self.failed_tasks}",
+            f"task instances with more than one try: {len(self.retried_tasks)} {self.retried_tasks}",
             f"task instances per celery worker: {self.workers_used}",
             f"hubspot: {self.hubspot['requests']} requests, {self.hubspot['429']} answered 429 "
             f"(the sandbox answers 429 to any request over its rolling limit of {HUBSPOT_PER_10S} per 10 s)",
+            *(f"hubspot sandbox peak, {line}" for line in peak_lines(self.hubspot.get("rate_limits") or {})),
+            pool_line(self.pool),
             f"salesforce: {self.salesforce_requests} requests",
             f"duplicates: {self.duplicates}",
             f"wall time: {self.seconds:.0f} s",
@@ -192,6 +203,79 @@ def duplicate_counts(sandbox: SandboxProcess) -> dict[str, int]:
     }
 
 
+def peak_lines(rate_limits: dict[str, dict[str, Any]]) -> list[str]:
+    """The sandbox's own busiest rolling interval per limit, against the limit."""
+    return [
+        f"{name}: {peak['peak_offered']} requests asked, {peak['peak_admitted']} admitted in the busiest rolling "
+        f"{peak['window_seconds']:g} s; limit {peak['limit']}"
+        for name, peak in sorted(rate_limits.items())
+    ]
+
+
+def pool_line(pool: dict[str, dict[str, Any] | None]) -> str:
+    reports = {run_id: stat for run_id, stat in pool.items() if stat is not None}
+    total = {key: sum(stat.get(key, 0) for stat in reports.values()) for key in POOL_FIGURES}
+    longest = max((stat.get("max_wait_seconds", 0) for stat in reports.values()), default=0)
+    return (
+        f"hubspot rate-limit pool (runs' reports, {len(reports)} of {len(pool)}): {total['waited_acquires']} of "
+        f"{total['acquires']} acquires waited ({total['wait_seconds']:.1f} s, longest {longest} s), 429s "
+        f"{total['throttled_responses']}, pauses {total['pauses']}, deferred {total['too_long']}; waits per run "
+        + str({run_id: (stat or {}).get("waited_acquires") for run_id, stat in sorted(pool.items())})
+    )
+
+
+def retried_tasks(env: dict[str, str]) -> list[str]:
+    """Task instances that took more than one try, even when the last one succeeded (a retry hides a failure
+    from the run's state and from `failed_tasks`); earlier tries' states come from task_instance_history."""
+    engine = sa.create_engine(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    with engine.connect() as conn:
+        current = conn.execute(
+            sa.text(
+                "SELECT run_id, task_id, map_index, try_number, state FROM task_instance "
+                "WHERE dag_id = :dag AND try_number > 1"
+            ),
+            {"dag": DAG_ID},
+        ).all()
+        earlier = conn.execute(
+            sa.text(
+                "SELECT run_id, task_id, map_index, try_number, state FROM task_instance_history "
+                "WHERE dag_id = :dag ORDER BY try_number"
+            ),
+            {"dag": DAG_ID},
+        ).all()
+    engine.dispose()
+    history: dict[tuple[str, str, int], list[str]] = {}
+    for run_id, task_id, map_index, try_number, state in earlier:
+        history.setdefault((run_id, task_id, map_index), []).append(f"try {try_number} {state}")
+    return sorted(
+        f"{run_id} {task_id}{f'[{map_index}]' if map_index >= 0 else ''} try {try_number} {state} "
+        f"(earlier: {', '.join(history.get((run_id, task_id, map_index), [])) or 'not in history'})"
+        for run_id, task_id, map_index, try_number, state in current
+    )
+
+
+def pool_stats(env: dict[str, str], run_ids: list[str]) -> dict[str, dict[str, Any] | None]:
+    """Each run's HubSpot rate-limit pool figures, from its report (the `report` task's XCom): the pool's
+    `waited_acquires`, `wait_seconds` ... as `api.hubspot_rate_limit_<figure>`. None for a run without one."""
+    engine = sa.create_engine(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT run_id, value FROM xcom "
+                "WHERE dag_id = :dag AND task_id = 'report' AND key = 'return_value' AND map_index = -1"
+            ),
+            {"dag": DAG_ID},
+        ).all()
+    engine.dispose()
+    pools: dict[str, dict[str, Any] | None] = dict.fromkeys(run_ids)
+    prefix = "hubspot_rate_limit_"
+    for run_id, value in rows:
+        report = json.loads(value) if isinstance(value, str | bytes) else value
+        api = (report or {}).get("api") or {}
+        pools[run_id] = {key.removeprefix(prefix): figure for key, figure in api.items() if key.startswith(prefix)}
+    return pools
+
+
 def tasks_per_worker(logs: Path) -> dict[str, int]:
     """How many task workloads each Celery worker received (its own log)."""
     return {
@@ -257,7 +341,7 @@ def run_proof(workdir: Path, timeout: float = 1500) -> Summary:
         backfill = ["--from-date", first.isoformat(), "--to-date", last.isoformat()]
         airflow(env, "backfill", "create", "--dag-id", DAG_ID, *backfill, "--max-active-runs", "2")
         runs = wait_for_runs(env, backfilled, deadline)
-        hubspot_total = sandbox.admin("hubspot", "GET", "stats").json()["total"]
+        hubspot_total = sandbox.admin("hubspot", "GET", "stats").json()["total"]  # rate_limits: the peaks
         salesforce_total = sandbox.admin("salesforce", "GET", "stats").json()["total"]
         duplicates = duplicate_counts(sandbox)
         duplicates["salesforce_email"] -= seeded_email_duplicates
@@ -265,8 +349,10 @@ def run_proof(workdir: Path, timeout: float = 1500) -> Summary:
             runs={run["run_id"]: run["state"] for run in runs},
             windows=sorted(run["logical_date"][:16] for run in runs),
             failed_tasks=failed_tasks(env),
+            retried_tasks=retried_tasks(env),
             workers_used=tasks_per_worker(logs),
             hubspot=hubspot_total,
+            pool=pool_stats(env, [run["run_id"] for run in runs]),
             salesforce_requests=salesforce_total["requests"],
             duplicates=duplicates,
             seconds=time.monotonic() - started,
@@ -275,6 +361,8 @@ def run_proof(workdir: Path, timeout: float = 1500) -> Summary:
         summary.problems.append("a run did not succeed")
     if summary.failed_tasks:
         summary.problems.append("task instances failed")
+    if summary.retried_tasks:
+        summary.problems.append("task instances needed a retry (the proof injects no fault)")
     if not backfilled <= set(summary.windows):
         summary.problems.append(f"backfilled windows missing: {sorted(backfilled - set(summary.windows))}")
     if not any(run_id.startswith("scheduled__") for run_id in summary.runs):
@@ -283,9 +371,32 @@ def run_proof(workdir: Path, timeout: float = 1500) -> Summary:
         summary.problems.append("duplicates created")
     if summary.hubspot["429"]:
         summary.problems.append("HubSpot answered 429: its limit was exceeded")
+    summary.problems.extend(limit_problems(summary.hubspot.get("rate_limits")))
+    missing = sorted(run_id for run_id, stat in summary.pool.items() if stat is None)
+    if missing:
+        summary.problems.append(f"runs without a report: {missing}")
+    if not sum((stat or {}).get("waited_acquires", 0) for stat in summary.pool.values()):
+        summary.problems.append("the HubSpot rate-limit pool never waited: the limit did not bind, so proves nothing")
     if sum(1 for n in summary.workers_used.values() if n) < WORKERS:
         summary.problems.append("fewer Celery workers ran tasks than were started")
     return summary
+
+
+def limit_problems(rate_limits: dict[str, dict[str, Any]] | None) -> list[str]:
+    """The sandbox's peaks against its limits: more asked than the limit means the workers together outran it."""
+    if not rate_limits or "requests_per_10s" not in rate_limits:
+        return ["the HubSpot sandbox reported no rate-limit peaks"]
+    problems = []
+    configured = rate_limits["requests_per_10s"]["limit"]
+    if configured != HUBSPOT_PER_10S:
+        problems.append(f"the HubSpot sandbox's 10 s limit is {configured}, not {HUBSPOT_PER_10S}")
+    for name, peak in sorted(rate_limits.items()):
+        if max(peak["peak_offered"], peak["peak_admitted"]) > peak["limit"]:
+            problems.append(
+                f"HubSpot {name}: {peak['peak_offered']} requests in a rolling {peak['window_seconds']:g} s, "
+                f"over the limit of {peak['limit']}"
+            )
+    return problems
 
 
 def main() -> int:
