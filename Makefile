@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: sync test test-fast lint compose-config airflow deps redis-server postgresql chromium docker-compose clean
+.PHONY: sync test test-fast lint compose-config airflow bench-scale deps redis-server postgresql chromium docker-compose clean
 
 sync: deps redis-server  ## One real sync, end to end, against the local CRM sandboxes (airflow dags test).
 	bash scripts/run_sync.sh
@@ -21,6 +21,9 @@ test-fast: deps redis-server postgresql  ## The inner loop: unit and DAG tests o
 
 airflow: deps redis-server  ## The real Airflow (standalone: UI, scheduler, triggerer) wired to the sandboxes.
 	bash scripts/run_airflow.sh
+
+bench-scale: deps redis-server postgresql  ## The DAG at scale (3 windows) vs. the minimum of calls, the rate-limit floor and the naive script.
+	$(PY) benchmarks/bench_scale.py $(BENCH_ARGS)
 
 compose-config: docker-compose  ## Validate docker-compose.yaml without a Docker daemon.
 	docker-compose -f docker-compose.yaml config -q

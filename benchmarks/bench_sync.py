@@ -13,7 +13,6 @@ and prints the ratios.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import shutil
 import subprocess
@@ -21,23 +20,16 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
-import requests  # noqa: E402
-from hubspot import HubSpot  # noqa: E402
-from hubspot.crm.contacts.exceptions import ApiException  # noqa: E402
-from simple_salesforce import Salesforce, format_soql  # noqa: E402
-
+from benchmarks.crm_bench import T, dag_env, endpoint_calls, naive_sync, stats  # noqa: E402
 from sandbox.testing import SandboxProcess, start_sandbox  # noqa: E402
 from tests.integration.airflow_project import AirflowProject  # noqa: E402
-
-T = datetime.fromisoformat("2026-11-28T10:00:00+00:00")
-HS_PROPS = ["email", "firstname", "lastname", "phone", "mobilephone", "jobtitle", "company"]
 
 
 def sandbox_for(tmp: Path, name: str, args: argparse.Namespace) -> SandboxProcess:
@@ -52,152 +44,21 @@ def sandbox_for(tmp: Path, name: str, args: argparse.Namespace) -> SandboxProces
     )
 
 
-def stats(sandbox: SandboxProcess) -> dict[str, dict[str, Any]]:
-    return {system: sandbox.admin(system, "GET", "stats").json() for system in ("salesforce", "hubspot")}
-
-
-def endpoint_calls(snapshot: dict[str, dict[str, Any]]) -> Counter[str]:
-    calls: Counter[str] = Counter()
-    for system, rows in snapshot.items():
-        for endpoint, row in rows.items():
-            if endpoint != "total":
-                calls[f"{system} {endpoint}"] += int(row["requests"])
-    return calls
-
-
 def run_dag(tmp: Path, sandbox: SandboxProcess, redis_url: str, args: argparse.Namespace) -> dict[str, Any]:
     project = AirflowProject(tmp / "airflow")
     project.migrate()
-    env = {key: value for key, value in sandbox.env.items() if key.startswith("AIRFLOW_CONN_")}
-    hubspot_conn = json.loads(env["AIRFLOW_CONN_HUBSPOT_DEFAULT"])
-    hubspot_conn["extra"] = {"requests_per_10s": args.requests_per_10s, "search_requests_per_s": args.search_per_s}
-    env.update(
-        AIRFLOW_CONN_HUBSPOT_DEFAULT=json.dumps(hubspot_conn),
-        AIRFLOW_CONN_REDIS_DEFAULT=redis_url,
-        REQUESTS_CA_BUNDLE=sandbox.ca_bundle,
+    # The sandboxes start fresh, so the sync state does too: a SQLite file, as `make sync` uses.
+    env = dag_env(
+        sandbox,
+        redis_url,
+        f"sqlite:///{tmp / 'sync-state.db'}",
+        requests_per_10s=args.requests_per_10s,
+        search_per_s=args.search_per_s,
     )
     run = project.dags_test(T.isoformat(), env=env)
     if run.returncode != 0 or run.report is None:
         raise SystemExit(f"DAG run failed:\n{run.log[-4000:]}")
     return {"seconds": run.seconds, "report": run.report}
-
-
-class FixedWindowLimiter:
-    """The seed's limiter: at most N calls per wall-clock second bucket (lets 2N through at edges)."""
-
-    def __init__(self, per_second: int) -> None:
-        self.per_second = per_second
-        self.bucket = int(time.time())
-        self.count = 0
-
-    def take(self) -> None:
-        while True:
-            now = int(time.time())
-            if now != self.bucket:
-                self.bucket, self.count = now, 0
-            if self.count < self.per_second:
-                self.count += 1
-                return
-            time.sleep(self.bucket + 1 - time.time())
-
-
-def naive_sync(sandbox: SandboxProcess, args: argparse.Namespace) -> dict[str, Any]:
-    """One lookup and one write per contact, each way; 429s slept off and retried."""
-    conn = json.loads(sandbox.env["AIRFLOW_CONN_SALESFORCE_DEFAULT"])
-    session = requests.Session()
-    session.verify = sandbox.ca_bundle
-    session.trust_env = False
-    token = session.post(
-        f"{conn['extra']['login_url']}/services/oauth2/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": conn["extra"]["consumer_key"],
-            "client_secret": conn["extra"]["consumer_secret"],
-        },
-    ).json()
-    sf = Salesforce(instance_url=token["instance_url"], session_id=token["access_token"], session=session)
-    hs = HubSpot(access_token=sandbox.hubspot_token, host=sandbox.hubspot_url)
-    limiter = FixedWindowLimiter(max(1, args.requests_per_10s // 10))
-    outcome: Counter[str] = Counter()
-
-    def hubspot(call: Any) -> Any:
-        while True:
-            limiter.take()
-            try:
-                return call()
-            except ApiException as exc:
-                if exc.status != 429:
-                    raise
-                outcome["429 slept"] += 1
-                time.sleep(1)
-
-    start = (T - timedelta(minutes=15)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    end = T.strftime("%Y-%m-%dT%H:%M:%SZ")
-    started = time.perf_counter()
-    soql = (
-        "SELECT Id, Email, FirstName, LastName, Phone, MobilePhone, Title FROM Contact "
-        "WHERE SystemModstamp >= {:literal} AND SystemModstamp < {:literal}"
-    )
-    for record in sf.query_all_iter(format_soql(soql, start, end)):
-        email = (record["Email"] or "").strip().lower()
-        properties = {
-            "email": email,
-            "firstname": record["FirstName"] or "",
-            "lastname": record["LastName"] or "",
-            "phone": record["Phone"] or "",
-            "mobilephone": record["MobilePhone"] or "",
-            "jobtitle": record["Title"] or "",
-        }
-        try:
-            found = hubspot(lambda e=email: hs.crm.contacts.basic_api.get_by_id(e, id_property="email"))
-            hubspot(lambda f=found, p=properties: hs.crm.contacts.basic_api.update(f.id, {"properties": p}))
-            outcome["hubspot update"] += 1
-        except ApiException as exc:
-            if exc.status == 404:
-                try:
-                    hubspot(lambda p=properties: hs.crm.contacts.basic_api.create({"properties": p}))
-                    outcome["hubspot create"] += 1
-                except ApiException:
-                    outcome["hubspot error"] += 1
-            else:
-                outcome["hubspot error"] += 1
-    window = {
-        "filters": [
-            {"propertyName": "lastmodifieddate", "operator": "GTE", "value": start},
-            {"propertyName": "lastmodifieddate", "operator": "LT", "value": end},
-        ]
-    }
-    after = None
-    contacts: list[Any] = []
-    while True:
-        body = {"filterGroups": [window], "properties": HS_PROPS, "limit": 100, **({"after": after} if after else {})}
-        page = hubspot(lambda b=body: hs.crm.contacts.search_api.do_search(b))
-        contacts.extend(page.results)
-        after = page.paging.next.after if page.paging and page.paging.next else None
-        if not after or len(contacts) >= 10_000:
-            break
-    for contact in contacts:
-        props = contact.properties
-        email = (props.get("email") or "").strip().lower()
-        record = {
-            "Email": email,
-            "FirstName": props.get("firstname"),
-            "LastName": props.get("lastname") or "[not provided]",
-            "Phone": props.get("phone"),
-            "MobilePhone": props.get("mobilephone"),
-            "Title": props.get("jobtitle"),
-        }
-        try:
-            found = sf.query(format_soql("SELECT Id FROM Contact WHERE Email = {}", email))["records"]
-            if found:
-                sf.Contact.update(found[0]["Id"], record)
-                outcome["salesforce update"] += 1
-            else:
-                sf.Contact.create(record)
-                outcome["salesforce create"] += 1
-        except Exception:  # the naive script logs and moves on
-            outcome["salesforce error"] += 1
-    return {"seconds": time.perf_counter() - started, "outcome": dict(outcome)}
 
 
 def minimum_calls(report: dict[str, Any]) -> int:
@@ -232,7 +93,7 @@ def main() -> None:
         naive, naive_stats = {"seconds": 0.0, "outcome": {}}, {"salesforce": {}, "hubspot": {}}
         if not args.no_naive:
             with sandbox_for(tmp, "naive", args) as sandbox:
-                naive = naive_sync(sandbox, args)
+                naive = naive_sync(sandbox, per_second=max(1, args.requests_per_10s // 10))
                 naive_stats = stats(sandbox)
     finally:
         redis.terminate()

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sandbox.core import Clock, RunningServer, parse_iso, serve
-from sandbox.generator import generate
+from sandbox.generator import Mess, generate
 from sandbox.hubspot.app import ALL_SCOPES, BATCH_MODES, DEFAULT_TOKEN, HubSpotApp
 from sandbox.hubspot.store import DEFAULT_LINK_PROPERTY
 from sandbox.salesforce import LINK_ATTRIBUTES_ENV, LINK_FIELD_ENV
@@ -42,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--state-dir", type=Path, help="where env.sh and the CA bundle go (default: a temp dir)")
     run.add_argument("--contacts", type=int, default=0, help="generated contacts to seed per side")
     run.add_argument("--seed", type=int, default=42, help="generator seed")
+    run.add_argument("--overlap", type=int, help="seeded people present on both sides (default: half of --contacts)")
+    run.add_argument(
+        "--valid-only",
+        action="store_true",
+        help="seed only data both CRMs accept (no duplicates, bad or missing emails, missing last names, long values)",
+    )
     run.add_argument("--window-minutes", type=float, default=15.0, help="seeded modified stamps span this")
     run.add_argument("--clock", help="start the sandbox clock at this ISO-8601 instant")
     run.add_argument("--freeze-clock", action="store_true", help="the clock only moves via the admin API")
@@ -110,7 +116,14 @@ def _salesforce_app(args: argparse.Namespace, clock: Clock) -> SalesforceApp | N
 def _seed(args: argparse.Namespace, clock: Clock, hubspot: HubSpotApp, salesforce: SalesforceApp | None) -> None:
     if args.contacts <= 0:
         return
-    data = generate(args.contacts, args.seed, clock.now(), timedelta(minutes=args.window_minutes))
+    data = generate(
+        args.contacts,
+        args.seed,
+        clock.now(),
+        timedelta(minutes=args.window_minutes),
+        mess=Mess.valid_only() if args.valid_only else None,
+        shared_people=args.overlap,
+    )
     result = hubspot.seed({"contacts": data.hubspot})
     log.info("hubspot seeded: %s created, %s rejected", result["created"], len(result["rejected"]))
     if salesforce is not None:

@@ -40,6 +40,12 @@ class Mess:
     overlong: float = 0.01  # values past Salesforce's lengths (Email 80, FirstName 40, LastName 80, Title 128)
     tricky_name: float = 0.03
 
+    @classmethod
+    def valid_only(cls) -> Mess:
+        """Only the mess both CRMs accept (email case and whitespace, drift, unicode names): no duplicates,
+        invalid or missing emails, missing last names or over-long values, so every contact can sync."""
+        return cls(duplicates=0.0, invalid_email=0.0, missing_email=0.0, missing_lastname=0.0, overlong=0.0)
+
 
 @dataclass
 class Person:
@@ -149,10 +155,15 @@ def generate(
     now: datetime,
     window: timedelta = timedelta(minutes=15),
     mess: Mess | None = None,
+    shared_people: int | None = None,
 ) -> Generated:
-    """`contacts` records per side; the same arguments always give the same records."""
+    """`contacts` records per side; the same arguments always give the same records.
+
+    `shared_people` people are on both sides (at most `contacts`); default: the `mess.overlap` share.
+    """
     maker = _Maker(seed, now, window, mess or Mess())
-    shared = [maker.person() for _ in range(round(contacts * maker.mess.overlap))]
+    count = round(contacts * maker.mess.overlap) if shared_people is None else min(shared_people, contacts)
+    shared = [maker.person() for _ in range(count)]
     sf = [maker.salesforce(p, True) for p in shared]
     hs = [maker.hubspot(p, True) for p in shared]
     while len(sf) < contacts:

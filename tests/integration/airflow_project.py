@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,26 +77,35 @@ class AirflowProject:
         env: dict[str, str] | None = None,
         timeout: float = 900,
         staging_base: str | None = None,
+        watch: Callable[[int], AbstractContextManager[Any]] | None = None,
     ) -> DagRun:
         """One run; each gets its own local staging base so its report is easy to find, unless `staging_base`
-        (e.g. an s3:// URL) is given: then `report` stays None and the caller reads the store."""
+        (e.g. an s3:// URL) is given: then `report` stays None and the caller reads the store. `watch` gets the
+        `airflow dags test` process id and is entered while the process runs (a benchmark's memory sampler)."""
         self._runs += 1
         staging = self.home / f"staging-{self._runs:03d}"
         args = [str(Path(sys.executable).with_name("airflow")), "dags", "test", DAG_ID, logical_date]
         if conf:
             args += ["-c", json.dumps(conf)]
         started = time.perf_counter()
-        out = subprocess.run(
+        proc = subprocess.Popen(
             args,
             env=self.env({**(env or {}), "AIRFLOW__CRM_SYNC__STAGING_BASE": staging_base or f"file://{staging}"}),
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=timeout,
         )
+        with watch(proc.pid) if watch else nullcontext():
+            try:
+                stdout, stderr = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                raise
         reports = sorted(staging.glob(f"{DAG_ID}/*/report.json"))
         return DagRun(
-            returncode=out.returncode,
-            log=out.stdout + out.stderr,
+            returncode=proc.returncode,
+            log=stdout + stderr,
             seconds=time.perf_counter() - started,
             staging=staging,
             report=json.loads(reports[-1].read_text()) if reports else None,

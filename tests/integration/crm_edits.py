@@ -58,6 +58,47 @@ def edit_hubspot(sandbox: SandboxProcess, contact_id: str, properties: dict[str,
     resp.raise_for_status()
 
 
+class CrmEditor:
+    """Many people editing contacts one at a time, each edit stamped at its own instant: the shared clock is
+    set, then one REST call (one Salesforce session and one HubSpot session for all edits). Use as a context
+    manager. HubSpot's rate limit applies to these calls like any other."""
+
+    def __init__(self, sandbox: SandboxProcess) -> None:
+        self.sandbox = sandbox
+        self._salesforce, self._version = _salesforce_session(sandbox)
+        self._hubspot = requests.Session()
+        self._hubspot.trust_env = False
+        self._hubspot.headers["Authorization"] = f"Bearer {sandbox.hubspot_token}"
+
+    def salesforce(self, moment: datetime, contact_id: str, fields: dict[str, Any]) -> None:
+        at(self.sandbox, moment)
+        resp = self._salesforce.patch(
+            f"{self.sandbox.salesforce_url}/services/data/v{self._version}/sobjects/Contact/{contact_id}",
+            json=fields,
+            timeout=30,
+        )
+        resp.raise_for_status()
+
+    def hubspot(self, moment: datetime, contact_id: str, properties: dict[str, Any]) -> None:
+        at(self.sandbox, moment)
+        resp = self._hubspot.patch(
+            f"{self.sandbox.hubspot_url}/crm/v3/objects/contacts/{contact_id}",
+            json={"properties": properties},
+            timeout=30,
+        )
+        resp.raise_for_status()
+
+    def close(self) -> None:
+        self._salesforce.close()
+        self._hubspot.close()
+
+    def __enter__(self) -> CrmEditor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def seed_pair(sandbox: SandboxProcess, moment: datetime, sf: dict[str, Any], hs: dict[str, Any]) -> tuple[str, str]:
     """One unlinked contact on each side, stamped ``moment``; returns (Salesforce Id, HubSpot id)."""
     stamp = moment.isoformat()

@@ -86,3 +86,15 @@ def test_mess_can_be_turned_off():
     clean = generate(300, seed=1, now=NOW, mess=Mess(duplicates=0, invalid_email=0, missing_email=0))
     emails = [r["Email"] for r in clean.salesforce]
     assert all(emails) and len({e.lower() for e in emails}) == 300
+
+
+def test_a_chosen_number_of_people_on_both_sides_and_only_valid_data():
+    data = generate(1000, seed=4, now=NOW, mess=Mess.valid_only(), shared_people=100)
+    assert data.counts["shared"] == 100
+    sf = Counter(r["Email"].strip().lower() for r in data.salesforce)
+    hs = Counter(r["properties"]["email"].strip().lower() for r in data.hubspot)
+    assert len(sf) == len(hs) == 1000, "every contact has its own email on each side"
+    assert len(set(sf) & set(hs)) == 100
+    assert all(email_is_valid(email) for email in sf)
+    assert all(r["properties"]["lastname"] and len(r["properties"]["firstname"]) <= 40 for r in data.hubspot)
+    assert generate(10, seed=4, now=NOW, shared_people=50).counts["shared"] == 10
