@@ -39,7 +39,9 @@ Definitions (also printed under the table):
   writes: ceil(records that had to be written / batch) per target and action (create, update, link), batch 200
   for Salesforce sObject Collections and 100 for HubSpot batch endpoints, from the scenario too (the DAG's own
   outcomes are printed beside it). Fixed calls (Salesforce tokens, describe, limits, Bulk job create/poll/close;
-  HubSpot token info and property definitions) are the column "fixed"; the ratio is shown without and with them.
+  HubSpot token info and property definitions; the read plan's counts, one call per side the report's
+  `read_plan` counted: a Salesforce COUNT() query, a one-result HubSpot search) are the column "fixed"; the
+  ratio is shown without and with them.
 - Rate-limit floor = the least time the allowed request rates permit for the calls made: HubSpot's rolling
   10-second limit (`--requests-per-10s`, every admitted call except search and token info) and its search
   limit (`--search-per-s`), each with one window's burst at the start (call k, from 0, at window *
@@ -48,8 +50,9 @@ Definitions (also printed under the table):
 - Wall time = Airflow's start-up taken out: the first task's start to the last task's end (start_date /
   end_date of the run's task instances in the metadata DB, which `airflow dags test` records).
 - Reconcile throughput = contacts reconciled (window rows plus fetched counterparts, both sides, from the
-  task's "Sync state: N snapshots for S + H contacts" log line) / the reconcile task's duration (metadata DB);
-  its duration includes the counterpart fetches, rate-limit waits included.
+  task's "Sync state: N snapshots for S + H contacts" log line, plus the contacts it found equal to the sync
+  state, the report's `settled_in_window`; on a full resync every extracted contact) / the reconcile task's
+  duration (metadata DB); its duration includes the counterpart reads, rate-limit waits included.
 - Peak RSS per task: `airflow dags test` runs every task in its one process, one after another, so the bench
   samples that process every 20 ms: it reads VmHWM (the peak RSS) from /proc/PID/status and resets it by
   writing 5 to /proc/PID/clear_refs, so each sample is the exact peak of its 20 ms interval; each interval is
@@ -524,13 +527,31 @@ class DagPhase:
                 out[target, action] += int(count)
         return out
 
+    @property
+    def groups(self) -> dict[str, int]:
+        """Calls per group, with the read plan's counts (one call per side it counted, per the report: a
+        Salesforce COUNT() query, a one-result HubSpot search) moved from the reads to the fixed calls."""
+        groups = self.calls.groups
+        for side, plan in (self.report.get("read_plan") or {}).items():
+            group = {"salesforce": "sf_reads", "hubspot": "hs_search"}.get(side)
+            if group and isinstance(plan, dict) and plan.get("contacts") is not None and groups[group]:
+                groups[group] -= 1
+                groups[FIXED] += 1
+        return groups
+
     def reconcile_rate(self) -> tuple[float, int, float] | None:
-        """(contacts per second, contacts, seconds) of the reconcile task."""
+        """(contacts per second, contacts, seconds) of the reconcile task: the contacts it reconciled (its log
+        line, plus those it found equal to the sync state), else every contact extracted (a full resync)."""
         task = next((task for task in self.tasks if task.task_id == "reconcile"), None)
-        match = RECONCILE_LINE.search(self.run.log)
-        if task is None or match is None:
+        if task is None:
             return None
-        contacts, seconds = int(match.group(2)) + int(match.group(3)), task.end - task.start
+        match = RECONCILE_LINE.search(self.run.log)
+        if match is not None:
+            settled = self.report.get("settled_in_window") or {}
+            contacts = int(match.group(2)) + int(match.group(3)) + sum(int(n) for n in settled.values())
+        else:
+            contacts = sum(int(n) for n in (self.report.get("extracted") or {}).values())
+        seconds = task.end - task.start
         return contacts / seconds if seconds > 0 else float("inf"), contacts, seconds
 
 
@@ -654,7 +675,7 @@ def render(
         if phase not in dag:
             continue
         result = dag[phase]
-        groups = result.calls.groups
+        groups = result.groups
         minimum = minimum_calls(scenario.reads(phase), scenario.writes(phase))
         variable, fixed, least = sum(groups[g] for g in GROUPS), groups[FIXED], sum(minimum.values())
         floor, bucket = result.calls.floor(args)
@@ -714,13 +735,16 @@ def render(
         "written / batch) per target and action (create, update, link), batch 200 for Salesforce sObject "
         "Collections, 100 for HubSpot batch endpoints.",
         "- fixed = Salesforce tokens, describe, limits, Bulk job create/poll/close; HubSpot token info and property "
-        "definitions. 'calls/min' divides all non-fixed calls (excl.) or all calls (incl.) by the phase's minimum.",
+        "definitions; the read plan's counts (a Salesforce COUNT() query, a one-result HubSpot search: one per side "
+        "the report's read_plan counted). 'calls/min' divides all non-fixed calls (excl.) or all calls (incl.) by "
+        "the phase's minimum.",
         "- Rate-limit floor = least time HubSpot's rolling 10-second limit (every admitted call but search and "
         "token info) and its search limit permit for the calls made, one window's burst allowed at the start; "
         "the larger bucket (named). Salesforce has no request-rate limit. Wall time = first task start to last "
         "task end (task instances in the metadata DB): Airflow's start-up taken out.",
-        "- Reconcile contacts/s = window rows + fetched counterparts, both sides (its log line) / the reconcile "
-        "task's duration (metadata DB; counterpart fetches and their rate-limit waits included).",
+        "- Reconcile contacts/s = window rows + fetched counterparts, both sides (its log line), + those found equal "
+        "to the sync state (report) / the reconcile task's duration (metadata DB; counterpart reads and their "
+        "rate-limit waits included).",
         "- Peak RSS = the `airflow dags test` process's peak RSS (VmHWM, reset every 20 ms through "
         "/proc/PID/clear_refs) while the named task ran; all tasks run in that one process, so it includes "
         "Airflow's baseline and memory earlier tasks left mapped.",
@@ -870,7 +894,7 @@ def main() -> int:
             if phase == "incremental":
                 result.problems += check_edits(world, scenario.edits)
             if phase == "echo":
-                write_calls = result.calls.groups["sf_writes"] + result.calls.groups["hs_writes"]
+                write_calls = result.groups["sf_writes"] + result.groups["hs_writes"]
                 if write_calls:
                     result.problems.append(f"{write_calls} write calls in the echo window")
                 if before_phase is not None and (
