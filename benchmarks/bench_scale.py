@@ -57,8 +57,9 @@ Definitions (also printed under the table):
   samples that process every 20 ms: it reads VmHWM (the peak RSS) from /proc/PID/status and resets it by
   writing 5 to /proc/PID/clear_refs, so each sample is the exact peak of its 20 ms interval; each interval is
   charged to the task instances running in it (start/end from the metadata DB). The figure is the process's
-  RSS, so it includes Airflow's own baseline (printed) and memory earlier tasks left mapped; the task named
-  is the one during which the maximum was reached.
+  RSS, so it includes Airflow's own baseline (printed under the table with each task's rise over the RSS it
+  started with) and memory earlier tasks left mapped; the task named is the one running when the process
+  first came within 1% of its maximum. The sampler also looks for child processes (none: the tasks run in it).
 - DAG parse time: `airflow dags report` (DagBag's own per-file duration) after each phase.
 - Naive: `crm_bench.naive_sync` (one lookup and one write per contact, each way) on a second pair of sandboxes
   seeded identically and edited identically (by email), with HubSpot's rate limits and both daily budgets
@@ -746,8 +747,9 @@ def render(
         "to the sync state (report) / the reconcile task's duration (metadata DB; counterpart reads and their "
         "rate-limit waits included).",
         "- Peak RSS = the `airflow dags test` process's peak RSS (VmHWM, reset every 20 ms through "
-        "/proc/PID/clear_refs) while the named task ran; all tasks run in that one process, so it includes "
-        "Airflow's baseline and memory earlier tasks left mapped.",
+        "/proc/PID/clear_refs); the task named was running when the process first came within 1% of its maximum. "
+        "All tasks run in that one process, so the figure includes Airflow's baseline and memory earlier tasks left "
+        "mapped; each task's own rise is listed below.",
         "- DAG parse = `airflow dags report` (DagBag's parse duration of dags/crm_contact_sync.py).",
         "- naive = the per-record script (one lookup and one write per contact, each way) on sandboxes seeded and "
         "edited identically, with HubSpot's rate limits lifted so every call is counted: its time is its "
