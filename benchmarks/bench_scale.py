@@ -721,7 +721,7 @@ def render(
         f"a side ({scenario.both:,} pairs changed on both sides)",
         "",
         f"HubSpot limits {args.requests_per_10s} per 10 s, search {args.search_per_s} per s; lookback "
-        f"{args.lookback_minutes} min; phase 1 as a {mode}; seed {args.seed}; "
+        f"{args.lookback_minutes} min; phase 1 as a {mode}; seed {args.seed}; commit {_commit()}; "
         f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}.",
         "",
     ]
@@ -757,6 +757,17 @@ def render(
         "time is in brackets. 'time DAG/naive' = the DAG's wall time / that floor.",
     ]
     return "\n".join([*head, *lines, *definitions, "", *notes]) + "\n"
+
+
+def _commit() -> str:
+    """The checkout's commit (and whether it has local changes), so a table names the code it measured."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return head + (" + local changes" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 def phase_notes(
