@@ -10,6 +10,7 @@ owner's value win whenever the two differ, as HubSpot's own connector does.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +25,8 @@ NO_WINNER, SALESFORCE_WINS, HUBSPOT_WINS = 0, 1, 2
 WINS = {Side.SALESFORCE: SALESFORCE_WINS, Side.HUBSPOT: HUBSPOT_WINS}
 SNAPSHOT_COLUMNS = ["salesforce_id", "hubspot_id", "field_values"]
 _MISSING_KEY = "\x00"
+# (canonical field name, rows to record, value per row): one field's part of the baseline.
+BaselineEntry = tuple[str, np.ndarray, pd.Series]
 
 
 @dataclass(frozen=True)
@@ -109,27 +112,45 @@ def merge_field(
     return FieldOutcome(winner=winner, conflict=conflict, equal=same)
 
 
-def one_way_outcome(groups: pd.DataFrame, item: FieldMapping) -> FieldOutcome:
-    """A one-way field as the baseline sees it: no winner, never a conflict, equal where both hold the same."""
-    s_value = groups[PREFIX[Side.SALESFORCE] + item.name].reset_index(drop=True)
-    h_value = groups[PREFIX[Side.HUBSPOT] + item.name].reset_index(drop=True)
-    n = len(groups)
-    return FieldOutcome(
-        winner=np.full(n, NO_WINNER, dtype=np.int8),
-        conflict=np.zeros(n, dtype=bool),
-        equal=equal(s_value, h_value).to_numpy(),
-    )
+def source_of(item: FieldMapping) -> Side | None:
+    """The side a one-way field flows from (None for a two-way field, or one written to neither side)."""
+    sources = [side for side in Side if item.writes_to(side.other)]
+    return sources[0] if len(sources) == 1 else None
 
 
-def baseline(groups: pd.DataFrame, outcomes: dict[str, FieldOutcome], base: Base, live: np.ndarray) -> pd.DataFrame:
+def keeps_blank(item: FieldMapping, source: Side) -> bool:
+    """Whether a blank on the from-side leaves the other side's value alone (unless the field's rule is that side)."""
+    return item.conflict != source
+
+
+def one_way_held(groups: pd.DataFrame, item: FieldMapping, base: Base, live: np.ndarray) -> BaselineEntry:
+    """A one-way field's baseline entry: the from-side's value, where nothing is to be written (both hold it,
+    or the from-side is blank and a blank does not clear) and the state does not hold it yet."""
+    source = source_of(item)
+    if source is None:
+        raise ValueError(f"field {item.name} does not flow one way")
+    src = groups[PREFIX[source] + item.name].reset_index(drop=True)
+    dst = groups[PREFIX[source.other] + item.name].reset_index(drop=True)
+    idle = equal(src, dst).to_numpy() | (src.isna().to_numpy() & keeps_blank(item, source))
+    stale = ~base.known[item.name].to_numpy() | ~equal(src, base.values[item.name]).to_numpy()
+    return item.name, live & idle & stale, src
+
+
+def baseline(
+    groups: pd.DataFrame,
+    outcomes: dict[str, FieldOutcome],
+    base: Base,
+    live: np.ndarray,
+    held: Sequence[BaselineEntry] = (),
+) -> pd.DataFrame:
     """Snapshot values to record now, before any write (columns ``SNAPSHOT_COLUMNS``).
 
     Fields both CRMs already hold equal are agreed. A differing field with no base yet gets the losing
     side's value (which it still holds) as its base, so the winner stays "the side that changed" until its
     write lands: a write that fails or is refused is retried, never overturned by the loser's newer
-    modstamp (our own link write bumps it).
+    modstamp (our own link write bumps it). ``held``: one-way fields' entries (``one_way_held``).
     """
-    entries = []
+    entries: list[BaselineEntry] = list(held)
     for name, outcome in outcomes.items():
         s_value = groups[PREFIX[Side.SALESFORCE] + name].reset_index(drop=True)
         h_value = groups[PREFIX[Side.HUBSPOT] + name].reset_index(drop=True)

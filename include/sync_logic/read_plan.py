@@ -80,15 +80,20 @@ def choose_read(
     window_contacts: int,
     count: Callable[[], int],
     whole_read_calls: Callable[[int], int],
+    at_least: int = 0,
 ) -> SideReadPlan:
     """The cheaper of looking the keys up and reading the side whole.
 
-    The side is counted only when the lookups would take two calls or more: the count costs one, so below
-    that it cannot pay for itself. ``window_contacts``: the live contacts of this side already in hand.
+    The side is counted only when the count could change the choice: not when the lookups take one call
+    (the count costs as much), nor when ``at_least`` (what the side is known to hold, e.g. the sync state's
+    pairs) already makes a whole read dearer and the window smaller than the side. ``window_contacts``: the
+    live contacts of this side already in hand.
     """
     if keys == 0:
         return SideReadPlan(side, ReadStrategy.NOTHING_TO_FIND, 0, 0)
     if lookup_calls < 2:
+        return SideReadPlan(side, ReadStrategy.LOOKUPS, keys, lookup_calls)
+    if window_contacts < at_least and whole_read_calls(at_least) >= lookup_calls:
         return SideReadPlan(side, ReadStrategy.LOOKUPS, keys, lookup_calls)
     contacts = count()
     if window_contacts >= contacts:

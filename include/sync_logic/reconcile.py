@@ -15,7 +15,7 @@ import pandas as pd
 from include.sync_logic.canonical import PREFIX, to_canonical
 from include.sync_logic.decisions import DECISION_COLUMNS, decide, duplicate_rejects, empty_decisions
 from include.sync_logic.mapping import MappingConfig
-from include.sync_logic.merge import SNAPSHOT_COLUMNS, base_for, baseline, merge_field, one_way_outcome
+from include.sync_logic.merge import SNAPSHOT_COLUMNS, base_for, baseline, merge_field, one_way_held, source_of
 from include.sync_logic.pairing import pair_up, prepare
 from include.sync_logic.sides import Direction, Side
 
@@ -61,8 +61,9 @@ def reconcile(
         for item in mapping.fields
         if item.two_way
     }
-    # One-way fields have no merge; the state records them once equal, so an unchanged contact is recognisable.
-    held_equal = {item.name: one_way_outcome(groups, item) for item in mapping.fields if not item.two_way}
+    # One-way fields have no merge; the state records the from-side's value once nothing is to be written,
+    # so a contact that did not change is recognisable before its counterpart is fetched (settled.py).
+    held = [one_way_held(groups, item, base, live) for item in mapping.fields if source_of(item) is not None]
     parts = [decide(groups, target, mapping, outcomes) for target in direction.targets]
     active_s = set(groups.loc[groups["s"] >= 0, "s"])
     active_h = set(groups.loc[groups["h"] >= 0, "h"])
@@ -77,5 +78,5 @@ def reconcile(
         decisions = decisions.reset_index(drop=True)[DECISION_COLUMNS]
     else:
         decisions = empty_decisions()
-    agreed = baseline(groups, outcomes | held_equal, base, live)
+    agreed = baseline(groups, outcomes, base, live, held)
     return Reconciliation(decisions=decisions, baseline=agreed[SNAPSHOT_COLUMNS])

@@ -2,7 +2,7 @@
 
 Most of a window after a sync is the sync's own writes coming back (the target's modstamp moved), and many
 other contacts change only in fields the mapping does not carry. A contact still linked to the pair the
-state knows, whose every mapped field equals the agreed value, has nothing to propagate; its counterpart's
+state knows, whose every mapped field equals the recorded value, has nothing to propagate; its counterpart's
 own changes are handled in the counterpart's window. Leaving such contacts out before the counterparts are
 looked up is what keeps an echo window at zero writes and close to zero lookups.
 """
@@ -17,7 +17,7 @@ import pandas as pd
 from include.sync_logic.canonical import OWN_ID, PREFIX, equal, to_canonical
 from include.sync_logic.counterparts import STAGED_ID
 from include.sync_logic.mapping import MappingConfig
-from include.sync_logic.merge import base_for
+from include.sync_logic.merge import base_for, keeps_blank, source_of
 from include.sync_logic.normalize import is_in
 from include.sync_logic.sides import Side
 
@@ -34,7 +34,13 @@ def settled_mask(frame: pd.DataFrame, side: Side, mapping: MappingConfig, snapsh
     base = base_for(pairs, snapshots, mapping, every_field=True)
     settled = np.array(canonical["sf_id"].notna() & canonical["hs_id"].notna() & ~canonical["deleted"], dtype=bool)
     for item in mapping.fields:
-        same = equal(canonical[item.name].reset_index(drop=True), base.values[item.name]).to_numpy()
+        source = source_of(item)
+        if not item.two_way and source is None:
+            continue  # written to neither side: nothing to propagate
+        recorded = base.values[item.name]
+        same = np.array(equal(canonical[item.name].reset_index(drop=True), recorded), dtype=bool)
+        if source == side.other and keeps_blank(item, source):
+            same |= recorded.isna().to_numpy()  # the from-side is blank and never clears this side's own value
         settled &= base.known[item.name].to_numpy() & same
     return settled
 

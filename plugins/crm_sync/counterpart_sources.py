@@ -89,8 +89,12 @@ def plan_reads(
     mapping: MappingConfig,
     folder: ObjectStoragePath,
     log: Callable[[str], None],
+    known_pairs: int = 0,
 ) -> tuple[dict[Side, SideReadPlan], dict[str, Fetcher]]:
-    """Each side's read plan and the fetchers it implies; a side read whole is staged under `folder`."""
+    """Each side's read plan and the fetchers it implies; a side read whole is staged under `folder`.
+
+    `known_pairs` (the sync state's pair count) bounds each side's size from below, which often settles
+    the choice without counting the side."""
     plans: dict[Side, SideReadPlan] = {}
     fetchers: dict[str, Fetcher] = {}
     for side in Side:
@@ -106,6 +110,7 @@ def plan_reads(
             window_contacts=int(live),
             count=reader.count,
             whole_read_calls=reader.whole_read_calls,
+            at_least=known_pairs,
         )
         log(f"Read plan: {plan.describe()}")
         plans[side] = plan

@@ -128,7 +128,9 @@ class ReconcileContactsOperator(CrmSyncOperator):
             ", ".join(f"{side} {n}" for side, n in settled.items()),
         )
         request = counterpart_requests(candidates[Side.SALESFORCE], candidates[Side.HUBSPOT], mapping)
-        plans, fetchers = plan_reads(request, candidates, readers, mapping, folder, self.log.info)
+        plans, fetchers = plan_reads(
+            request, candidates, readers, mapping, folder, self.log.info, known_pairs=store.pair_count()
+        )
         sf_all, hs_all = close_counterparts(
             candidates[Side.SALESFORCE], candidates[Side.HUBSPOT], mapping, fetchers, log=self.log.info
         )

@@ -128,6 +128,11 @@ class SyncStateStore:
                     rows.extend(conn.execute(self._snapshot_select().where(key_in(self._dialect, column, keys))))
         return self._snapshot_frame(rows).drop_duplicates("salesforce_id", ignore_index=True)
 
+    def pair_count(self) -> int:
+        """How many pairs the state holds: a lower bound on each CRM's contacts (one indexed count)."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(pair_snapshots)).scalar_one())
+
     def read_all_snapshots(self) -> pd.DataFrame:
         """Every snapshot (a full resync)."""
         with self.engine.connect() as conn:

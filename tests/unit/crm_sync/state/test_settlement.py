@@ -40,6 +40,7 @@ def test_a_settlement_lands_in_the_store(store: SyncStateStore) -> None:
     store.record_attempts(out.attempts, run_id="r1")
 
     snapshots = store.read_all_snapshots().set_index("salesforce_id")
+    assert store.pair_count() == len(snapshots) > 0
     assert json.loads(snapshots.loc["003A", "field_values"]) == {"email": "a@x.com", "title": "CTO"}
     assert json.loads(snapshots.loc["003C", "field_values"]) == {"title": "X"}
     queue = store.entries().set_index("source_id")

@@ -11,7 +11,7 @@ from include.sync_logic.sides import Side
 from tests.unit.include.sync_logic.rows import ANN_HS, ANN_SF, MAPPING, frames, hs_row, sf_row
 
 
-def plan(keys: int, lookup_calls: int, window: int, contacts: int, whole: int):
+def plan(keys: int, lookup_calls: int, window: int, contacts: int, whole: int, at_least: int = 0):
     counted: list[int] = []
 
     def count() -> int:
@@ -24,7 +24,8 @@ def plan(keys: int, lookup_calls: int, window: int, contacts: int, whole: int):
         lookup_calls=lookup_calls,
         window_contacts=window,
         count=count,
-        whole_read_calls=lambda n: whole,
+        whole_read_calls=lambda n: max(1, n // 100) if at_least else whole,
+        at_least=at_least,
     )
     return chosen, len(counted)
 
@@ -44,6 +45,15 @@ def test_the_cheaper_read_is_chosen(keys, lookups, window, contacts, whole, stra
     chosen, counted = plan(keys, lookups, window, contacts, whole)
     assert (chosen.strategy, counted, chosen.planned_calls) == (strategy, counts, calls)
     assert chosen.as_dict()["calls"] == calls and str(strategy) in chosen.describe()
+
+
+def test_the_sync_states_pairs_spare_a_count_that_could_not_change_the_choice():
+    # 38,000 pairs known: a whole read is at least 380 calls, the window (1,000) is not the side: no count.
+    chosen, counted = plan(800, 8, 1_000, 40_000, 0, at_least=38_000)
+    assert (chosen.strategy, counted, chosen.planned_calls, chosen.contacts) == (ReadStrategy.LOOKUPS, 0, 8, None)
+    # Few pairs known: the count may still find a cheaper whole read.
+    chosen, counted = plan(800, 8, 100, 500, 0, at_least=300)
+    assert (chosen.strategy, counted) == (ReadStrategy.READ_WHOLE, 1)
 
 
 def test_pages_counts_an_empty_read_as_one_request():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 
 from include.sync_logic.merge import SNAPSHOT_COLUMNS
@@ -59,3 +61,28 @@ def test_drop_keeps_retries_and_the_counterparts_of_changed_contacts():
     assert sorted(kept[Side.SALESFORCE]["Id"]) == ["003A", "003C"]
     assert kept[Side.HUBSPOT]["id"].tolist() == ["101"]
     assert dropped == {Side.SALESFORCE: 1, Side.HUBSPOT: 0}
+
+
+def test_a_one_way_field_the_from_side_leaves_blank_settles_both_sides():
+    """Salesforce has no Account, HubSpot keeps its company: nothing flows, and both contacts are settled."""
+    from tests.unit.include.sync_logic.test_reconcile import reconciled
+
+    sf_rows = [sf_row("003A", link="101", **ANN_SF)]
+    hs_rows = [hs_row("101", link="003A", **{**ANN_HS, "company": "Acme"})]
+    values = {key: value for key, value in ANN_BASE.items() if key != "company"}
+    result = reconciled(sf_rows, hs_rows, base=[snapshot("003A", "101", **values)])
+    assert set(result.decisions["action"]) == {"skip"}
+    (recorded,) = result.baseline.to_dict(orient="records")
+    assert json.loads(recorded["field_values"]) == {"company": None}  # Salesforce's blank, merged into the state
+    state = snapshots(snapshot("003A", "101", **values, company=None))
+    sf, hs = frames(sf_rows, hs_rows)
+    assert settled_mask(sf, Side.SALESFORCE, MAPPING, state).tolist() == [True]
+    assert settled_mask(hs, Side.HUBSPOT, MAPPING, state).tolist() == [True]
+
+
+def test_a_one_way_field_edited_on_the_receiving_side_is_not_settled():
+    state = snapshots(snapshot("003A", "101", **{**ANN_BASE, "company": "Acme"}))
+    _, edited = frames([], [hs_row("101", link="003A", **{**ANN_HS, "company": "Other"})])
+    _, kept = frames([], [hs_row("101", link="003A", **{**ANN_HS, "company": "Acme"})])
+    assert settled_mask(edited, Side.HUBSPOT, MAPPING, state).tolist() == [False]
+    assert settled_mask(kept, Side.HUBSPOT, MAPPING, state).tolist() == [True]
