@@ -94,10 +94,10 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
         queue = state.get("retry_queue") or {}
         due = sum((state.get("retries_due") or {}).values())
         lines.append(
-            f"sync state: {state.get('snapshots_read', 0)} snapshots read, {state.get('snapshots_written', 0)} "
-            f"written; retries due {due}, recorded {state.get('retries_recorded', 0)}, closed "
-            f"{state.get('retries_resolved', 0)}; queue pending {queue.get('pending', 0)}, "
-            f"parked {queue.get('parked', 0)}"
+            f"sync state: {state.get('snapshots_read', 0)} snapshots read, {state.get('baseline_recorded', 0)} "
+            f"recorded before the writes, {state.get('snapshots_written', 0)} after them; retries due {due}, "
+            f"recorded {state.get('retries_recorded', 0)}, closed {state.get('retries_resolved', 0)}; "
+            f"queue pending {queue.get('pending', 0)}, parked {queue.get('parked', 0)}"
         )
     lines.append(f"rejects: {report['rejects']['count']} (file: {report['rejects']['path']})")
     return lines

@@ -49,6 +49,7 @@ class ReconcileContactsOperator(CrmSyncOperator):
         from crm_sync.hooks.salesforce import SalesforceContactsHook
         from crm_sync.partitioned import DEFAULT_PARTITION_CONTACTS, reconcile_staged
         from crm_sync.state.hook import SyncStateHook
+        from crm_sync.state.settling import record_baseline
         from include.sync_logic.sides import Direction, Side
 
         settings = self.settings(context)
@@ -76,11 +77,16 @@ class ReconcileContactsOperator(CrmSyncOperator):
             outcome, extra = self._reconcile_window(
                 extracts, due, mapping, direction, (sf_hook, hs_hook), store, folder
             )
+        if settings.dry_run:
+            recorded = 0
+            self.log.info("dry run: the baseline is not recorded in the sync state")
+        else:
+            recorded = record_baseline(store, outcome.baseline, run_id=context["run_id"])
         self.log.info("::group::Decisions")
         for key, value in sorted(outcome.counts.items()):
             self.log.info("%s: %d", key, value)
         self.log.info("conflicts resolved: %d", outcome.conflicts)
-        self.log.info("pairs whose agreed values the state records before any write: %d", outcome.baseline_rows)
+        self.log.info("pairs whose agreed values the state recorded before any write: %d", recorded)
         self.log.info("::endgroup::")
         return {
             "decisions": outcome.decisions,
@@ -91,6 +97,7 @@ class ReconcileContactsOperator(CrmSyncOperator):
             "hubspot_in_window": int(extracts[Side.HUBSPOT]["count"]),
             "retries_due": {str(side): len(due[side]) for side in Side},
             "snapshots_read": outcome.snapshots_read,
+            "baseline_recorded": recorded,
             **extra,
             "api": merge_counters([api_stats("salesforce", sf_hook), api_stats("hubspot", hs_hook)]),
         }

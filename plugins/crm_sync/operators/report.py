@@ -166,6 +166,7 @@ def _state_summary(settled: Any, reconciled: dict[str, Any]) -> dict[str, Any]:
     settled = settled if isinstance(settled, dict) else {}
     return {
         "snapshots_read": reconciled.get("snapshots_read", 0),
+        "baseline_recorded": reconciled.get("baseline_recorded", 0),
         "retries_due": reconciled.get("retries_due", {}),
         **{key: value for key, value in settled.items() if key != "settled"},
         "settled": bool(settled.get("settled")),

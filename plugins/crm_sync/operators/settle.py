@@ -35,7 +35,7 @@ class SettleStateOperator(CrmSyncOperator):
             return {"settled": False, "retry_queue": store.queue_size()}
         folder = self.run_folder(context)
         results = read_frames([str(path) for path in sorted((folder / "results").glob("*.parquet"))])
-        totals = settle_parts(store, reconciled["decisions"], reconciled["baseline"], results, run_id=context["run_id"])
+        totals = settle_parts(store, reconciled["decisions"], results, run_id=context["run_id"])
         queue = store.queue_size()
         attempts_by_code = totals.attempts_by_code
         recorded = sum(attempts_by_code.values())

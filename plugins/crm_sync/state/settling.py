@@ -1,7 +1,10 @@
-"""Settling a run's staged decisions into the store, one reconcile partition at a time.
+"""Writing a run into the store: the baseline before any CRM write, the confirmed writes after the loads.
 
-Partitions hold disjoint contacts, so each settles on its own against the load results of its own
-records: memory follows the partition, not the run.
+The baseline (values both CRMs already hold, and the loser's value as the base of a first-seen conflict)
+is true when reconcile computes it, so it is recorded then: a run killed mid-load and run again decides
+the same, even though its own partial writes moved the records' modstamps. Settling the loads works one
+reconcile partition at a time: partitions hold disjoint contacts, so each settles on its own against the
+load results of its own records, and memory follows the partition, not the run.
 """
 
 from __future__ import annotations
@@ -35,22 +38,30 @@ class SettleTotals:
         return counts
 
 
+def record_baseline(store: SyncStateStore, baseline: list[str], *, run_id: str) -> int:
+    """Merge reconcile's baseline parts into the store; returns the pairs written."""
+    return sum(store.merge_snapshots(frame, run_id=run_id) for frame in map(read_frame, baseline) if len(frame))
+
+
 def settle_parts(
     store: SyncStateStore,
     decisions: list[str],
-    baseline: list[str],
     results: pd.DataFrame | None,
     *,
     run_id: str,
 ) -> SettleTotals:
-    """Settle each (decisions, baseline) part pair with the results answering its records."""
+    """Settle each decisions part with the results answering its records (the baseline is already recorded)."""
+    import pandas as pd
+
+    from include.sync_logic.merge import SNAPSHOT_COLUMNS
     from include.sync_logic.settle import settle
 
+    recorded = pd.DataFrame(columns=SNAPSHOT_COLUMNS)
     totals = SettleTotals()
-    for decisions_url, baseline_url in zip(decisions, baseline, strict=True):
+    for decisions_url in decisions:
         part = read_frame(decisions_url)
         answers = None if results is None else results[results["ref"].astype(str).isin(part["source_id"])]
-        outcome = settle(part, read_frame(baseline_url), answers)
+        outcome = settle(part, recorded, answers)
         totals.snapshots_written += sum(
             store.merge_snapshots(frame, run_id=run_id) for frame in outcome.snapshots if len(frame)
         )
