@@ -49,6 +49,19 @@ def content(sandbox: SandboxProcess) -> dict[str, Any]:
     return {"salesforce": sf, "hubspot": hs}
 
 
+def assert_same_content(sandbox: SandboxProcess, clean: SandboxProcess, what: str) -> None:
+    """Both CRMs hold what a clean run left, contact for contact; on failure, the contacts that differ."""
+    got, want = content(sandbox), content(clean)
+    diff = {
+        crm: {
+            "extra": sorted((Counter(got[crm]) - Counter(want[crm])).elements()),
+            "missing": sorted((Counter(want[crm]) - Counter(got[crm])).elements()),
+        }
+        for crm in got
+    }
+    assert got == want, f"{what} left different contents: {diff}"
+
+
 def test_5000_contacts_a_side_under_a_strict_limit_get_almost_no_429s(
     airflow_project, sandbox_factory, clean_redis, state_conn
 ) -> None:
@@ -76,9 +89,10 @@ def test_faults_end_in_the_same_contents_as_a_fault_free_run(
 
     faulty = start(sandbox_factory, 1000)
     for system in ("hubspot", "salesforce"):
-        faulty.admin(
-            system, "POST", "faults", json={"burst_429": 5, "error_rate_5xx": 0.1, "drop_rate": 0.03, "seed": 3}
-        )
+        faults = {"burst_429": 5, "error_rate_5xx": 0.1, "drop_rate": 0.03, "seed": 3}
+        # Salesforce answers slowly, so sessions expired every 0.5 s die between a task's login and its calls
+        # (a first sync makes few Salesforce calls: it looks nothing up).
+        faulty.admin(system, "POST", "faults", json={**faults, "latency_ms": 150 if system == "salesforce" else 0})
     stop = threading.Event()
 
     def expire_sessions_while_running() -> None:
@@ -99,7 +113,7 @@ def test_faults_end_in_the_same_contents_as_a_fault_free_run(
     print(f"\nfaults injected: {stats}")
     assert sum(s.get("5xx", 0) for s in stats.values()) > 0, "the fault injection did not fire"
     assert run.report["api"]["salesforce_reauthentications"] > 0, "no session expired mid-run"
-    assert content(faulty) == content(clean)
+    assert_same_content(faulty, clean, "the run under faults")
     assert_linked_both_ways(faulty)
 
 
@@ -138,15 +152,7 @@ def test_a_run_killed_mid_load_and_run_again_creates_no_duplicate(
     clean = start(sandbox_factory, 1500)
     baseline = airflow_project.dags_test(T.isoformat(), env=crm_env(clean, clean_redis, new_state_conn()))
     assert baseline.returncode == 0, baseline.log[-5000:]
-    got, want = content(sandbox), content(clean)
-    diff = {
-        crm: {
-            "extra": sorted((Counter(got[crm]) - Counter(want[crm])).elements()),
-            "missing": sorted((Counter(want[crm]) - Counter(got[crm])).elements()),
-        }
-        for crm in got
-    }
-    assert got == want, f"the killed and retried run left different contents: {diff}"
+    assert_same_content(sandbox, clean, "the killed and retried run")
 
 
 def fault_run_env(sandbox: SandboxProcess, redis_url: str, state_conn: str) -> dict[str, str]:
@@ -215,7 +221,7 @@ def test_bulk_jobs_failing_mid_poll_and_a_daily_429_mid_load_lose_nothing_and_re
         transient = rejects[rejects["code"].fillna("").str.contains("|".join(TRANSIENT_CODES))]
         assert transient.empty, "a transient error became a per-record reject:\n" + transient.to_string()
         assert not rejects["code"].fillna("").str.match(r"^(5\d\d|0)$").any(), rejects.to_string()
-    assert content(faulty) == content(clean)
+    assert_same_content(faulty, clean, "the run under faults")
     assert_linked_both_ways(faulty)
     codes = {(row.target, row.code) for run in (fault_run, rerun, follow_up) for row in load_rejects(run).itertuples()}
     assert codes <= {(row.target, row.code) for row in load_rejects(baseline).itertuples()}, codes

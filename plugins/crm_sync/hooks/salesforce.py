@@ -196,7 +196,8 @@ class SalesforceContactsHook(ContactsHookMixin, SalesforceHook):
     # -- the one request path -------------------------------------------------------------------
 
     def _call(self, what: str, fn: Callable[[Salesforce], T], *, idempotent: bool = True) -> T:
-        """Run `fn(client)` with retries on transient failures and one re-login on an expired session.
+        """Run `fn(client)` with retries on transient failures and a re-login on an expired session (a session
+        that expires again at once is a transient failure: the retry logs in anew).
 
         `idempotent=False` (a plain insert): a 5xx or a timeout after the request went out is not
         retried, since Salesforce may have applied it; refusals that prove it was not (429, 403
@@ -234,6 +235,9 @@ class SalesforceContactsHook(ContactsHookMixin, SalesforceHook):
                 if not idempotent:
                     raise  # the request may have been applied: a blind retry could duplicate it
                 raise TransientError(type(exc).__name__) from exc
+            except SalesforceExpiredSession as exc:
+                # Expired again right after a new login (sessions revoked org-wide, mid-call): nothing was applied.
+                raise TransientError("session expired again after a new login", status=401) from exc
             except SalesforceAuthenticationFailed:
                 raise
             except SalesforceError as exc:
