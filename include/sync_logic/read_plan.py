@@ -46,11 +46,6 @@ class SideReadPlan:
     whole_read_calls: int | None = None
 
     @property
-    def local(self) -> bool:
-        """Whether lookups are answered from frames in hand rather than the API."""
-        return self.strategy in (ReadStrategy.WINDOW_IS_WHOLE, ReadStrategy.READ_WHOLE)
-
-    @property
     def planned_calls(self) -> int:
         """Calls this plan spends on counterparts (the first round), the count included."""
         counted = 1 if self.contacts is not None else 0
