@@ -24,7 +24,10 @@ from include.sync_logic.sides import Side
 
 def settled_mask(frame: pd.DataFrame, side: Side, mapping: MappingConfig, snapshots: pd.DataFrame | None) -> np.ndarray:
     """Per staged row: linked as its state pair says, not deleted, and every mapped field equal to the state's."""
-    canonical = to_canonical(frame, side, mapping)
+    return _settled(to_canonical(frame, side, mapping), side, mapping, snapshots)
+
+
+def _settled(canonical: pd.DataFrame, side: Side, mapping: MappingConfig, snapshots: pd.DataFrame | None) -> np.ndarray:
     pairs = pd.DataFrame(
         {
             PREFIX[Side.SALESFORCE] + "sf_id": canonical["sf_id"].to_numpy(),
@@ -56,8 +59,9 @@ def drop_settled(
     Kept anyway: ids in ``keep`` (retry-queue entries), and a settled row whose counterpart is in the other
     frame unsettled, since that counterpart needs it and would otherwise look it up.
     """
-    settled = {side: settled_mask(frames[side], side, mapping, snapshots) for side in Side}
-    links = {side: to_canonical(frames[side], side, mapping)[OWN_ID[side.other]] for side in Side}
+    canonical = {side: to_canonical(frames[side], side, mapping) for side in Side}
+    settled = {side: _settled(canonical[side], side, mapping, snapshots) for side in Side}
+    links = {side: canonical[side][OWN_ID[side.other]] for side in Side}
     unsettled_ids = {side: frames[side][STAGED_ID[side]].astype("str")[~settled[side]] for side in Side}
     out: dict[Side, pd.DataFrame] = {}
     dropped: dict[Side, int] = {}

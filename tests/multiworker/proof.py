@@ -164,14 +164,19 @@ def list_runs(env: dict[str, str]) -> list[dict[str, Any]]:
     return runs
 
 
+def metadata_rows(env: dict[str, str], query: str) -> list[Any]:
+    """Rows of one query on the metadata DB, `:dag` bound to the DAG id."""
+    engine = sa.create_engine(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(query), {"dag": DAG_ID}).all()
+    engine.dispose()
+    return list(rows)
+
+
 def failed_tasks(env: dict[str, str]) -> list[str]:
     """Task instances that failed for good; a run can still succeed without them (e.g. a non-leaf task's
     failure that its downstream trigger rule tolerates), so they are checked on their own."""
-    engine = sa.create_engine(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
-    with engine.connect() as conn:
-        query = "SELECT run_id, task_id FROM task_instance WHERE dag_id = :dag AND state = 'failed'"
-        rows = conn.execute(sa.text(query), {"dag": DAG_ID}).all()
-    engine.dispose()
+    rows = metadata_rows(env, "SELECT run_id, task_id FROM task_instance WHERE dag_id = :dag AND state = 'failed'")
     return sorted(f"{run_id} {task_id}" for run_id, task_id in rows)
 
 
@@ -227,23 +232,9 @@ def pool_line(pool: dict[str, dict[str, Any] | None]) -> str:
 def retried_tasks(env: dict[str, str]) -> list[str]:
     """Task instances that took more than one try, even when the last one succeeded (a retry hides a failure
     from the run's state and from `failed_tasks`); earlier tries' states come from task_instance_history."""
-    engine = sa.create_engine(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
-    with engine.connect() as conn:
-        current = conn.execute(
-            sa.text(
-                "SELECT run_id, task_id, map_index, try_number, state FROM task_instance "
-                "WHERE dag_id = :dag AND try_number > 1"
-            ),
-            {"dag": DAG_ID},
-        ).all()
-        earlier = conn.execute(
-            sa.text(
-                "SELECT run_id, task_id, map_index, try_number, state FROM task_instance_history "
-                "WHERE dag_id = :dag ORDER BY try_number"
-            ),
-            {"dag": DAG_ID},
-        ).all()
-    engine.dispose()
+    columns = "run_id, task_id, map_index, try_number, state"
+    current = metadata_rows(env, f"SELECT {columns} FROM task_instance WHERE dag_id = :dag AND try_number > 1")
+    earlier = metadata_rows(env, f"SELECT {columns} FROM task_instance_history WHERE dag_id = :dag ORDER BY try_number")
     history: dict[tuple[str, str, int], list[str]] = {}
     for run_id, task_id, map_index, try_number, state in earlier:
         history.setdefault((run_id, task_id, map_index), []).append(f"try {try_number} {state}")
@@ -257,16 +248,11 @@ def retried_tasks(env: dict[str, str]) -> list[str]:
 def pool_stats(env: dict[str, str], run_ids: list[str]) -> dict[str, dict[str, Any] | None]:
     """Each run's HubSpot rate-limit pool figures, from its report (the `report` task's XCom): the pool's
     `waited_acquires`, `wait_seconds` ... as `api.hubspot_rate_limit_<figure>`. None for a run without one."""
-    engine = sa.create_engine(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.text(
-                "SELECT run_id, value FROM xcom "
-                "WHERE dag_id = :dag AND task_id = 'report' AND key = 'return_value' AND map_index = -1"
-            ),
-            {"dag": DAG_ID},
-        ).all()
-    engine.dispose()
+    rows = metadata_rows(
+        env,
+        "SELECT run_id, value FROM xcom "
+        "WHERE dag_id = :dag AND task_id = 'report' AND key = 'return_value' AND map_index = -1",
+    )
     pools: dict[str, dict[str, Any] | None] = dict.fromkeys(run_ids)
     prefix = "hubspot_rate_limit_"
     for run_id, value in rows:

@@ -113,6 +113,8 @@ class ReconcileContactsOperator(CrmSyncOperator):
         folder: ObjectStoragePath,
     ) -> tuple[PartitionedReconciliation, dict[str, Any]]:
         """A window: due retries added, settled contacts dropped, counterparts found by the read plan."""
+        import pandas as pd
+
         from crm_sync.counterpart_sources import plan_reads, side_readers
         from crm_sync.partitioned import PartitionedReconciliation, reconcile_frames, write_partition
         from include.sync_logic.counterparts import STAGED_ID, close_counterparts, counterpart_requests, union_staged
@@ -126,9 +128,8 @@ class ReconcileContactsOperator(CrmSyncOperator):
             window = _frame_or_empty(extracts[side]["paths"], columns[side])
             fetched = readers[side].fetchers[f"{side}_ids"](due[side]) if due[side] else None
             candidates[side] = union_staged([window, fetched], side) if fetched is not None else window
-        known = store.read_snapshots(
-            candidates[Side.SALESFORCE]["Id"].astype(str), candidates[Side.HUBSPOT]["id"].astype(str)
-        )
+        window_ids = {side: candidates[side][STAGED_ID[side]].astype(str) for side in Side}
+        known = store.read_snapshots(window_ids[Side.SALESFORCE], window_ids[Side.HUBSPOT])
         candidates, settled = drop_settled(candidates, mapping, known, due)
         self.log.info(
             "Equal to the sync state (own writes echoing back, or unmapped changes): %s; no lookup, no write",
@@ -141,7 +142,15 @@ class ReconcileContactsOperator(CrmSyncOperator):
         sf_all, hs_all = close_counterparts(
             candidates[Side.SALESFORCE], candidates[Side.HUBSPOT], mapping, fetchers, log=self.log.info
         )
-        snapshots = store.read_snapshots(sf_all["Id"].astype(str), hs_all["id"].astype(str))
+        # The candidates' snapshots were read above: only the fetched counterparts' are still missing.
+        fetched = {
+            side: frame[STAGED_ID[side]].astype(str)
+            for side, frame in ((Side.SALESFORCE, sf_all), (Side.HUBSPOT, hs_all))
+        }
+        more = store.read_snapshots(
+            *(fetched[side][~fetched[side].isin(window_ids[side])] for side in (Side.SALESFORCE, Side.HUBSPOT))
+        )
+        snapshots = pd.concat([known, more], ignore_index=True).drop_duplicates("salesforce_id", ignore_index=True)
         self.log.info("Sync state: %d snapshots for %d + %d contacts", len(snapshots), len(sf_all), len(hs_all))
         changed = {side: candidates[side][STAGED_ID[side]].astype(str) for side in Side}
         outcome = PartitionedReconciliation(snapshots_read=len(snapshots))

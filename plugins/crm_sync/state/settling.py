@@ -57,10 +57,11 @@ def settle_parts(
     from include.sync_logic.settle import settle
 
     recorded = pd.DataFrame(columns=SNAPSHOT_COLUMNS)
+    refs = None if results is None else results["ref"].astype(str)
     totals = SettleTotals()
     for decisions_url in decisions:
         part = read_frame(decisions_url)
-        answers = None if results is None else results[results["ref"].astype(str).isin(part["source_id"])]
+        answers = None if results is None else results[refs.isin(part["source_id"])]
         outcome = settle(part, recorded, answers)
         totals.snapshots_written += sum(
             store.merge_snapshots(frame, run_id=run_id) for frame in outcome.snapshots if len(frame)
