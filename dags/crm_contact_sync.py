@@ -67,10 +67,10 @@ with DAG(
             type="number",
             minimum=0,
             maximum=1,
-            description="Mass-change gate: largest share of the contacts read that may be updated or deleted.",
+            description="Mass-change gate: largest share of a CRM's contacts that may be updated or deleted.",
         ),
         "mass_change_min_count": Param(
-            100, type="integer", minimum=0, description="Mass-change gate: runs with this many changes or fewer pass."
+            100, type="integer", minimum=0, description="Mass-change gate: this many changes to a CRM or fewer pass."
         ),
         "alert_to": Param(
             conf.get("crm_sync", "alert_to", fallback=""),

@@ -1,8 +1,13 @@
-"""The mass-change gate: a run that would update or delete too large a share of what it read stops.
+"""The mass-change gate: a run that would update or delete too large a share of a CRM's contacts stops.
 
-A broken mapping or a bad source import shows up as nearly every contact read turning into an update
-(or a delete). Creates are not counted: a new contact overwrites nothing. Tiny runs pass whatever their
-share (`min_changes`), so a window of five edits is never blocked.
+A broken mapping or a bad source import shows up as a large share of a CRM's contacts turning into
+updates (or deletes). Each target CRM is judged on its own, against how many contacts it holds as far as
+the run knows: the larger of the contacts the run read on that side and the pairs in the sync state (one
+contact a side each, so a lower bound on every CRM's size that costs no API call). Judged against what
+the run read alone, an ordinary incremental window (every edit read with its counterpart, which it then
+updates) sits near half and would stop at the default limit. Creates are not counted: a new contact
+overwrites nothing. A target with few changes (`min_changes`) passes whatever its share, so a window of
+five edits is never blocked.
 """
 
 from __future__ import annotations
@@ -18,42 +23,85 @@ GATED_ACTIONS = ("update", "delete")
 
 
 @dataclass(frozen=True)
-class GateVerdict:
-    """What the gate saw and whether it lets the run write."""
+class TargetShare:
+    """One target CRM's planned overwrites against the contacts it holds as far as the run knows."""
 
+    target: str
+    changes: dict[str, int]  # action -> count
     read: int
-    changes: dict[str, int]
-    share: float
+    known_pairs: int
     max_share: float
     min_changes: int
-    blocked: bool
+
+    @property
+    def total(self) -> int:
+        return sum(self.changes.values())
+
+    @property
+    def base(self) -> int:
+        return max(self.read, self.known_pairs)
+
+    @property
+    def share(self) -> float:
+        return self.total / self.base if self.base else (1.0 if self.total else 0.0)
+
+    @property
+    def blocked(self) -> bool:
+        return self.total > self.min_changes and self.share > self.max_share
+
+    def describe(self) -> str:
+        detail = ", ".join(f"{action} {n}" for action, n in sorted(self.changes.items()))
+        return (
+            f"{self.target} {self.total} ({detail}) = {self.share:.0%} of {self.base} contacts "
+            f"({self.read} read, {self.known_pairs} pairs in the sync state)"
+        )
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    """What the gate saw per target CRM and whether it lets the run write."""
+
+    targets: tuple[TargetShare, ...]
+    max_share: float
+    min_changes: int
+
+    @property
+    def blocked(self) -> bool:
+        return any(target.blocked for target in self.targets)
+
+    @property
+    def share(self) -> float:
+        """The largest target's share (0 when nothing is changed)."""
+        return max((target.share for target in self.targets), default=0.0)
 
     @property
     def total_changes(self) -> int:
-        return sum(self.changes.values())
+        return sum(target.total for target in self.targets)
 
     def message(self) -> str:
         """One line for the task log and the failure reason: the numbers, the limit, the way through."""
-        detail = ", ".join(f"{key} {count}" for key, count in sorted(self.changes.items())) or "none"
+        detail = "; ".join(target.describe() for target in self.targets) or "none"
         head = (
-            f"{self.total_changes} planned updates/deletes ({detail}) = {self.share:.0%} of {self.read} contacts "
-            f"read; limit {self.max_share:.0%} above {self.min_changes} changes"
+            f"planned updates/deletes: {detail}; limit {self.max_share:.0%} of a CRM's contacts above "
+            f"{self.min_changes} changes"
         )
         if self.blocked:
             return f"mass-change gate: {head}. Nothing was written; rerun with allow_mass_change=true if intended."
         return f"mass-change gate passed: {head}."
 
 
-def contacts_read(decisions: pd.DataFrame) -> int:
-    """Every contact the run held, each once: the sources decided on and the counterparts they target.
+def contacts_read(decisions: pd.DataFrame) -> dict[str, int]:
+    """Contacts the run held per side, each once: the sources decided on and the counterparts they target.
 
-    Counterparts count because reconcile read them too (fetched outside the window); without them a window
-    of ordinary one-sided edits would look like "every contact read gets updated".
+    Counterparts count because reconcile read them too (fetched outside the window).
     """
     sources = set(zip(decisions["source_system"].astype(str), decisions["source_id"].astype(str), strict=True))
     linked = decisions[decisions["target_id"].notna() & (decisions["target_id"].astype(str) != "")]
     targets = set(zip(linked["target"].astype(str), linked["target_id"].astype(str), strict=True))
-    return len(sources | targets)
+    read: dict[str, int] = {}
+    for side, _ in sources | targets:
+        read[side] = read.get(side, 0) + 1
+    return read
 
 
 def overwriting_counts(decisions: pd.DataFrame) -> dict[str, int]:
@@ -65,17 +113,24 @@ def overwriting_counts(decisions: pd.DataFrame) -> dict[str, int]:
 
 
 def mass_change_verdict(
-    decision_counts: Mapping[str, int], read: int, *, max_share: float, min_changes: int
+    decision_counts: Mapping[str, int],
+    read: Mapping[str, int],
+    *,
+    known_pairs: int,
+    max_share: float,
+    min_changes: int,
 ) -> GateVerdict:
-    """Judge a run from its decision counts (`"<target>.<action>": n`) and the number of contacts read."""
+    """Judge a run from its decision counts (`"<target>.<action>": n`), the contacts it read per side and the
+    sync state's pair count."""
     if not 0 <= max_share <= 1:
         raise ValueError(f"max_share must be within [0, 1], not {max_share}")
-    changes = {
-        key: int(count)
-        for key, count in decision_counts.items()
-        if key.rpartition(".")[2] in GATED_ACTIONS and int(count) > 0
-    }
-    total = sum(changes.values())
-    share = total / read if read else (1.0 if total else 0.0)
-    blocked = total > min_changes and share > max_share
-    return GateVerdict(read, changes, share, max_share, min_changes, blocked)
+    changes: dict[str, dict[str, int]] = {}
+    for key, count in decision_counts.items():
+        target, _, action = key.rpartition(".")
+        if action in GATED_ACTIONS and int(count) > 0:
+            changes.setdefault(target, {})[action] = int(count)
+    targets = tuple(
+        TargetShare(target, changes[target], int(read.get(target, 0)), known_pairs, max_share, min_changes)
+        for target in sorted(changes)
+    )
+    return GateVerdict(targets, max_share, min_changes)

@@ -16,7 +16,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from sandbox.core import App, Clock, Request, Response
 from sandbox.salesforce import render, soql
@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 API = r"/services/data/v(?P<version>\d+\.\d)"
 MIN_VERSION, MAX_VERSION = 31.0, 66.0
 COLLECTION_LIMIT = 200
+COMPOSITE_LIMIT, COMPOSITE_QUERY_LIMIT = 25, 5  # subrequests a composite call, of which queries
+COMPOSITE_QUERY = re.compile(API + r"/(?P<kind>query|queryAll)/?$")
 OPEN_CURSORS = 10  # Salesforce keeps at most 10 open query cursors per user; older ones are dropped
 MIN_BATCH, MAX_BATCH = 200, 2000
 ROLLED_BACK = RecordError(
@@ -128,6 +130,7 @@ class SalesforceApp(App):
         r("PATCH", API + r"/composite/sobjects/?", self.collection_update)
         r("DELETE", API + r"/composite/sobjects/?", self.collection_delete)
         r("GET", API + r"/composite/sobjects/(?P<sobject>\w+)/?", self.collection_retrieve)
+        r("POST", API + r"/composite/?", self.composite)
         r("PATCH", API + r"/composite/sobjects/(?P<sobject>\w+)/(?P<field>\w+)/?", self.collection_upsert)
         r("POST", API + r"/jobs/(?P<kind>ingest|query)/?", self.job_create)
         r("GET", API + r"/jobs/(?P<kind>ingest|query)/?", self.job_list)
@@ -321,15 +324,47 @@ class SalesforceApp(App):
 
     # ---- query ------------------------------------------------------------------------------------
     def query(self, req: Request, version: str, kind: str) -> Response:
-        text = req.arg("q")
+        return self._run_query(req.arg("q"), kind, self._batch(req), version)
+
+    def _run_query(self, text: str | None, kind: str, batch: int, version: str) -> Response:
         if text is None:
             raise ApiFailure(400, "MALFORMED_QUERY", "SOQL statements cannot be empty or null")
         parsed = soql.parse(text, OBJECT_INFOS)
         rows = self.store.run_query(parsed, include_deleted=kind == "queryAll", now=self.now())
         if parsed.count:
             return Response(200, {"totalSize": len(rows), "done": True, "records": []})
-        cursor = Cursor(parsed.sobject, [row["Id"] for row in rows], parsed.fields, self._batch(req), kind)
+        cursor = Cursor(parsed.sobject, [row["Id"] for row in rows], parsed.fields, batch, kind)
         return self._page(cursor, None, 0, version)
+
+    def composite(self, req: Request, version: str) -> Response:
+        """POST composite with query subrequests: one call against the budget, each subrequest answered with
+        its own status and body, in order; a failed one does not stop the rest (allOrNone false, the default).
+
+        Salesforce allows 25 subrequests, at most 5 of them queries; the sandbox models the query and queryAll
+        subrequests only (the sync's reads) and refuses any other with a 400 that names it."""
+        body = self._body(req)
+        subrequests = body.get("compositeRequest") if isinstance(body, dict) else None
+        if not isinstance(subrequests, list) or not 0 < len(subrequests) <= COMPOSITE_LIMIT:
+            raise ApiFailure(400, "JSON_PARSER_ERROR", f"compositeRequest must hold 1 to {COMPOSITE_LIMIT} subrequests")
+        if body.get("allOrNone"):
+            raise ApiFailure(400, "INVALID_INPUT", "the sandbox models composite calls with allOrNone false only")
+        parsed = []
+        for sub in subrequests:
+            url = urlsplit(str(sub.get("url") or "")) if isinstance(sub, dict) else None
+            match = COMPOSITE_QUERY.match(url.path) if url else None
+            if match is None or str(sub.get("method", "")).upper() != "GET" or not sub.get("referenceId"):
+                raise ApiFailure(400, "INVALID_INPUT", "the sandbox models GET query and queryAll subrequests only")
+            parsed.append((sub["referenceId"], match, parse_qs(url.query).get("q", [None])[0]))
+        if len(parsed) > COMPOSITE_QUERY_LIMIT:
+            raise ApiFailure(400, "INVALID_INPUT", f"a composite call may hold at most {COMPOSITE_QUERY_LIMIT} queries")
+        answers = []
+        for reference, match, text in parsed:
+            run = self._guard(lambda _req, version, kind, q=text: self._run_query(q, kind, self.page_size, version))
+            answer = run(req, version=match["version"], kind=match["kind"])
+            answers.append(
+                {"body": answer.body, "httpHeaders": {}, "httpStatusCode": answer.status, "referenceId": reference}
+            )
+        return Response(200, {"compositeResponse": answers})
 
     def query_more(self, req: Request, version: str, kind: str, locator: str) -> Response:
         key, _, offset = locator.rpartition("-")

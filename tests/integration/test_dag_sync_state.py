@@ -51,10 +51,16 @@ def world(airflow_project, sandbox_factory, clean_redis, state_conn):
     return airflow_project, sandbox, crm_env(sandbox, clean_redis, state_conn)
 
 
-def sync(project: AirflowProject, sandbox: SandboxProcess, env: dict[str, str], window_end: datetime) -> DagRun:
+def sync(
+    project: AirflowProject,
+    sandbox: SandboxProcess,
+    env: dict[str, str],
+    window_end: datetime,
+    conf: dict[str, Any] | None = None,
+) -> DagRun:
     """A manual run for ``window_end`` syncs [window_end - 15 min, window_end); its writes are stamped 1 min later."""
     at(sandbox, window_end + MINUTE)
-    run = project.dags_test(window_end.isoformat(), env=env)
+    run = project.dags_test(window_end.isoformat(), conf=conf, env=env)
     assert run.report is not None, run.log[-5000:]
     return run
 

@@ -145,6 +145,16 @@ def _extract_hubspot(hook: HubSpotContactsHook) -> tuple[pd.DataFrame, float]:
     return frame, time.monotonic() - began
 
 
+def test_hubspot_window_of_batch_written_groups_in_the_fewest_searches(fresh):
+    """Batch writes stamp 100 contacts with one timestamp: 1,000 of them are 5 pages of 200 and 5 searches."""
+    stamps = {f"b{i}": START + timedelta(seconds=i // 100) for i in range(1_000)}
+    ids = _seed_hubspot(fresh, stamps)
+    hook = HubSpotContactsHook()
+    frame, _ = _extract_hubspot(hook)
+    assert len(frame) == frame["id"].nunique() == 1_000 and set(frame["id"]) == set(ids.values())
+    assert hook.search_calls == 5
+
+
 @pytest.mark.slow
 def test_hubspot_window_with_12000_contacts_sharing_one_timestamp(fresh, capsys):
     bulk_edit = START + timedelta(minutes=5)

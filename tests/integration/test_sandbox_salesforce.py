@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote_plus
 
 import pytest
 import requests
@@ -408,6 +409,42 @@ def test_collection_limit_and_non_external_field(sf):
     with pytest.raises(SalesforceMalformedRequest) as exc:
         sf.restful("composite/sobjects/Contact/Email", method="PATCH", json={"records": [contact(Email="a@b.co")]})
     assert errors_of(exc)[0]["errorCode"] == "INVALID_FIELD"
+
+
+def composite_query(sf: Salesforce, *queries: str, kind: str = "query") -> list[dict[str, Any]]:
+    base = f"/services/data/v{sf.sf_version}/{kind}/?q="
+    body = {
+        "allOrNone": False,
+        "compositeRequest": [
+            {"method": "GET", "url": base + quote_plus(q), "referenceId": f"q{i}"} for i, q in enumerate(queries)
+        ],
+    }
+    return sf.restful("composite", method="POST", json=body)["compositeResponse"]
+
+
+def test_composite_queries_count_as_one_call(sf):
+    """POST composite: up to 25 subrequests, at most 5 of them queries, answered in order with their own
+    status and body; the whole request is one call against the daily budget (Salesforce's REST API guide)."""
+    ids = [sf.Contact.create(contact(LastName=f"L{i}", Email=f"p{i}@example.com"))["id"] for i in range(3)]
+    sf.query("SELECT COUNT() FROM Contact")
+    used = sf.api_usage["api-usage"].used
+    answers = composite_query(
+        sf,
+        f"SELECT Id, Email FROM Contact WHERE Id IN ('{ids[0]}', '{ids[2]}')",
+        "SELECT Id FROM Contact WHERE Nope__c = 'x'",
+        "SELECT COUNT() FROM Contact",
+    )
+    assert sf.api_usage["api-usage"].used == used + 1
+    assert [(a["referenceId"], a["httpStatusCode"]) for a in answers] == [("q0", 200), ("q1", 400), ("q2", 200)]
+    assert sorted(r["Email"] for r in answers[0]["body"]["records"]) == ["p0@example.com", "p2@example.com"]
+    assert answers[0]["body"]["done"] is True
+    assert answers[1]["body"][0]["errorCode"] == "INVALID_FIELD"
+    assert answers[2]["body"]["totalSize"] == 3
+    sf.Contact.delete(ids[1])
+    (deleted,) = composite_query(sf, f"SELECT Id, IsDeleted FROM Contact WHERE Id = '{ids[1]}'", kind="queryAll")
+    assert deleted["body"]["records"][0]["IsDeleted"] is True
+    with pytest.raises(SalesforceMalformedRequest):
+        composite_query(sf, *["SELECT Id FROM Contact"] * 6)
 
 
 # ---- limits and faults ------------------------------------------------------------------------------------

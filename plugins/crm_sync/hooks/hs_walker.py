@@ -4,15 +4,21 @@ HubSpot's search accepts one sort per request and serves at most 10,000 results 
 that is a 400), so a plain `after`-paged query cannot read a big window. This walker pages by keys
 instead of offsets: every request is a first page, anchored on the last timestamp seen:
 
-1. `lastmodifieddate >= lower AND < end`, sorted by lastmodifieddate, 200 a page.
-2. When a full page ends on timestamp T, the next request starts at `>= T` again (the contacts at T
-   that fell on the next page are re-read with it; duplicates are dropped by id).
+1. `lastmodifieddate >= start AND < end`, sorted by lastmodifieddate, 200 a page.
+2. When a full page ends on timestamp T, the next request asks for the rest: `lastmodifieddate > T AND
+   < end` OR `lastmodifieddate = T AND hs_object_id NOT_IN (the page's contacts at T)` (two filter
+   groups). Batch writes give 100 contacts one timestamp, so pages often end inside such a group; the
+   exclusion reads none of them twice. HubSpot documents no cap on NOT_IN values, so the walker keeps
+   the list at 100 (a batch's size); a longer tail is re-read instead (`lastmodifieddate >= T`,
+   duplicates dropped by id).
 3. When a full page holds nothing but T (a bulk edit gave more than a page of contacts one timestamp),
    T is finished by id: `lastmodifieddate = T AND hs_object_id > last id`, sorted by hs_object_id,
    until a short page; then the walk continues with `lastmodifieddate > T`.
 
-Each step moves the anchor forward, so the walk ends; no query ever pages, so the 10,000 cap is never
-reached, and contacts that leave the window mid-walk cannot shift a page boundary over a neighbour.
+A page ends the walk when it is short or when its query's `total` shows it held every match, so a
+window that fills its last page exactly costs no empty request. Each step moves the anchor forward, so
+the walk ends; no query ever pages, so the 10,000 cap is never reached, and contacts that leave the
+window mid-walk cannot shift a page boundary over a neighbour.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from typing import Any
 
 SearchFn = Callable[[dict[str, Any]], dict[str, Any]]
 PAGE_SIZE = 200  # the search API's largest page
+MAX_EXCLUDED = 100  # ids in one NOT_IN filter (the walker's own bound: HubSpot documents none)
 
 
 def to_epoch_ms(moment: datetime) -> int:
@@ -62,6 +69,31 @@ def range_request(lower_op: str, lower_ms: int, end_ms: int, properties: Sequenc
     }
 
 
+def rest_request(
+    at_ms: int, seen_at: Sequence[str], end_ms: int, properties: Sequence[str], limit: int
+) -> dict[str, Any]:
+    """After a page that ended at `at_ms`: the later contacts, and those at `at_ms` not on that page."""
+    return {
+        "filterGroups": [
+            {"filters": [_filter("lastmodifieddate", "GT", at_ms), _filter("lastmodifieddate", "LT", end_ms)]},
+            {
+                "filters": [
+                    _filter("lastmodifieddate", "EQ", at_ms),
+                    {"propertyName": "hs_object_id", "operator": "NOT_IN", "values": list(seen_at)},
+                ]
+            },
+        ],
+        "sorts": [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
+        "properties": list(properties),
+        "limit": limit,
+    }
+
+
+def _complete(response: dict[str, Any], results: list[dict[str, Any]], page_size: int) -> bool:
+    """Whether this answer held every match of its query: a short page, or `total` no more than the page."""
+    return len(results) < page_size or int(response.get("total", len(results) + 1)) <= len(results)
+
+
 def tie_request(at_ms: int, after_id: int | None, properties: Sequence[str], limit: int) -> dict[str, Any]:
     filters = [_filter("lastmodifieddate", "EQ", at_ms)]
     if after_id is not None:
@@ -91,29 +123,35 @@ def walk_window(
         seen.update(str(r["id"]) for r in out)
         return out
 
-    lower_op, lower_ms = "GTE", start_ms
+    request = range_request("GTE", start_ms, end_ms, properties, page_size)
     while True:
-        results = search(range_request(lower_op, lower_ms, end_ms, properties, page_size)).get("results", [])
+        response = search(request)
+        results = response.get("results", [])
         page = fresh(results)
         if page:
             yield page
-        if len(results) < page_size:
+        if _complete(response, results, page_size):
             return
         stamps = [parse_hubspot_ms(r["properties"].get("lastmodifieddate")) for r in results]
         last = stamps[-1]
         if last is None:
             raise ValueError("search result without lastmodifieddate")
         if stamps[0] != last:
-            lower_op, lower_ms = "GTE", last
+            at_last = [str(r["id"]) for r, stamp in zip(results, stamps, strict=True) if stamp == last]
+            if len(at_last) <= MAX_EXCLUDED:
+                request = rest_request(last, at_last, end_ms, properties, page_size)
+            else:
+                request = range_request("GTE", last, end_ms, properties, page_size)
             continue
         # A whole page shares one timestamp: finish it in id order, then move past it.
         after_id: int | None = None
         while True:
-            tied = search(tie_request(last, after_id, properties, page_size)).get("results", [])
+            response = search(tie_request(last, after_id, properties, page_size))
+            tied = response.get("results", [])
             page = fresh(tied)
             if page:
                 yield page
-            if len(tied) < page_size:
+            if _complete(response, tied, page_size):
                 break
             after_id = int(tied[-1]["id"])
-        lower_op, lower_ms = "GT", last
+        request = range_request("GT", last, end_ms, properties, page_size)

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 class MassChangeGateOperator(CrmSyncOperator):
     """Fails the run (no retry: the same data gives the same verdict) when it would change too much.
 
-    Reads reconcile's counts and decisions. `allow_mass_change` lets a deliberate mass change through;
+    Reads reconcile's decisions and the sync state's pair count it saw (each CRM's size from below).
+    `allow_mass_change` lets a deliberate mass change through;
     a dry run is never blocked (it writes nothing) but logs the verdict.
     """
 
@@ -34,13 +35,14 @@ class MassChangeGateOperator(CrmSyncOperator):
 
         settings = self.settings(context)
         changes: Counter[str] = Counter()
-        read = 0
+        read: Counter[str] = Counter()
         for decisions in iter_frames(self.reconcile_result["decisions"]):  # partitions hold disjoint contacts
             changes.update(overwriting_counts(decisions))
-            read += contacts_read(decisions)
+            read.update(contacts_read(decisions))
         verdict = mass_change_verdict(
             dict(changes),
             read,
+            known_pairs=int(self.reconcile_result.get("known_pairs", 0)),
             max_share=settings.max_change_share,
             min_changes=settings.mass_change_min_count,
         )

@@ -61,6 +61,7 @@ class ReconcileContactsOperator(CrmSyncOperator):
         direction = Direction(settings.direction)
         due = self._due_retries(store, direction)
         extracts = {Side.SALESFORCE: self.salesforce_extract, Side.HUBSPOT: self.hubspot_extract}
+        known_pairs = store.pair_count()  # before this run's baseline: each CRM's size from below
         extra: dict[str, Any] = {}
         if settings.full_resync:
             # Every contact of both CRMs is in the staged parts: nothing to look up, partitions bound memory.
@@ -75,7 +76,7 @@ class ReconcileContactsOperator(CrmSyncOperator):
             )
         else:
             outcome, extra = self._reconcile_window(
-                extracts, due, mapping, direction, (sf_hook, hs_hook), store, folder
+                extracts, due, mapping, direction, (sf_hook, hs_hook), store, folder, known_pairs
             )
         if settings.dry_run:
             recorded = 0
@@ -98,6 +99,7 @@ class ReconcileContactsOperator(CrmSyncOperator):
             "retries_due": {str(side): len(due[side]) for side in Side},
             "snapshots_read": outcome.snapshots_read,
             "baseline_recorded": recorded,
+            "known_pairs": known_pairs,
             **extra,
             "api": merge_counters([api_stats("salesforce", sf_hook), api_stats("hubspot", hs_hook)]),
         }
@@ -111,8 +113,10 @@ class ReconcileContactsOperator(CrmSyncOperator):
         hooks: tuple[SalesforceContactsHook, HubSpotContactsHook],
         store: SyncStateStore,
         folder: ObjectStoragePath,
+        known_pairs: int,
     ) -> tuple[PartitionedReconciliation, dict[str, Any]]:
-        """A window: due retries added, settled contacts dropped, counterparts found by the read plan."""
+        """A window: due retries added, settled contacts dropped, counterparts found by the read plan (which
+        takes the sync state's `known_pairs` as each side's size from below)."""
         import pandas as pd
 
         from crm_sync.counterpart_sources import plan_reads, side_readers
@@ -137,7 +141,7 @@ class ReconcileContactsOperator(CrmSyncOperator):
         )
         request = counterpart_requests(candidates[Side.SALESFORCE], candidates[Side.HUBSPOT], mapping)
         plans, fetchers = plan_reads(
-            request, candidates, readers, mapping, folder, self.log.info, known_pairs=store.pair_count()
+            request, candidates, readers, mapping, folder, self.log.info, known_pairs=known_pairs
         )
         sf_all, hs_all = close_counterparts(
             candidates[Side.SALESFORCE], candidates[Side.HUBSPOT], mapping, fetchers, log=self.log.info

@@ -13,7 +13,8 @@ CAP = 10_000
 
 
 class FakeSearch:
-    """Filters (AND in one group), ONE sort, limit <= 200, `after` below 10,000; ties in random order."""
+    """Filter groups (OR of ANDs; 5 groups, 10 filters each, 25 in all), ONE sort, limit <= 200, `after` below
+    10,000; ties in random order; `total` counts the query's matches."""
 
     def __init__(self, contacts: dict[int, int], seed: int = 1) -> None:
         self.contacts = contacts  # id -> lastmodifieddate ms
@@ -27,8 +28,13 @@ class FakeSearch:
         after = int(body.get("after") or 0)
         if after >= CAP:
             raise AssertionError("paged past the 10,000-result cap")
-        (group,) = body["filterGroups"]
-        rows = [(cid, ts) for cid, ts in self.contacts.items() if all(self._ok(cid, ts, f) for f in group["filters"])]
+        groups = [g["filters"] for g in body["filterGroups"]]
+        assert len(groups) <= 5 and all(len(g) <= 10 for g in groups) and sum(map(len, groups)) <= 25
+        rows = [
+            (cid, ts)
+            for cid, ts in self.contacts.items()
+            if any(all(self._ok(cid, ts, f) for f in group) for group in groups)
+        ]
         self.rng.shuffle(rows)  # ties come back in no particular order
         sort = body["sorts"][0]["propertyName"]
         rows.sort(key=(lambda r: r[1]) if sort == "lastmodifieddate" else (lambda r: r[0]))
@@ -44,6 +50,8 @@ class FakeSearch:
     @staticmethod
     def _ok(cid: int, ts: int, flt: dict) -> bool:
         value = ts if flt["propertyName"] == "lastmodifieddate" else cid
+        if flt["operator"] == "NOT_IN":
+            return str(value) not in flt["values"]
         bound = int(flt["value"])
         return {
             "GTE": value >= bound,
@@ -90,7 +98,7 @@ def test_12000_contacts_sharing_one_timestamp_are_read_whole_once():
     assert len(ids) == len(set(ids)) == 12_800
     assert set(ids) == {str(i) for i in contacts}
     tie_queries = [r for r in search.requests if r["sorts"][0]["propertyName"] == "hs_object_id"]
-    assert len(tie_queries) == 61  # 12,000 / 200 full pages, then one empty page closes the timestamp
+    assert len(tie_queries) == 60  # 12,000 / 200 full pages; the last one's total shows nothing is left
     assert len(search.requests) < 80
 
 
@@ -128,9 +136,29 @@ def test_query_sequence_for_a_tie_at_a_page_boundary():
         ("lastmodifieddate", [("lastmodifieddate", "GTE", tie_ms), ("lastmodifieddate", "LT", str(END))]),
         ("hs_object_id", [("lastmodifieddate", "EQ", tie_ms)]),
         ("hs_object_id", [("lastmodifieddate", "EQ", tie_ms), ("hs_object_id", "GT", "699")]),
-        ("hs_object_id", [("lastmodifieddate", "EQ", tie_ms), ("hs_object_id", "GT", "899")]),
         ("lastmodifieddate", [("lastmodifieddate", "GT", tie_ms), ("lastmodifieddate", "LT", str(END))]),
     ]
+
+
+def test_pages_ending_inside_batch_written_groups_read_nothing_twice():
+    """Batch writes stamp 100 contacts with one timestamp: 1,000 of them cost 5 searches, the minimum."""
+    contacts = {i: START + 1000 * (i // 100) for i in range(1_000)}
+    search = FakeSearch(contacts, seed=7)
+    ids = _walk(search)
+    assert sorted(map(int, ids)) == list(range(1_000))
+    assert len(search.requests) == 5
+    second = search.requests[1]["filterGroups"]
+    assert [(f["propertyName"], f["operator"]) for f in second[1]["filters"]] == [
+        ("lastmodifieddate", "EQ"),
+        ("hs_object_id", "NOT_IN"),
+    ]
+    assert sorted(map(int, second[1]["filters"][1]["values"])) == list(range(100, 200))
+
+
+def test_a_window_that_fills_its_last_page_costs_no_empty_search():
+    search = FakeSearch({i: START + i for i in range(400)})
+    assert len(_walk(search)) == 400
+    assert len(search.requests) == 2
 
 
 def test_requests_stay_within_documented_limits():
