@@ -52,6 +52,8 @@ def endpoint_group(system: str, endpoint: str) -> str:
             return "sf_reads"
         if method == "GET" and "/composite/sobjects/{sobject}" in path:
             return "sf_reads"
+        if method == "POST" and path.endswith("/composite/?"):  # the sync's Composite requests carry queries only
+            return "sf_reads"
         if method in ("POST", "PATCH", "DELETE", "PUT"):
             return "sf_writes"
         return FIXED  # versions, resources, sObject lists and info

@@ -81,6 +81,7 @@ def test_endpoint_groups_and_rate_limited_calls():
         ("salesforce", f"GET {API}/limits/?", 1),
         ("salesforce", f"GET {API}/{{kind}}/?", 4),
         ("salesforce", f"GET {API}/{{kind}}/{{locator}}/?", 2),
+        ("salesforce", f"POST {API}/composite/?", 3),
         ("salesforce", f"POST {API}/jobs/{{kind}}/?", 1),
         ("salesforce", f"GET {API}/jobs/{{kind}}/{{job_id}}/?", 2),
         ("salesforce", f"GET {API}/jobs/query/{{job_id}}/results/?", 4),
@@ -96,7 +97,7 @@ def test_endpoint_groups_and_rate_limited_calls():
         ("hubspot", "PATCH /crm/v3/objects/contacts/{contact_id}", 3),
     ]
     assert group_calls(rows) == {
-        "sf_reads": 10,
+        "sf_reads": 13,
         "sf_writes": 11,
         "hs_search": 7,
         "hs_reads": 10,
