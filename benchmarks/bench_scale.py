@@ -84,6 +84,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -526,6 +527,11 @@ class DagPhase:
             return None
         return max(task.end for task in self.tasks) - min(task.start for task in self.tasks)
 
+    @cached_property
+    def in_operators(self) -> float | None:
+        """The run's time in its operators (see `operator_seconds`)."""
+        return operator_seconds(self.run.log)
+
     @property
     def written(self) -> Counter[tuple[str, str]]:
         """Records the DAG sent per (target, action), from its report (ok and refused; dry runs excluded)."""
@@ -711,7 +717,7 @@ def render(
         minimum = minimum_calls(scenario.reads(phase), scenario.writes(phase))
         variable, fixed, least = sum(groups[g] for g in GROUPS), groups[FIXED], sum(minimum.values())
         floor, bucket = result.calls.floor(args)
-        wall, inside = result.wall, operator_seconds(result.run.log)
+        wall, inside = result.wall, result.in_operators
         written, needed = sum(result.written.values()), sum(scenario.writes(phase).values())
         if phase == "echo":
             written_cell = f"{written:,} {'✓' if written == 0 else '✗'} (target 0)"
@@ -835,7 +841,7 @@ def phase_notes(
             + ", ".join(f"{task.name} {task.end - task.start:.1f} s" for task in slowest),
             f"  - endpoints: {endpoints}",
         ]
-        ordered, inside = result.calls.floor_reading_first(args), operator_seconds(result.run.log)
+        ordered, inside = result.calls.floor_reading_first(args), result.in_operators
         if ordered and result.wall is not None and inside is not None:
             notes.append(
                 f"  - rate-limit floor with the window read before any write (search bucket, then the 10-second "

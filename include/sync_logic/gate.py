@@ -14,10 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import pandas as pd
+import pandas as pd
 
 GATED_ACTIONS = ("update", "delete")
 
@@ -30,8 +28,6 @@ class TargetShare:
     changes: dict[str, int]  # action -> count
     read: int
     known_pairs: int
-    max_share: float
-    min_changes: int
 
     @property
     def total(self) -> int:
@@ -44,10 +40,6 @@ class TargetShare:
     @property
     def share(self) -> float:
         return self.total / self.base if self.base else (1.0 if self.total else 0.0)
-
-    @property
-    def blocked(self) -> bool:
-        return self.total > self.min_changes and self.share > self.max_share
 
     def describe(self) -> str:
         detail = ", ".join(f"{action} {n}" for action, n in sorted(self.changes.items()))
@@ -65,9 +57,12 @@ class GateVerdict:
     max_share: float
     min_changes: int
 
+    def blocks(self, target: TargetShare) -> bool:
+        return target.total > self.min_changes and target.share > self.max_share
+
     @property
     def blocked(self) -> bool:
-        return any(target.blocked for target in self.targets)
+        return any(self.blocks(target) for target in self.targets)
 
     @property
     def share(self) -> float:
@@ -95,13 +90,14 @@ def contacts_read(decisions: pd.DataFrame) -> dict[str, int]:
 
     Counterparts count because reconcile read them too (fetched outside the window).
     """
-    sources = set(zip(decisions["source_system"].astype(str), decisions["source_id"].astype(str), strict=True))
     linked = decisions[decisions["target_id"].notna() & (decisions["target_id"].astype(str) != "")]
-    targets = set(zip(linked["target"].astype(str), linked["target_id"].astype(str), strict=True))
-    read: dict[str, int] = {}
-    for side, _ in sources | targets:
-        read[side] = read.get(side, 0) + 1
-    return read
+    held = pd.DataFrame(
+        {
+            "side": pd.concat([decisions["source_system"], linked["target"]], ignore_index=True).astype(str),
+            "id": pd.concat([decisions["source_id"], linked["target_id"]], ignore_index=True).astype(str),
+        }
+    ).drop_duplicates()
+    return {str(side): int(n) for side, n in held["side"].value_counts().items()}
 
 
 def overwriting_counts(decisions: pd.DataFrame) -> dict[str, int]:
@@ -130,7 +126,6 @@ def mass_change_verdict(
         if action in GATED_ACTIONS and int(count) > 0:
             changes.setdefault(target, {})[action] = int(count)
     targets = tuple(
-        TargetShare(target, changes[target], int(read.get(target, 0)), known_pairs, max_share, min_changes)
-        for target in sorted(changes)
+        TargetShare(target, changes[target], int(read.get(target, 0)), known_pairs) for target in sorted(changes)
     )
     return GateVerdict(targets, max_share, min_changes)

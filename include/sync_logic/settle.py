@@ -1,9 +1,10 @@
 """Settling a run into the sync state: which snapshots move, which retry-queue entries close or count an attempt.
 
 Pure frames in, pure frames out; the settle task hands them to the state store. Snapshots move only for
-what both CRMs hold: the baseline (values already equal, bases of first-seen conflicts) and the values
-of writes the target CRM confirmed. Every write that did not land, and every contact the rules refused,
-becomes a retry-queue attempt with the reason; every contact with nothing left to write closes its entry.
+what both CRMs hold: the values of writes the target CRM confirmed (the baseline, values already equal and
+bases of first-seen conflicts, was recorded by reconcile before any write). Every write that did not land,
+and every contact the rules refused, becomes a retry-queue attempt with the reason; every contact with
+nothing left to write closes its entry.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ class Settlement:
     attempts: pd.DataFrame
 
 
-def settle(decisions: pd.DataFrame, baseline: pd.DataFrame, results: pd.DataFrame | None) -> Settlement:
-    """What a run leaves in the sync state, from its decisions, its baseline and its load results."""
+def settle(decisions: pd.DataFrame, results: pd.DataFrame | None) -> Settlement:
+    """What a run leaves in the sync state, from its decisions and its load results."""
     results = _load_results(results)
     writes = decisions[decisions["action"].isin(WRITE_ACTIONS)]
     answered = writes.merge(
@@ -45,7 +46,7 @@ def settle(decisions: pd.DataFrame, baseline: pd.DataFrame, results: pd.DataFram
     )
     ok = answered["ok"].fillna(False).astype(bool)
     confirmed = answered[ok & answered["action"].isin([Action.CREATE, Action.UPDATE])]
-    snapshots = [baseline] + [_pairs(confirmed[confirmed["target"] == side], side) for side in Side]
+    snapshots = [_pairs(confirmed[confirmed["target"] == side], side) for side in Side]
     deletes = answered[ok & (answered["action"] == Action.DELETE)]
     deleted_pairs = pd.concat([_pairs(deletes[deletes["target"] == side], side) for side in Side], ignore_index=True)
 

@@ -53,57 +53,43 @@ def _filter(prop: str, op: str, value: int | str) -> dict[str, str]:
     return {"propertyName": prop, "operator": op, "value": str(value)}
 
 
-def range_request(lower_op: str, lower_ms: int, end_ms: int, properties: Sequence[str], limit: int) -> dict[str, Any]:
+def _request(groups: list[list[dict[str, Any]]], sort: str, properties: Sequence[str], limit: int) -> dict[str, Any]:
+    """A first-page search: filter groups (OR of ANDs), one ascending sort."""
     return {
-        "filterGroups": [
-            {
-                "filters": [
-                    _filter("lastmodifieddate", lower_op, lower_ms),
-                    _filter("lastmodifieddate", "LT", end_ms),
-                ]
-            }
-        ],
-        "sorts": [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
+        "filterGroups": [{"filters": filters} for filters in groups],
+        "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
         "properties": list(properties),
         "limit": limit,
     }
+
+
+def range_request(lower_op: str, lower_ms: int, end_ms: int, properties: Sequence[str], limit: int) -> dict[str, Any]:
+    window = [_filter("lastmodifieddate", lower_op, lower_ms), _filter("lastmodifieddate", "LT", end_ms)]
+    return _request([window], "lastmodifieddate", properties, limit)
 
 
 def rest_request(
     at_ms: int, seen_at: Sequence[str], end_ms: int, properties: Sequence[str], limit: int
 ) -> dict[str, Any]:
     """After a page that ended at `at_ms`: the later contacts, and those at `at_ms` not on that page."""
-    return {
-        "filterGroups": [
-            {"filters": [_filter("lastmodifieddate", "GT", at_ms), _filter("lastmodifieddate", "LT", end_ms)]},
-            {
-                "filters": [
-                    _filter("lastmodifieddate", "EQ", at_ms),
-                    {"propertyName": "hs_object_id", "operator": "NOT_IN", "values": list(seen_at)},
-                ]
-            },
-        ],
-        "sorts": [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
-        "properties": list(properties),
-        "limit": limit,
-    }
-
-
-def _complete(response: dict[str, Any], results: list[dict[str, Any]], page_size: int) -> bool:
-    """Whether this answer held every match of its query: a short page, or `total` no more than the page."""
-    return len(results) < page_size or int(response.get("total", len(results) + 1)) <= len(results)
+    later = [_filter("lastmodifieddate", "GT", at_ms), _filter("lastmodifieddate", "LT", end_ms)]
+    unseen = [
+        _filter("lastmodifieddate", "EQ", at_ms),
+        {"propertyName": "hs_object_id", "operator": "NOT_IN", "values": list(seen_at)},
+    ]
+    return _request([later, unseen], "lastmodifieddate", properties, limit)
 
 
 def tie_request(at_ms: int, after_id: int | None, properties: Sequence[str], limit: int) -> dict[str, Any]:
     filters = [_filter("lastmodifieddate", "EQ", at_ms)]
     if after_id is not None:
         filters.append(_filter("hs_object_id", "GT", after_id))
-    return {
-        "filterGroups": [{"filters": filters}],
-        "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
-        "properties": list(properties),
-        "limit": limit,
-    }
+    return _request([filters], "hs_object_id", properties, limit)
+
+
+def _complete(response: dict[str, Any], results: list[dict[str, Any]], page_size: int) -> bool:
+    """Whether this answer held every match of its query: a short page, or `total` no more than the page."""
+    return len(results) < page_size or int(response.get("total", len(results) + 1)) <= len(results)
 
 
 def walk_window(

@@ -16,6 +16,7 @@ restarting the stream; a Bulk API job is created once and then polled and read b
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
@@ -33,10 +34,9 @@ from simple_salesforce.exceptions import (
     SalesforceError,
     SalesforceExpiredSession,
     SalesforceGeneralError,
-    SalesforceMalformedRequest,
     SalesforceRefusedRequest,
-    SalesforceResourceNotFound,
 )
+from simple_salesforce.util import exception_handler
 
 from crm_sync.hooks import soql
 from crm_sync.hooks.base import ContactsHookMixin, refs_for
@@ -61,13 +61,6 @@ T = TypeVar("T")
 DEFAULT_LINK_FIELD = LinkConfig().salesforce  # the mapping's default; callers pass MappingConfig.link.salesforce
 COLLECTION_SIZE = 200  # sObject Collections accept up to 200 records a request
 COMPOSITE_QUERIES = 5  # a composite request holds up to 25 subrequests, at most 5 of them queries
-# What simple-salesforce raises for a status (its util.exception_handler), for a failed subrequest.
-_SUBREQUEST_ERRORS: dict[int, type[SalesforceError]] = {
-    400: SalesforceMalformedRequest,
-    401: SalesforceExpiredSession,
-    403: SalesforceRefusedRequest,
-    404: SalesforceResourceNotFound,
-}
 WriteOperation = Literal["upsert", "update", "delete"]
 
 
@@ -563,11 +556,19 @@ def _composite_queries(sf: Salesforce, queries: Sequence[str], include_deleted: 
     }
     answers = (sf.restful("composite", method="POST", json=body) or {})["compositeResponse"]
     for answer in answers:
-        status = int(answer["httpStatusCode"])
-        if status >= 300:
-            error = _SUBREQUEST_ERRORS.get(status, SalesforceGeneralError)
-            raise error(f"composite {answer['referenceId']}", status, resource, answer["body"])
+        if int(answer["httpStatusCode"]) >= 300:
+            exception_handler(_subresponse(answer), resource)
     return [answer["body"] for answer in answers]
+
+
+def _subresponse(answer: Mapping[str, Any]) -> requests.Response:
+    """A failed subrequest as the HTTP response simple-salesforce's `exception_handler` reads (status, body, URL),
+    so it raises the same error class a request of its own would have."""
+    response = requests.Response()
+    response.status_code = int(answer["httpStatusCode"])
+    response._content = json.dumps(answer["body"]).encode()
+    response.url = f"composite {answer['referenceId']}"
+    return response
 
 
 def _bulk_client(sf: Salesforce) -> _Bulk2Client:

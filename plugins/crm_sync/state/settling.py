@@ -51,18 +51,14 @@ def settle_parts(
     run_id: str,
 ) -> SettleTotals:
     """Settle each decisions part with the results answering its records (the baseline is already recorded)."""
-    import pandas as pd
-
-    from include.sync_logic.merge import SNAPSHOT_COLUMNS
     from include.sync_logic.settle import settle
 
-    recorded = pd.DataFrame(columns=SNAPSHOT_COLUMNS)
     refs = None if results is None else results["ref"].astype(str)
     totals = SettleTotals()
     for decisions_url in decisions:
         part = read_frame(decisions_url)
         answers = None if results is None else results[refs.isin(part["source_id"])]
-        outcome = settle(part, recorded, answers)
+        outcome = settle(part, answers)
         totals.snapshots_written += sum(
             store.merge_snapshots(frame, run_id=run_id) for frame in outcome.snapshots if len(frame)
         )

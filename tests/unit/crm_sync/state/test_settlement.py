@@ -31,8 +31,10 @@ def test_a_settlement_lands_in_the_store(store: SyncStateStore) -> None:
             result("hubspot", "create", "003D", ok=False, code="VALIDATION_ERROR", message="bad"),
         ]
     )
+    # Reconcile records the baseline before any write; settle adds the confirmed writes.
     baseline = pd.DataFrame([["003A", "101", json.dumps({"email": "a@x.com"})]], columns=SNAPSHOT_COLUMNS)
-    out = settle(decisions, baseline, results)
+    store.merge_snapshots(baseline, run_id="r1")
+    out = settle(decisions, results)
     for frame in out.snapshots:
         if len(frame):
             store.merge_snapshots(frame, run_id="r1")

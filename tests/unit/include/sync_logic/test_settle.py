@@ -7,7 +7,6 @@ import json
 import pandas as pd
 
 from include.sync_logic.decisions import DECISION_COLUMNS
-from include.sync_logic.merge import SNAPSHOT_COLUMNS
 from include.sync_logic.settle import NO_ANSWER_CODE, RULES_CODE, settle
 
 
@@ -63,11 +62,9 @@ def test_confirmed_writes_move_the_snapshot_and_failures_become_attempts():
             result("hubspot", "link", "003A", target_id="101"),
         ]
     )
-    baseline = pd.DataFrame([["003A", "101", json.dumps({"email": "a@x.com"})]], columns=SNAPSHOT_COLUMNS)
-    out = settle(decisions, baseline, results)
+    out = settle(decisions, results)
 
-    assert out.snapshots[0].equals(baseline)
-    by_target = {side: frame for side, frame in zip(("salesforce", "hubspot"), out.snapshots[1:], strict=True)}
+    by_target = {side: frame for side, frame in zip(("salesforce", "hubspot"), out.snapshots, strict=True)}
     assert by_target["salesforce"][["salesforce_id", "hubspot_id"]].values.tolist() == [["003A", "101"]]
     assert json.loads(by_target["salesforce"]["field_values"].iloc[0]) == {"phone": "+1"}
     hubspot = {(r.salesforce_id, r.hubspot_id): json.loads(r.field_values) for r in by_target["hubspot"].itertuples()}
@@ -90,9 +87,7 @@ def test_a_partly_refused_update_stays_in_the_queue():
         ],
         columns=DECISION_COLUMNS,
     )
-    out = settle(
-        decisions, pd.DataFrame(columns=SNAPSHOT_COLUMNS), pd.DataFrame([result("salesforce", "update", "101")])
-    )
+    out = settle(decisions, pd.DataFrame([result("salesforce", "update", "101")]))
     assert out.resolved.empty
     assert out.attempts[["target", "source_id", "action", "code"]].values.tolist() == [
         ["salesforce", "101", "update", RULES_CODE]
@@ -103,6 +98,6 @@ def test_dry_run_results_and_no_results_change_nothing_but_queue_the_unanswered(
     decisions = pd.DataFrame([decision("hubspot", "update", "003A", "101", {"title": "CTO"})], columns=DECISION_COLUMNS)
     dry = pd.DataFrame([{**result("hubspot", "update", "003A"), "dry_run": True}])
     for results in (dry, None):
-        out = settle(decisions, pd.DataFrame(columns=SNAPSHOT_COLUMNS), results)
+        out = settle(decisions, results)
         assert all(frame.empty for frame in out.snapshots)
         assert out.attempts["code"].tolist() == [NO_ANSWER_CODE]
