@@ -11,13 +11,17 @@ PY := $(VENV)/bin/python
 sync: deps redis-server  ## One real sync, end to end, against the local CRM sandboxes (airflow dags test).
 	bash scripts/run_sync.sh
 
+# Tests run on every core (pytest-xdist), a file per worker: each worker has its own Redis, PostgreSQL,
+# sandboxes and Airflow project (tests/conftest.py), and a file's module fixtures stay in one worker.
+XDIST := -n auto --dist loadfile
+
 test: deps redis-server postgresql chromium compose-config  ## Lint, then the whole test suite (unit, DAG integrity, integration).
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	bash scripts/run_tests.sh
+	bash scripts/run_tests.sh $(XDIST)
 
 test-fast: deps redis-server postgresql  ## The inner loop: unit and DAG tests only (no sandboxes, no Airflow runs).
-	bash scripts/run_tests.sh -m "not integration and not slow" -q
+	bash scripts/run_tests.sh $(XDIST) -m "not integration and not slow" -q
 
 airflow: deps redis-server  ## The real Airflow (standalone: UI, scheduler, triggerer) wired to the sandboxes.
 	bash scripts/run_airflow.sh

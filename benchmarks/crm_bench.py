@@ -19,6 +19,7 @@ from hubspot.crm.contacts.exceptions import ApiException
 from simple_salesforce import Salesforce, format_soql
 
 from sandbox.testing import SandboxProcess
+from tests.local_services import create_database
 
 T = datetime.fromisoformat("2026-11-28T10:00:00+00:00")
 HS_PROPS = ["email", "firstname", "lastname", "phone", "mobilephone", "jobtitle", "company"]
@@ -76,13 +77,8 @@ def dag_env(
 def postgres_state_conn(postgres_url: str, name: str) -> str:
     """A new, empty database `name` on a PostgreSQL server (a SQLAlchemy URL, e.g. `postgres_cluster()`'s),
     as the Airflow connection URI of the sync state."""
-    url = sa.make_url(postgres_url)
-    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return f"postgres://{url.username}@{url.host}:{url.port}/{name}"
+    url = sa.make_url(create_database(postgres_url, name))
+    return f"postgres://{url.username}@{url.host}:{url.port}/{url.database}"
 
 
 class FixedWindowLimiter:

@@ -14,8 +14,9 @@ from tests.local_services import postgres_cluster, redis_server
 ROOT = Path(__file__).resolve().parents[1]
 
 # Airflow reads its settings at import: give the test session a private, throwaway Airflow home
-# with the project wired as in CONTRACT.md, before any test module imports airflow.
-os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="crm-sync-airflow-home-"))
+# with the project wired as in CONTRACT.md, before any test module imports airflow. Always a new one:
+# pytest-xdist workers inherit the controller's environment, and no two sessions should share a home.
+os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="crm-sync-airflow-home-")
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import sqlalchemy as sa
+
 
 def free_port() -> int:
     """Ask the kernel for an unused loopback port."""
@@ -79,6 +81,15 @@ def postgres_cluster(max_connections: int = 50) -> Iterator[str]:
     finally:
         pg("pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop")
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def create_database(url: str, name: str) -> str:
+    """Create the empty database `name` on the PostgreSQL server at `url` (a SQLAlchemy URL); returns its URL."""
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return sa.make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
 @contextmanager

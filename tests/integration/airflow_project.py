@@ -29,10 +29,15 @@ class DagRun:
 
 
 class AirflowProject:
-    """The project root as the Airflow project, with its own AIRFLOW_HOME; connections come from env."""
+    """The project root as the Airflow project, with its own AIRFLOW_HOME; connections come from env.
 
-    def __init__(self, home: Path) -> None:
+    The metadata DB is `metadata_url` (a SQLAlchemy psycopg URL of an empty PostgreSQL database), else a
+    SQLite file in the home (benchmarks read theirs directly).
+    """
+
+    def __init__(self, home: Path, metadata_url: str | None = None) -> None:
         self.home = home
+        self.metadata_url = metadata_url or f"sqlite:///{home / 'airflow.db'}"
         self.home.mkdir(parents=True, exist_ok=True)
         self._runs = 0
 
@@ -47,9 +52,14 @@ class AirflowProject:
             AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
             AIRFLOW__CORE__PLUGINS_FOLDER=str(ROOT / "plugins"),
             AIRFLOW__CORE__LOAD_EXAMPLES="False",
-            AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{self.home / 'airflow.db'}",
+            AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=self.metadata_url,
             PYTHONPATH=f"{ROOT}:{ROOT / 'plugins'}",
         )
+        if self.metadata_url.startswith("postgresql+psycopg://"):
+            # Airflow would derive an asyncpg URL; psycopg 3 has its own async dialect.
+            base["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = self.metadata_url.replace(
+                "+psycopg://", "+psycopg_async://", 1
+            )
         base.update(extra or {})
         return base
 

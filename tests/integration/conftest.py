@@ -16,14 +16,26 @@ import sqlalchemy as sa
 from sandbox.testing import SandboxProcess, start_sandbox
 from tests.integration.airflow_project import AirflowProject
 from tests.integration.s3_staging import S3Staging
-from tests.local_services import moto_s3_server
+from tests.local_services import create_database, moto_s3_server
 
 
 @pytest.fixture(scope="session")
-def airflow_project(tmp_path_factory: pytest.TempPathFactory) -> AirflowProject:
-    project = AirflowProject(tmp_path_factory.mktemp("airflow-project"))
-    project.migrate()
-    return project
+def new_airflow_project(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) -> Callable[[], AirflowProject]:
+    """Make a migrated Airflow project with its own home and its own metadata database on the session's
+    PostgreSQL, as a deployment has (SQLite is Airflow's development-only backend)."""
+
+    def make() -> AirflowProject:
+        metadata = create_database(postgres_url, f"airflow_{uuid.uuid4().hex[:12]}")
+        project = AirflowProject(tmp_path_factory.mktemp("airflow-project"), metadata_url=metadata)
+        project.migrate()
+        return project
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def airflow_project(new_airflow_project: Callable[[], AirflowProject]) -> AirflowProject:
+    return new_airflow_project()
 
 
 @pytest.fixture
@@ -67,14 +79,9 @@ def new_state_conn(postgres_url: str) -> Callable[..., str]:
     (keyword arguments become connection extras, e.g. ``retry_base_minutes``)."""
 
     def make(**extras: Any) -> str:
-        url = sa.make_url(postgres_url)
-        name = f"crm_sync_state_{uuid.uuid4().hex[:12]}"
-        engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        engine.dispose()
+        url = sa.make_url(create_database(postgres_url, f"crm_sync_state_{uuid.uuid4().hex[:12]}"))
         query = "&".join(f"{key}={value}" for key, value in extras.items())
-        return f"postgres://{url.username}@{url.host}:{url.port}/{name}" + (f"?{query}" if query else "")
+        return f"postgres://{url.username}@{url.host}:{url.port}/{url.database}" + (f"?{query}" if query else "")
 
     return make
 

@@ -208,14 +208,13 @@ def test_writes_that_outlast_the_task_retries_are_written_by_the_next_run(
 
 
 def test_a_backfill_and_a_scheduled_run_at_once_leave_both_crms_and_the_state_consistent(
-    airflow_project, tmp_path_factory, sandbox_factory, clean_redis, state_conn
+    airflow_project, new_airflow_project, sandbox_factory, clean_redis, state_conn
 ) -> None:
     sandbox = sandbox_factory(
         contacts=150, seed=5, clock=(T - 30 * timedelta(seconds=1)).isoformat(), window_minutes=14
     )
     env = crm_env(sandbox, clean_redis, state_conn)
-    other = AirflowProject(tmp_path_factory.mktemp("second-airflow"))  # its own metadata DB, the same CRMs and state
-    other.migrate()
+    other = new_airflow_project()  # its own metadata DB, the same CRMs and state
     runs: dict[str, Any] = {}
 
     def go(name: str, project: AirflowProject, end: datetime) -> None:

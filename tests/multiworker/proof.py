@@ -32,7 +32,14 @@ import sqlalchemy as sa
 
 from sandbox.testing import SandboxProcess, start_sandbox
 from tests.integration.s3_staging import S3Staging
-from tests.local_services import free_port, moto_s3_server, postgres_cluster, redis_server, wait_for_port
+from tests.local_services import (
+    create_database,
+    free_port,
+    moto_s3_server,
+    postgres_cluster,
+    redis_server,
+    wait_for_port,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "crm_contact_sync"
@@ -81,14 +88,6 @@ class Summary:
 
 def quarter_floor(moment: datetime) -> datetime:
     return moment.replace(minute=moment.minute - moment.minute % 15, second=0, microsecond=0)
-
-
-def create_database(url: str, name: str) -> str:
-    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return str(sa.make_url(url).set(database=name).render_as_string(hide_password=False))
 
 
 def airflow_env(home: Path, pg: str, redis: str, s3: S3Staging, sandbox: SandboxProcess) -> dict[str, str]:
