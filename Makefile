@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: sync test test-fast lint compose-config airflow bench-scale deps redis-server postgresql chromium docker-compose clean
+.PHONY: sync test test-fast lint compose-config airflow bench-scale bench-scheduled deps redis-server postgresql chromium docker-compose clean
 
 sync: deps redis-server  ## One real sync, end to end, against the local CRM sandboxes (airflow dags test).
 	bash scripts/run_sync.sh
@@ -28,6 +28,9 @@ airflow: deps redis-server  ## The real Airflow (standalone: UI, scheduler, trig
 
 bench-scale: deps redis-server postgresql  ## The DAG at scale (3 windows) vs. the minimum of calls, the rate-limit floor and the naive script.
 	$(PY) benchmarks/bench_scale.py $(BENCH_ARGS)
+
+bench-scheduled: deps redis-server postgresql  ## bench-scale's initial sync under the scheduler and two Celery workers.
+	$(PY) benchmarks/bench_scheduled.py $(BENCH_ARGS)
 
 compose-config: docker-compose  ## Validate docker-compose.yaml without a Docker daemon.
 	docker-compose -f docker-compose.yaml config -q

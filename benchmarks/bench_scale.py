@@ -207,12 +207,12 @@ def task_runs(project: AirflowProject, run_id: str) -> list[TaskRun]:
             (DAG_ID, run_id),
         ).fetchall()
     return sorted(
-        (TaskRun(task, int(index), _epoch(start), _epoch(end), str(state)) for task, index, start, end, state in rows),
+        (TaskRun(task, int(index), epoch(start), epoch(end), str(state)) for task, index, start, end, state in rows),
         key=lambda task: task.start,
     )
 
 
-def _epoch(stamp: str) -> float:
+def epoch(stamp: str) -> float:
     moment = datetime.fromisoformat(str(stamp))
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
@@ -759,7 +759,7 @@ def render(
         f"a side ({scenario.both:,} pairs changed on both sides)",
         "",
         f"HubSpot limits {args.requests_per_10s} per 10 s, search {args.search_per_s} per s; lookback "
-        f"{args.lookback_minutes} min; phase 1 as a {mode}; seed {args.seed}; commit {_commit()}; "
+        f"{args.lookback_minutes} min; phase 1 as a {mode}; seed {args.seed}; commit {checkout_commit()}; "
         f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}.",
         "",
     ]
@@ -800,7 +800,7 @@ def render(
     return "\n".join([*head, *lines, *definitions, "", *notes]) + "\n"
 
 
-def _commit() -> str:
+def checkout_commit() -> str:
     """The checkout's commit (and whether it has local changes), so a table names the code it measured."""
     import subprocess
 
@@ -945,7 +945,7 @@ def main() -> int:
                 stamps = [row.get("SystemModstamp") for row in world.salesforce.values()] + [
                     props.get("lastmodifieddate") for props in world.hubspot.values()
                 ]
-                latest = max(_epoch(str(stamp).replace("Z", "+00:00")) for stamp in stamps if stamp)
+                latest = max(epoch(str(stamp).replace("Z", "+00:00")) for stamp in stamps if stamp)
                 reads_from = ends["incremental"] - WINDOW - timedelta(minutes=args.lookback_minutes)
                 if latest >= reads_from.timestamp():
                     result.problems.append(f"phase 1 wrote at {latest}, inside phase 2's read range")

@@ -52,15 +52,25 @@ def pair_up(s: pd.DataFrame, h: pd.DataFrame) -> Pairing:
 
 
 def _link_pairs(s: pd.DataFrame, h: pd.DataFrame) -> pd.DataFrame:
-    """Pairs joined by a link on either side; mutual links first, then one-to-one by position."""
+    """Pairs joined by a link on either side, one-to-one; mutual links first, then by position.
+
+    In rounds: each contact's best remaining candidate, kept when it is also the best claim on the other
+    contact; candidates of contacts so paired drop out and the next round pairs among the rest. So a contact
+    claimed by two links still pairs with the claimant that is not paired elsewhere.
+    """
     s_pos = s[["sf_id", "hs_id"]].reset_index(names="s")
     h_pos = h[["hs_id", "sf_id"]].reset_index(names="h")
     by_s = s_pos.dropna(subset="hs_id").merge(h_pos[["h", "hs_id"]], on="hs_id")[["s", "h"]]
     by_h = h_pos.dropna(subset="sf_id").merge(s_pos[["s", "sf_id"]], on="sf_id")[["s", "h"]]
     both = pd.concat([by_s, by_h], ignore_index=True)
-    strength = both.groupby(["s", "h"]).size().rename("strength").reset_index()
-    strength = strength.sort_values(["strength", "s", "h"], ascending=[False, True, True])
-    pairs = strength.drop_duplicates("s").drop_duplicates("h")[["s", "h"]]
+    candidates = both.groupby(["s", "h"]).size().rename("strength").reset_index()
+    candidates = candidates.sort_values(["strength", "s", "h"], ascending=[False, True, True])
+    rounds = []
+    while not candidates.empty:
+        paired = candidates.drop_duplicates("s").drop_duplicates("h")[["s", "h"]]
+        rounds.append(paired)
+        candidates = candidates[~candidates["s"].isin(paired["s"]) & ~candidates["h"].isin(paired["h"])]
+    pairs = pd.concat(rounds, ignore_index=True) if rounds else candidates[["s", "h"]]
     return pairs.assign(matched_by="link").reset_index(drop=True)
 
 

@@ -90,8 +90,9 @@ def quarter_floor(moment: datetime) -> datetime:
     return moment.replace(minute=moment.minute - moment.minute % 15, second=0, microsecond=0)
 
 
-def airflow_env(home: Path, pg: str, redis: str, s3: S3Staging, sandbox: SandboxProcess) -> dict[str, str]:
-    """The compose file's environment, pointed at local processes."""
+def airflow_env(home: Path, pg: str, redis: str, staging: dict[str, str], sandbox: SandboxProcess) -> dict[str, str]:
+    """The compose file's environment, pointed at local processes; `staging` sets the staging store (e.g.
+    `S3Staging.env`)."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_CONN_", "AIRFLOW__", "PYTEST_"))}
     redis_root = redis.rsplit("/", 1)[0]
     pg_url = sa.make_url(pg)
@@ -100,7 +101,7 @@ def airflow_env(home: Path, pg: str, redis: str, s3: S3Staging, sandbox: Sandbox
     env = {
         **base,
         **{k: v for k, v in sandbox.env.items() if k.startswith("AIRFLOW_CONN_")},
-        **s3.env,
+        **staging,
         "REQUESTS_CA_BUNDLE": sandbox.ca_bundle,
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
@@ -149,6 +150,39 @@ def start(stack: ExitStack, env: dict[str, str], logs: Path, name: str, *args: s
         log.close()
 
     stack.callback(stop)
+
+
+def start_airflow(stack: ExitStack, env: dict[str, str], logs: Path, workers: int, deadline: float) -> None:
+    """Migrate the metadata DB, create the load pools, start the api-server, scheduler, dag-processor, triggerer
+    and `workers` Celery workers (stopped when `stack` closes), wait until the DAG is parsed, and unpause it."""
+    airflow(env, "db", "migrate", timeout=600)
+    airflow(env, "pools", "set", "crm_sync_hubspot", "4", "HubSpot load tasks")
+    airflow(env, "pools", "set", "crm_sync_salesforce", "4", "Salesforce load tasks")
+    start(stack, env, logs, "api-server", "api-server")
+    start(stack, env, logs, "scheduler", "scheduler")
+    start(stack, env, logs, "dag-processor", "dag-processor")
+    start(stack, env, logs, "triggerer", "triggerer")
+    for n in range(1, workers + 1):
+        worker_env = {**env, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port())}
+        hostname = f"worker{n}@%h"
+        start(
+            stack,
+            worker_env,
+            logs,
+            f"worker{n}",
+            "celery",
+            "worker",
+            "--celery-hostname",
+            hostname,
+            "--concurrency",
+            "4",
+        )
+    wait_for_port(int(env["AIRFLOW__API__PORT"]), 120, "api-server")
+    while DAG_ID not in airflow(env, "dags", "list", "-o", "plain"):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the dag-processor never parsed the DAG")
+        time.sleep(3)
+    airflow(env, "dags", "unpause", DAG_ID)
 
 
 def list_runs(env: dict[str, str]) -> list[dict[str, Any]]:
@@ -293,35 +327,9 @@ def run_proof(workdir: Path, timeout: float = 1500) -> Summary:
             )
         )
         seeded_email_duplicates = duplicate_counts(sandbox)["salesforce_email"]
-        env = airflow_env(workdir / "airflow-home", pg, redis, s3, sandbox)
-        airflow(env, "db", "migrate", timeout=600)
-        airflow(env, "pools", "set", "crm_sync_hubspot", "4", "HubSpot load tasks")
-        airflow(env, "pools", "set", "crm_sync_salesforce", "4", "Salesforce load tasks")
-        start(stack, env, logs, "api-server", "api-server")
-        start(stack, env, logs, "scheduler", "scheduler")
-        start(stack, env, logs, "dag-processor", "dag-processor")
-        start(stack, env, logs, "triggerer", "triggerer")
-        for n in range(1, WORKERS + 1):
-            worker_env = {**env, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port())}
-            start(
-                stack,
-                worker_env,
-                logs,
-                f"worker{n}",
-                "celery",
-                "worker",
-                "--celery-hostname",
-                f"worker{n}@%h",
-                "--concurrency",
-                "4",
-            )
-        wait_for_port(int(env["AIRFLOW__API__PORT"]), 120, "api-server")
+        env = airflow_env(workdir / "airflow-home", pg, redis, s3.env, sandbox)
         deadline = time.monotonic() + timeout
-        while DAG_ID not in airflow(env, "dags", "list", "-o", "plain"):
-            if time.monotonic() > deadline:
-                raise TimeoutError("the dag-processor never parsed the DAG")
-            time.sleep(3)
-        airflow(env, "dags", "unpause", DAG_ID)
+        start_airflow(stack, env, logs, WORKERS, deadline)
         last = first + (BACKFILL_WINDOWS - 1) * WINDOW
         backfill = ["--from-date", first.isoformat(), "--to-date", last.isoformat()]
         airflow(env, "backfill", "create", "--dag-id", DAG_ID, *backfill, "--max-active-runs", "2")

@@ -69,6 +69,20 @@ def test_echo_of_our_create_only_writes_the_missing_link():
     assert json.loads(sf["payload"]) == {"HubSpot_Contact_Id__c": "101"}
 
 
+def test_a_link_claimed_twice_pairs_with_the_claimant_not_paired_elsewhere():
+    # HubSpot 101 and 102 both say they are 003B, but 003A's own link already pairs 101 with 003A: 003B is
+    # 102's. Without that, 003B would be created again in HubSpot beside 102.
+    bo_sf = {"Email": "bo@example.com", "FirstName": "Bo", "LastName": "Park"}
+    bo_hs = {"email": "bo.park@example.com", "firstname": "Bo", "lastname": "Park"}
+    decisions = run(
+        [sf_row("003A", link="101", **ANN_SF), sf_row("003B", **bo_sf)],
+        [hs_row("101", link="003B", **ANN_HS), hs_row("102", link="003B", **bo_hs)],
+    )
+    assert writes(decisions)["action"].ne("create").all(), decisions
+    pairs = set(decisions.loc[decisions["matched_by"] == "link", ["source_id", "target_id"]].itertuples(index=False))
+    assert {("003A", "101"), ("003B", "102"), ("101", "003A"), ("102", "003B")} <= pairs
+
+
 def test_email_match_without_links_links_both_sides():
     decisions = run([sf_row("003A", **ANN_SF)], [hs_row("101", **ANN_HS)])
     assert json.loads(one(decisions, "hubspot")["payload"]) == {"salesforce_contact_id": "003A"}
