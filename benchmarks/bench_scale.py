@@ -80,7 +80,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -102,11 +102,11 @@ from benchmarks.call_budget import (  # noqa: E402
     hubspot_rate_limited,
     minimum_calls,
 )
-from benchmarks.crm_bench import T, dag_env, naive_sync, postgres_state_conn, reset_stats, stats  # noqa: E402
+from benchmarks.crm_bench import T, dag_env, naive_sync, reset_stats, stats  # noqa: E402
 from sandbox.testing import SandboxProcess, start_sandbox  # noqa: E402
 from tests.integration.airflow_project import DAG_ID, AirflowProject, DagRun  # noqa: E402
 from tests.integration.crm_edits import CrmEditor  # noqa: E402
-from tests.local_services import postgres_cluster, redis_server  # noqa: E402
+from tests.local_services import create_database, postgres_cluster, postgres_conn_uri, redis_server  # noqa: E402
 
 PHASES = ("initial", "incremental", "echo")
 PHASE_TITLES = {"initial": "1 initial sync", "incremental": "2 incremental", "echo": "3 echo"}
@@ -570,26 +570,48 @@ class DagPhase:
         return contacts / seconds if seconds > 0 else float("inf"), contacts, seconds
 
 
-def operator_seconds(log: str) -> float | None:
-    """Seconds the tasks spent in their operators, from the `airflow dags test` log: per task, from the end of
-    Airflow's pre-execute group (the first task's includes starting the in-process execution API) to its
-    "Post Execute" group. Tasks run one after another there, so the sum is the run's time with every task's
-    Airflow start-up and wrap-up taken out."""
-    total, seen = 0.0, False
+TASK_START = "task start"  # `operator_spans`' marker of a new task in a log that holds several
+END_GROUP, POST_EXECUTE = "::endgroup::", "::group::Post Execute"
+
+
+def operator_spans(events: Iterable[tuple[float, str]]) -> list[tuple[float, float]]:
+    """Each task's (start, end) inside its operator, from its log's markers in order, `(moment, marker)`: from
+    the end of Airflow's pre-execute group (the task runner's first `END_GROUP`) to its `POST_EXECUTE` group.
+    `TASK_START` opens the next task of a log that runs several (`airflow dags test`)."""
+    spans: list[tuple[float, float]] = []
     began: float | None = None
-    waiting = False  # inside a task, before its pre-execute group ended
-    for line in log.splitlines():
-        match = LOG_STAMP.match(line)
-        if match is None:
-            continue
-        moment = datetime.fromisoformat(match.group(1)).timestamp()
-        if "[DAG TEST] starting task_id=" in line:
+    waiting = True  # inside a task, before its pre-execute group ended
+    for moment, marker in events:
+        if marker == TASK_START:
             waiting, began = True, None
-        elif waiting and "::endgroup::" in line and "[task]" in line:
+        elif waiting and marker == END_GROUP:
             waiting, began = False, moment
-        elif began is not None and "::group::Post Execute" in line:
-            total, seen, began = total + moment - began, True, None
-    return total if seen else None
+        elif began is not None and marker == POST_EXECUTE:
+            spans.append((began, moment))
+            began = None
+    return spans
+
+
+def operator_seconds(log: str) -> float | None:
+    """Seconds the tasks spent in their operators, from the `airflow dags test` log (`operator_spans`; the first
+    task's pre-execute includes starting the in-process execution API). Tasks run one after another there, so
+    the sum is the run's time with every task's Airflow start-up and wrap-up taken out."""
+
+    def markers() -> Iterator[tuple[float, str]]:
+        for line in log.splitlines():
+            match = LOG_STAMP.match(line)
+            if match is None:
+                continue
+            moment = datetime.fromisoformat(match.group(1)).timestamp()
+            if "[DAG TEST] starting task_id=" in line:
+                yield moment, TASK_START
+            elif END_GROUP in line and "[task]" in line:
+                yield moment, END_GROUP
+            elif POST_EXECUTE in line:
+                yield moment, POST_EXECUTE
+
+    spans = operator_spans(markers())
+    return sum(end - start for start, end in spans) if spans else None
 
 
 @dataclass
@@ -863,16 +885,35 @@ def phase_notes(
 # ---------------------------------------------------------------------------------------------------------
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_initial_sync_arguments(parser: argparse.ArgumentParser) -> None:
+    """The data and limits of phase 1 (the initial sync), shared with `bench_scheduled`."""
     parser.add_argument("--contacts", type=int, default=20_000, help="contacts a side")
     parser.add_argument("--overlap", type=int, default=2_000, help="people on both sides")
-    parser.add_argument("--changes", type=int, default=1_000, help="edits a side in the incremental window")
-    parser.add_argument("--both-share", type=float, default=0.2, help="share of the edits on pairs edited both sides")
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--requests-per-10s", type=int, default=100, help="HubSpot's rolling 10-second limit")
     parser.add_argument("--search-per-s", type=int, default=5, help="HubSpot's search limit")
     parser.add_argument("--lookback-minutes", type=int, default=10, help="the DAG param (its default: 10)")
+
+
+def seeding(args: argparse.Namespace) -> dict[str, Any]:
+    """`start_sandbox` options that seed phase 1's data: every contact modified in the window ending at T, only
+    data both CRMs accept, the clock frozen just before T."""
+    return {
+        "contacts": args.contacts,
+        "overlap": args.overlap,
+        "valid_only": True,
+        "seed": args.seed,
+        "clock": (T - timedelta(seconds=30)).isoformat(),
+        "freeze_clock": True,
+        "window_minutes": 14,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_initial_sync_arguments(parser)
+    parser.add_argument("--changes", type=int, default=1_000, help="edits a side in the incremental window")
+    parser.add_argument("--both-share", type=float, default=0.2, help="share of the edits on pairs edited both sides")
     parser.add_argument("--initial-full-resync", action="store_true", help="phase 1 as a full resync")
     parser.add_argument("--no-naive", action="store_true", help="the DAG only")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench_scale.md")
@@ -890,21 +931,13 @@ def main() -> int:
     conf = {"lookback_minutes": args.lookback_minutes}
     tmp = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     print(f"working in {tmp}", flush=True)
-    seeded = {
-        "contacts": args.contacts,
-        "overlap": args.overlap,
-        "valid_only": True,
-        "seed": args.seed,
-        "clock": (T - timedelta(seconds=30)).isoformat(),
-        "freeze_clock": True,
-        "window_minutes": 14,
-    }
+    seeded = seeding(args)
     dag: dict[str, DagPhase] = {}
     naive: dict[str, NaivePhase] = {}
     notes: list[str] = []
     with ExitStack() as stack:
         redis_url = stack.enter_context(redis_server(tmp))
-        state_conn = postgres_state_conn(stack.enter_context(postgres_cluster()), "crm_sync_state_bench")
+        state_conn = postgres_conn_uri(create_database(stack.enter_context(postgres_cluster()), "crm_sync_state"))
         sandbox = stack.enter_context(
             start_sandbox(
                 tmp / "dag-sandbox",

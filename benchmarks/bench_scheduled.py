@@ -28,8 +28,9 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,11 +41,14 @@ from benchmarks.bench_scale import (  # noqa: E402
     WINDOW,
     Calls,
     World,
+    add_initial_sync_arguments,
     check_linked,
     checkout_commit,
     epoch,
     freeze_clock,
+    operator_spans,
     run_clock,
+    seeding,
 )
 from benchmarks.crm_bench import T, dag_env, reset_stats  # noqa: E402
 from sandbox.testing import start_sandbox  # noqa: E402
@@ -55,22 +59,20 @@ RUN_TIMEOUT = 1800.0
 
 
 def operator_interval(log: Path) -> tuple[float, float] | None:
-    """(start, end) epoch seconds of a task try inside its operator, from its JSON-lines task log: the end of
-    the task runner's Pre Execute group to the start of its Post Execute group."""
-    began = None
-    for line in log.read_text(errors="replace").splitlines():
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        name, moment = event.get("event"), event.get("timestamp")
-        if not moment or event.get("logger") != "task":
-            continue
-        if name == "::endgroup::" and began is None:
-            began = epoch(moment.replace("Z", "+00:00"))
-        elif name == "::group::Post Execute" and began is not None:
-            return began, epoch(moment.replace("Z", "+00:00"))
-    return None
+    """(start, end) epoch seconds of a task try inside its operator (`operator_spans`), from its JSON-lines
+    task log: the task runner's own events (logger `task`)."""
+
+    def markers() -> Iterator[tuple[float, str]]:
+        for line in log.read_text(errors="replace").splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get("logger") == "task" and event.get("timestamp"):
+                yield epoch(event["timestamp"].replace("Z", "+00:00")), str(event.get("event"))
+
+    spans = operator_spans(markers())
+    return spans[0] if spans else None
 
 
 def covered_seconds(intervals: list[tuple[float, float]]) -> float:
@@ -89,13 +91,8 @@ def ratio(seconds: float, floor: float) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--contacts", type=int, default=20_000, help="contacts a side")
-    parser.add_argument("--overlap", type=int, default=2_000, help="people on both sides")
-    parser.add_argument("--seed", type=int, default=3)
+    add_initial_sync_arguments(parser)
     parser.add_argument("--workers", type=int, default=2, help="Celery workers (4 task slots each)")
-    parser.add_argument("--requests-per-10s", type=int, default=100, help="HubSpot's rolling 10-second limit")
-    parser.add_argument("--search-per-s", type=int, default=5, help="HubSpot's search limit")
-    parser.add_argument("--lookback-minutes", type=int, default=10, help="the DAG param (its default: 10)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench_scheduled.md")
     args = parser.parse_args()
     # A SIGTERM unwinds like an exception, so every process started here is stopped on the way out.
@@ -111,15 +108,9 @@ def main() -> int:
             start_sandbox(
                 tmp / "sandbox",
                 timeout=300,
-                contacts=args.contacts,
-                overlap=args.overlap,
-                valid_only=True,
-                seed=args.seed,
-                clock=(T - timedelta(seconds=30)).isoformat(),
-                freeze_clock=True,
-                window_minutes=14,
                 hubspot_requests_per_10s=args.requests_per_10s,
                 hubspot_search_requests_per_s=args.search_per_s,
+                **seeding(args),
             )
         )
         home = tmp / "airflow-home"
@@ -136,8 +127,7 @@ def main() -> int:
         env["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] = "False"  # only the backfill's run
         universe = set().union(*World.read(sandbox).emails())
         deadline = time.monotonic() + RUN_TIMEOUT
-        start_airflow(stack, env, logs, args.workers, deadline)
-        time.sleep(10.5)  # HubSpot's rolling window empty, as bench_scale's `quiet`
+        start_airflow(stack, env, logs, args.workers, deadline)  # no CRM call: HubSpot's window stays empty
         run_clock(sandbox, T + MINUTE)
         reset_stats(sandbox)
         start = (T - WINDOW).isoformat()

@@ -13,13 +13,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import requests
-import sqlalchemy as sa
 from hubspot import HubSpot
 from hubspot.crm.contacts.exceptions import ApiException
 from simple_salesforce import Salesforce, format_soql
 
 from sandbox.testing import SandboxProcess
-from tests.local_services import create_database
 
 T = datetime.fromisoformat("2026-11-28T10:00:00+00:00")
 HS_PROPS = ["email", "firstname", "lastname", "phone", "mobilephone", "jobtitle", "company"]
@@ -72,13 +70,6 @@ def dag_env(
         REQUESTS_CA_BUNDLE=sandbox.ca_bundle,
     )
     return env
-
-
-def postgres_state_conn(postgres_url: str, name: str) -> str:
-    """A new, empty database `name` on a PostgreSQL server (a SQLAlchemy URL, e.g. `postgres_cluster()`'s),
-    as the Airflow connection URI of the sync state."""
-    url = sa.make_url(create_database(postgres_url, name))
-    return f"postgres://{url.username}@{url.host}:{url.port}/{url.database}"
 
 
 class FixedWindowLimiter:

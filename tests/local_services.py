@@ -92,6 +92,21 @@ def create_database(url: str, name: str) -> str:
     return sa.make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
+def postgres_conn_uri(database_url: str) -> str:
+    """The Airflow connection URI (`postgres://...`) of a PostgreSQL database given as a SQLAlchemy URL."""
+    url = sa.make_url(database_url)
+    return f"postgres://{url.username}@{url.host}:{url.port}/{url.database}"
+
+
+def metadata_db_env(database_url: str) -> dict[str, str]:
+    """Airflow's metadata DB settings for a SQLAlchemy URL. For psycopg 3 the async engine's URL is set too:
+    Airflow would derive an asyncpg one, and psycopg 3 has its own async dialect."""
+    env = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url}
+    if database_url.startswith("postgresql+psycopg://"):
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = database_url.replace("+psycopg://", "+psycopg_async://", 1)
+    return env
+
+
 @contextmanager
 def redis_server(workdir: Path) -> Iterator[str]:
     """A private redis-server on a free loopback port, no persistence; yields its URL (db 0)."""

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.local_services import metadata_db_env
+
 ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "crm_contact_sync"
 
@@ -52,14 +54,9 @@ class AirflowProject:
             AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
             AIRFLOW__CORE__PLUGINS_FOLDER=str(ROOT / "plugins"),
             AIRFLOW__CORE__LOAD_EXAMPLES="False",
-            AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=self.metadata_url,
             PYTHONPATH=f"{ROOT}:{ROOT / 'plugins'}",
+            **metadata_db_env(self.metadata_url),
         )
-        if self.metadata_url.startswith("postgresql+psycopg://"):
-            # Airflow would derive an asyncpg URL; psycopg 3 has its own async dialect.
-            base["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = self.metadata_url.replace(
-                "+psycopg://", "+psycopg_async://", 1
-            )
         base.update(extra or {})
         return base
 

@@ -11,12 +11,11 @@ from typing import Any
 
 import pytest
 import redis
-import sqlalchemy as sa
 
 from sandbox.testing import SandboxProcess, start_sandbox
 from tests.integration.airflow_project import AirflowProject
 from tests.integration.s3_staging import S3Staging
-from tests.local_services import create_database, moto_s3_server
+from tests.local_services import create_database, moto_s3_server, postgres_conn_uri
 
 
 @pytest.fixture(scope="session")
@@ -79,9 +78,9 @@ def new_state_conn(postgres_url: str) -> Callable[..., str]:
     (keyword arguments become connection extras, e.g. ``retry_base_minutes``)."""
 
     def make(**extras: Any) -> str:
-        url = sa.make_url(create_database(postgres_url, f"crm_sync_state_{uuid.uuid4().hex[:12]}"))
+        uri = postgres_conn_uri(create_database(postgres_url, f"crm_sync_state_{uuid.uuid4().hex[:12]}"))
         query = "&".join(f"{key}={value}" for key, value in extras.items())
-        return f"postgres://{url.username}@{url.host}:{url.port}/{url.database}" + (f"?{query}" if query else "")
+        return uri + (f"?{query}" if query else "")
 
     return make
 

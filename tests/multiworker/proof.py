@@ -35,8 +35,10 @@ from tests.integration.s3_staging import S3Staging
 from tests.local_services import (
     create_database,
     free_port,
+    metadata_db_env,
     moto_s3_server,
     postgres_cluster,
+    postgres_conn_uri,
     redis_server,
     wait_for_port,
 )
@@ -95,7 +97,6 @@ def airflow_env(home: Path, pg: str, redis: str, staging: dict[str, str], sandbo
     `S3Staging.env`)."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_CONN_", "AIRFLOW__", "PYTEST_"))}
     redis_root = redis.rsplit("/", 1)[0]
-    pg_url = sa.make_url(pg)
     api_port = free_port()
     metadata = create_database(pg, "airflow")
     env = {
@@ -111,9 +112,7 @@ def airflow_env(home: Path, pg: str, redis: str, staging: dict[str, str], sandbo
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata,
-        # Airflow would derive an asyncpg URL; psycopg 3 has its own async dialect.
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": metadata.replace("+psycopg://", "+psycopg_async://", 1),
+        **metadata_db_env(metadata),
         "AIRFLOW__CELERY__BROKER_URL": f"{redis_root}/0",
         "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + str(sa.make_url(pg).set(database="airflow")),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
@@ -122,10 +121,7 @@ def airflow_env(home: Path, pg: str, redis: str, staging: dict[str, str], sandbo
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
         "AIRFLOW_CONN_REDIS_DEFAULT": f"{redis_root}/1",
-        "AIRFLOW_CONN_CRM_SYNC_STATE_DEFAULT": (
-            f"postgres://{pg_url.username}@{pg_url.host}:{pg_url.port}/"
-            + sa.make_url(create_database(pg, "crm_sync_state")).database
-        ),
+        "AIRFLOW_CONN_CRM_SYNC_STATE_DEFAULT": postgres_conn_uri(create_database(pg, "crm_sync_state")),
     }
     return env
 
