@@ -72,9 +72,11 @@ with DAG(
         "mass_change_min_count": Param(
             100, type="integer", minimum=0, description="Mass-change gate: this many changes to a CRM or fewer pass."
         ),
+        # Nullable: Airflow's trigger form counts an empty string default as a missing required value and
+        # greys out Trigger and Run Backfill; None (an empty field) passes.
         "alert_to": Param(
-            conf.get("crm_sync", "alert_to", fallback=""),
-            type="string",
+            conf.get("crm_sync", "alert_to", fallback="") or None,
+            type=["null", "string"],
             description="Alert email addresses, comma-separated (empty: no alerts). Default: [crm_sync] alert_to.",
         ),
         "alert_conn_id": Param("smtp_default", type="string", description="SMTP connection the alerts go through."),
@@ -109,7 +111,9 @@ with DAG(
     load_salesforce = SalesforceLoadOperator.partial(
         task_id="load_salesforce", pool="crm_sync_salesforce", mapping_path=MAPPING_PATH
     ).expand(shard=plan_salesforce.output)
-    link_back = LinkBackOperator(task_id="link_back", mapping_path=MAPPING_PATH, trigger_rule="none_failed")
+    link_back = LinkBackOperator(
+        task_id="link_back", mapping_path=MAPPING_PATH, reconcile_result=reconcile.output, trigger_rule="none_failed"
+    )
     settle_state = SettleStateOperator(task_id="settle_state", trigger_rule="all_done")
     report = SyncReportOperator(task_id="report", trigger_rule="all_done")
     check = RunOutcomeOperator(task_id="check_run")

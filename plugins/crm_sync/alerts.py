@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from crm_sync.metrics import rejects_by_target
+from crm_sync.params import param
 
 
 @dataclass(frozen=True)
@@ -24,9 +25,9 @@ class AlertThresholds:
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> AlertThresholds:
         return cls(
-            reject_share=float(params.get("alert_reject_share", cls.reject_share)),
-            retry_queue=int(params.get("alert_retry_queue", cls.retry_queue)),
-            api_budget_share=float(params.get("alert_api_budget_share", cls.api_budget_share)),
+            reject_share=float(param(params, "alert_reject_share", cls.reject_share)),
+            retry_queue=int(param(params, "alert_retry_queue", cls.retry_queue)),
+            api_budget_share=float(param(params, "alert_api_budget_share", cls.api_budget_share)),
         )
 
 

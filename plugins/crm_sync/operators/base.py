@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, ObjectStoragePath
 
+from crm_sync.params import param
 from crm_sync.staging import run_folder
 from crm_sync.window import SyncWindow
 
@@ -42,18 +43,18 @@ class RunSettings:
     @classmethod
     def from_params(cls, params: Any) -> RunSettings:
         return cls(
-            direction=str(params.get("direction", "both")),
-            dry_run=bool(params.get("dry_run", False)),
-            full_resync=bool(params.get("full_resync", False)),
-            lookback_minutes=int(params.get("lookback_minutes", DEFAULT_LOOKBACK_MINUTES)),
-            salesforce_conn_id=str(params.get("salesforce_conn_id", "salesforce_default")),
-            hubspot_conn_id=str(params.get("hubspot_conn_id", "hubspot_default")),
-            redis_conn_id=str(params.get("redis_conn_id", "redis_default")),
-            state_conn_id=str(params.get("state_conn_id", "crm_sync_state_default")),
-            log_pii=bool(params.get("log_pii", False)),
-            allow_mass_change=bool(params.get("allow_mass_change", False)),
-            max_change_share=float(params.get("max_change_share", 0.5)),
-            mass_change_min_count=int(params.get("mass_change_min_count", 100)),
+            direction=str(param(params, "direction", "both")),
+            dry_run=bool(param(params, "dry_run", False)),
+            full_resync=bool(param(params, "full_resync", False)),
+            lookback_minutes=int(param(params, "lookback_minutes", DEFAULT_LOOKBACK_MINUTES)),
+            salesforce_conn_id=str(param(params, "salesforce_conn_id", "salesforce_default")),
+            hubspot_conn_id=str(param(params, "hubspot_conn_id", "hubspot_default")),
+            redis_conn_id=str(param(params, "redis_conn_id", "redis_default")),
+            state_conn_id=str(param(params, "state_conn_id", "crm_sync_state_default")),
+            log_pii=bool(param(params, "log_pii", False)),
+            allow_mass_change=bool(param(params, "allow_mass_change", False)),
+            max_change_share=float(param(params, "max_change_share", 0.5)),
+            mass_change_min_count=int(param(params, "mass_change_min_count", 100)),
         )
 
 
