@@ -2,14 +2,18 @@
 
 Prints shell-sourceable connection lines (also written to STATE_DIR/env.sh), then `SANDBOX_READY`, and
 serves until SIGTERM/SIGINT. Both apps share one sandbox clock, so advancing it moves both CRMs.
+With `--persist`, the CRMs' data outlives the process: written to STATE_DIR on SIGTERM/SIGINT and restored
+(instead of seeding) by the next start, which consumes the file, so a process killed outright starts fresh.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import os
+import pickle
 import shlex
 import signal
 import sys
@@ -31,6 +35,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sandbox")
 
+SNAPSHOT_FILE = "crm-data.pickle"
+# The attributes holding each app's records (and the ids and budgets tied to them); limits, sessions and
+# faults start afresh, as after a real outage.
+PERSISTED = {"hubspot": ("store", "search_engine", "limits"), "salesforce": ("ids", "store", "bulk", "budget")}
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m sandbox")
@@ -48,7 +57,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="seed only data both CRMs accept (no duplicates, bad or missing emails, missing last names, long values)",
     )
-    run.add_argument("--window-minutes", type=float, default=15.0, help="seeded modified stamps span this")
+    run.add_argument("--window-minutes", type=float, default=15.0, help="seeded modified stamps span this, ending now")
+    run.add_argument(
+        "--persist",
+        action="store_true",
+        help=f"keep the CRMs' data in STATE_DIR/{SNAPSHOT_FILE} across restarts (written on SIGTERM/SIGINT, "
+        "restored instead of seeding, consumed at start)",
+    )
     run.add_argument("--clock", help="start the sandbox clock at this ISO-8601 instant")
     run.add_argument("--freeze-clock", action="store_true", help="the clock only moves via the admin API")
     run.add_argument("--hubspot-token", default=DEFAULT_TOKEN)
@@ -131,6 +146,42 @@ def _seed(args: argparse.Namespace, clock: Clock, hubspot: HubSpotApp, salesforc
         log.info("salesforce seeded: %s", _summary(sf_result))
 
 
+class _SnapshotPickler(pickle.Pickler):
+    """Pickles the apps' locks as fresh locks and id counters by their next value (itertools.count's own
+    pickling is deprecated)."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, type(threading.Lock())):
+            return threading.Lock, ()
+        if isinstance(obj, itertools.count):
+            return itertools.count, (int(repr(obj)[len("count(") : -1]),)
+        return NotImplemented
+
+
+def _save(snapshot: Path, apps: dict[str, Any]) -> None:
+    """Write the CRMs' data once the servers are down (no request can change it mid-write)."""
+    data = {name: {attr: getattr(app, attr) for attr in PERSISTED[name]} for name, app in apps.items() if app}
+    partial = snapshot.with_suffix(".partial")
+    with partial.open("wb") as out:
+        _SnapshotPickler(out).dump(data)
+    partial.replace(snapshot)
+    log.info("CRM data saved to %s", snapshot)
+
+
+def _restore(snapshot: Path, apps: dict[str, Any]) -> bool:
+    """Load the data the last clean stop saved (our own file in our own state dir) and consume it."""
+    if not snapshot.exists():
+        return False
+    data = pickle.loads(snapshot.read_bytes())  # our own file, written by _save
+    snapshot.unlink()
+    for name, app in apps.items():
+        if app is not None and name in data:
+            for attr, value in data[name].items():
+                setattr(app, attr, value)
+    log.info("CRM data restored from %s (not seeded)", snapshot)
+    return True
+
+
 def _summary(result: Any) -> str:
     if isinstance(result, dict):
         return ", ".join(f"{k}={len(v) if isinstance(v, list) else v}" for k, v in result.items())
@@ -187,7 +238,10 @@ def serve_command(args: argparse.Namespace) -> int:
         search_index_delay_seconds=args.hubspot_search_index_delay,
     )
     salesforce = _salesforce_app(args, clock)
-    _seed(args, clock, hubspot, salesforce)
+    apps = {"hubspot": hubspot, "salesforce": salesforce}
+    snapshot = state_dir / SNAPSHOT_FILE
+    if not (args.persist and _restore(snapshot, apps)):
+        _seed(args, clock, hubspot, salesforce)
 
     extra_ips = [args.salesforce_login_host] if args.salesforce_login_host else []
     context, bundle = make_tls(state_dir, extra_ips)
@@ -211,6 +265,8 @@ def serve_command(args: argparse.Namespace) -> int:
         pass
     for server in servers:
         server.shutdown()
+    if args.persist:
+        _save(snapshot, apps)
     log.info("sandbox stopped")
     return 0
 
