@@ -77,6 +77,7 @@ class HubSpotApp(App):
         self.admin_route("POST", "limits", self._admin_limits)
         self.admin_route("GET", "settings", lambda req: self._settings())
         self.admin_route("POST", "settings", self._admin_settings)
+        self.admin_route("POST", "restore", self._admin_restore)
 
     def _routes_for_contacts(self) -> None:
         one = rf"{CONTACTS}/(?P<contact_id>[^/]+)"
@@ -84,6 +85,8 @@ class HubSpotApp(App):
             ("GET", CONTACTS, self.list_contacts),
             ("POST", CONTACTS, self.create_contact),
             ("POST", f"{CONTACTS}/search", self.search),
+            ("POST", f"{CONTACTS}/merge", self.merge_contacts),
+            ("POST", f"{CONTACTS}/gdpr-delete", self.gdpr_delete),
             ("POST", f"{CONTACTS}/batch/read", self.batch_read),
             ("POST", f"{CONTACTS}/batch/create", lambda req: self.batch_write(req, "create")),
             ("POST", f"{CONTACTS}/batch/update", lambda req: self.batch_write(req, "update")),
@@ -250,6 +253,54 @@ class HubSpotApp(App):
         if contact is not None:
             self.store.archive(contact, self._now_ms())
         return Response(204)
+
+    # ---- merge and GDPR delete -------------------------------------------------------------------
+    def merge_contacts(self, req: Request) -> Response:
+        """`POST .../contacts/merge` {primaryObjectId, objectIdToMerge}: 200 with the NEW merged record."""
+        body = _json_object(req)
+        primary_id, secondary_id = (str(body.get(k) or "") for k in ("primaryObjectId", "objectIdToMerge"))
+        if not primary_id or not secondary_id:
+            raise validation_error("primaryObjectId and objectIdToMerge are required")
+        primary, secondary = self.store.find(primary_id), self.store.find(secondary_id)
+        if primary is None or secondary is None:
+            raise _missing(primary_id if primary is None else secondary_id)
+        if primary is secondary:
+            raise validation_error(f"Cannot merge contact {primary.id} with itself", objectIdToMerge=secondary_id)
+        merged = self.store.merge(primary, secondary, self._now_ms())
+        log.info("hubspot merge: %d and %d -> %d", primary.id, secondary.id, merged.id)
+        return Response(200, self._written(merged))
+
+    def gdpr_delete(self, req: Request) -> Response:
+        """`POST .../contacts/gdpr-delete` {objectId, idProperty?}: 204; an unknown email is blocklisted."""
+        body = _json_object(req)
+        object_id, id_property = str(body.get("objectId") or ""), body.get("idProperty")
+        if not object_id:
+            raise validation_error("objectId is required")
+        contact = self.store.find(object_id, id_property) or self.store.find(object_id, id_property, archived=True)
+        if contact is not None:
+            self.store.purge(contact)
+        elif id_property == "email":
+            self.store.block_email(object_id)
+        else:
+            raise _missing(object_id)
+        return Response(204)
+
+    def _admin_restore(self, req: Request) -> dict:
+        """Admin `POST restore` {"ids": [...]}: the UI's restore of archived contacts (no API exists)."""
+        ids = (req.json() or {}).get("ids")
+        if not isinstance(ids, list):
+            raise ValueError("restore takes {'ids': [...]}")
+        restored, failed = [], []
+        for value in map(str, ids):
+            contact = self.store.find(value, archived=True)
+            try:
+                if contact is None:
+                    raise _missing(value)
+                self.store.restore(contact, self._now_ms())
+                restored.append(value)
+            except HubSpotError as exc:
+                failed.append({"id": value, "reason": exc.message})
+        return {"restored": restored, "failed": failed}
 
     # ---- batch API -------------------------------------------------------------------------------
     def batch_read(self, req: Request) -> Response:

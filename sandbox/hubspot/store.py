@@ -26,7 +26,10 @@ MAX_STRING = 65_536
 DATETIME_PROPS = {"createdate": "created", "lastmodifieddate": "updated", "hs_lastmodifieddate": "updated"}
 # hs_additional_emails: secondary emails, ";"-separated; read-only through the API, set by imports (seed).
 SECONDARY_EMAILS = "hs_additional_emails"
-READ_ONLY = {"hs_object_id", SECONDARY_EMAILS, *DATETIME_PROPS}
+# hs_merged_object_ids: the ids merged into a contact, ";"-separated; set by merges only.
+MERGED_IDS = "hs_merged_object_ids"
+READ_ONLY = {"hs_object_id", SECONDARY_EMAILS, MERGED_IDS, *DATETIME_PROPS}
+RESTORE_WINDOW_MS = 90 * 86_400_000  # archived contacts can be restored for 90 days (contacts API reference)
 DEFAULT_LINK_PROPERTY = "salesforce_contact_id"
 DEFAULT_GET_PROPERTIES = ("createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname")
 # Domains HubSpot rejects because their TLD is not in IANA's root zone (we do not ship the full list).
@@ -114,6 +117,7 @@ def default_properties(link_property: str = DEFAULT_LINK_PROPERTY) -> dict[str, 
         _definition(
             SECONDARY_EMAILS, "Additional email addresses", field_type="textarea", modificationMetadata=read_only
         ),
+        _definition(MERGED_IDS, "Merged Contact IDs", "enumeration", "checkbox", modificationMetadata=read_only),
     ]
     if link_property:
         defs.append(
@@ -191,6 +195,8 @@ class ContactStore:
         self.by_updated: list[tuple[int, int]] = []
         self.by_created: list[tuple[int, int]] = []
         self.next_id = 1001
+        self.merged_into: dict[int, int] = {}  # merged-away id -> the id of the record it now reads as
+        self.blocklist: set[str] = set()  # emails of GDPR-deleted contacts: imports (seed) refuse them
         # Never goes back, not even on reset: search caches key on it.
         self.version = getattr(self, "version", 0) + 1
 
@@ -201,7 +207,8 @@ class ContactStore:
     def find(self, value: str, id_property: str | None = None, archived: bool = False) -> Contact | None:
         """Find by record id, or by `idProperty` (email or a unique property)."""
         if id_property in (None, "", "hs_object_id"):
-            contact = self.contacts.get(int(value)) if str(value).isdigit() else None
+            key = int(value) if str(value).isdigit() else -1
+            contact = self.contacts.get(self.merged_into.get(key, key))
         elif id_property == "email":
             contact = self.contacts.get(self.by_email.get(email_key(value), -1))
         elif id_property in self.by_unique:
@@ -310,6 +317,80 @@ class ContactStore:
         contact.updated = now_ms
         self.version += 1
 
+    # ---- identity changes: merge, GDPR delete, restore -------------------------------------------
+    def merge(self, primary: Contact, secondary: Contact, now_ms: int) -> Contact:
+        """Merge two live contacts into a NEW record, as HubSpot does since it changed merges (developer
+        changelog "Updated merge functionality for contacts and companies"): both old ids then read as the
+        new record; the primary's current values win and a value only the secondary has is kept; the
+        primary's email stays and every other email of the two becomes an additional email (knowledge base
+        "Merge records"); hs_merged_object_ids lists every id merged in so far; createdate is the older
+        record's (a HubSpot partner's account of the new-id merge)."""
+        kept_email = primary.props.get("email") or secondary.props.get("email") or ""
+        others = [e for e in dict.fromkeys([*primary.emails(), *secondary.emails()]) if e != email_key(kept_email)]
+        merged_ids = {int(i) for c in (primary, secondary) for i in _split(c.props.get(MERGED_IDS))}
+        merged_ids |= {primary.id, secondary.id}
+        props = {
+            **secondary.props,
+            **primary.props,
+            "email": kept_email,
+            SECONDARY_EMAILS: ";".join(others),
+            MERGED_IDS: ";".join(str(i) for i in sorted(merged_ids)),
+        }
+        for old in (primary, secondary):
+            self._drop(old)
+        merged = self.create(props, now_ms)
+        self._remove_sorted(self.by_created, (merged.created, merged.id))
+        merged.created = min(primary.created, secondary.created)
+        bisect.insort(self.by_created, (merged.created, merged.id))
+        for old_id, current in self.merged_into.items():
+            if current in (primary.id, secondary.id):
+                self.merged_into[old_id] = merged.id
+        self.merged_into[primary.id] = self.merged_into[secondary.id] = merged.id
+        return merged
+
+    def purge(self, contact: Contact) -> None:
+        """GDPR delete: the record goes for good (no archived copy, its merged-away ids stop resolving) and
+        its emails join the blocklist (knowledge base "Perform a permanent delete")."""
+        self.blocklist.update(contact.emails())
+        self._drop(contact)
+        self.merged_into = {old: current for old, current in self.merged_into.items() if current != contact.id}
+
+    def block_email(self, value: str) -> None:
+        """GDPR delete by an email no contact has: HubSpot blocklists it anyway (contacts API reference)."""
+        self.blocklist.add(email_key(value))
+        self.version += 1
+
+    def restore(self, contact: Contact, now_ms: int) -> None:
+        """Bring an archived contact back under its own id, as the UI's restore tool does (HubSpot has no API
+        for it). Refused after 90 days, or while a live contact holds one of its emails or unique values
+        (knowledge base "Restore deleted records"). The restore moves lastmodifieddate, as users report."""
+        if not contact.archived:
+            raise validation_error(f"Contact {contact.id} is not archived")
+        if contact.archived_at is not None and now_ms - contact.archived_at > RESTORE_WINDOW_MS:
+            raise validation_error(f"Contact {contact.id} was archived more than 90 days ago")
+        self._check_unique({**contact.props, "email": email_key(contact.props.get("email", ""))}, None, None)
+        taken = [e for e in contact.emails() if e in self.by_email]
+        if taken:
+            raise contact_exists(self.by_email[taken[0]])
+        self._remove_sorted(self.archived_ids, contact.id)
+        bisect.insort(self.active_ids, contact.id)
+        contact.archived, contact.archived_at, contact.updated = False, None, now_ms
+        bisect.insort(self.by_created, (contact.created, contact.id))
+        bisect.insort(self.by_updated, (contact.updated, contact.id))
+        self._set_props(contact, {})  # index its emails and unique values again
+        self._written(contact, now_ms)
+
+    def _drop(self, contact: Contact) -> None:
+        """Remove a record and every index entry of it (merges and GDPR deletes leave nothing behind)."""
+        if not contact.archived:
+            self._unindex(contact, contact.props)
+            self._remove_sorted(self.by_updated, (contact.updated, contact.id))
+            self._remove_sorted(self.by_created, (contact.created, contact.id))
+        self._remove_sorted(self.archived_ids if contact.archived else self.active_ids, contact.id)
+        self.unindexed.pop(contact.id, None)
+        del self.contacts[contact.id]
+        self.version += 1
+
     def _set_props(self, contact: Contact, clean: dict[str, str]) -> None:
         self._unindex(contact, {k: v for k, v in contact.props.items() if k in clean})
         for name, value in clean.items():
@@ -388,6 +469,9 @@ class ContactStore:
                 taken = [e for e in secondary if e in self.by_email]
                 if taken:
                     raise contact_exists(self.by_email[taken[0]])
+                blocked = [e for e in Contact(0, props, 0, 0).emails() if e in self.blocklist]
+                if blocked:
+                    raise validation_error(f"{blocked[0]} was permanently deleted; imports cannot add it back")
             except HubSpotError as exc:
                 rejected.append({"index": index, "reason": exc.message})
                 continue
@@ -410,6 +494,11 @@ class ContactStore:
         self.archived_ids = sorted(c.id for c in self.contacts.values() if c.archived)
         self.by_created = sorted((c.created, c.id) for c in live)
         self.by_updated = sorted((c.updated, c.id) for c in live)
+
+
+def _split(value: str | None) -> list[str]:
+    """The parts of a ";"-separated multi-value property."""
+    return [part for part in (value or "").split(";") if part.strip()]
 
 
 def _seed_ms(value: Any, default: int) -> int:

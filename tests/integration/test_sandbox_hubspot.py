@@ -17,6 +17,8 @@ from hubspot.crm.contacts import (
     BatchReadInputSimplePublicObjectId,
     BatchResponseSimplePublicObject,
     BatchResponseSimplePublicObjectWithErrors,
+    PublicGdprDeleteInput,
+    PublicMergeInput,
     PublicObjectSearchRequest,
     SimplePublicObjectInput,
     SimplePublicObjectInputForCreate,
@@ -24,6 +26,7 @@ from hubspot.crm.contacts import (
 from hubspot.crm.properties import ApiException as PropertiesApiException
 from hubspot.crm.properties import PropertyCreate
 
+from sandbox.hubspot.app import ALL_SCOPES
 from sandbox.testing import start_sandbox
 
 pytestmark = pytest.mark.integration
@@ -536,3 +539,167 @@ def test_search_after_reset_never_serves_stale_results(sandbox, hs):
     after = [r.properties["lastmodifieddate"] for r in search(hs, sorts=["hs_object_id"]).results]
     assert before == ["2026-03-01T12:00:00.000Z", "2026-03-01T12:01:00.000Z", "2026-03-01T12:02:00.000Z"]
     assert after == ["2026-03-01T13:00:00.000Z", "2026-03-01T13:01:00.000Z", "2026-03-01T13:02:00.000Z"]
+
+
+# ---- identity changes: merge, GDPR delete, archive and restore ----------------------------------------
+def merge(hs: HubSpot, primary: str, secondary: str):
+    return hs.crm.contacts.basic_api.merge(PublicMergeInput(primary_object_id=primary, object_id_to_merge=secondary))
+
+
+def purge(hs: HubSpot, object_id: str, id_property: str | None = None) -> None:
+    hs.crm.contacts.basic_api.purge(PublicGdprDeleteInput(object_id=object_id, id_property=id_property))
+
+
+def advance(sandbox, seconds: float) -> None:
+    sandbox.admin("hubspot", "POST", "clock", {"advance_seconds": seconds})
+
+
+MERGE_READ = ["email", "firstname", "lastname", "jobtitle", "hs_additional_emails", "hs_merged_object_ids"]
+
+
+def test_merge_makes_a_new_record_that_both_old_ids_read_as(sandbox, hs):
+    ada = create(hs, email="ada@example.com", firstname="Ada", salesforce_contact_id="003A")
+    advance(sandbox, 60)
+    bea = create(hs, email="bea@example.com", firstname="Bea", lastname="Byron", jobtitle="Analyst")
+    advance(sandbox, 60)
+    merged = merge(hs, ada.id, bea.id)
+
+    assert merged.id not in (ada.id, bea.id)
+    assert merged.created_at == T0  # the older record's
+    assert merged.updated_at == T0 + timedelta(seconds=120)
+    assert merged.properties["email"] == "ada@example.com"
+    assert merged.properties["firstname"] == "Ada"  # the primary's value wins
+    assert merged.properties["lastname"] == "Byron"  # a value only the secondary had is kept
+    assert merged.properties["jobtitle"] == "Analyst"
+    assert merged.properties["salesforce_contact_id"] == "003A"
+    assert merged.properties["hs_additional_emails"] == "bea@example.com"
+    assert merged.properties["hs_merged_object_ids"] == f"{ada.id};{bea.id}"
+
+    for old in (ada.id, bea.id):
+        read = hs.crm.contacts.basic_api.get_by_id(old, properties=MERGE_READ)
+        assert read.id == merged.id and read.properties["hs_merged_object_ids"] == f"{ada.id};{bea.id}"
+    batch = hs.crm.contacts.batch_api.read(
+        BatchReadInputSimplePublicObjectId(inputs=[{"id": ada.id}, {"id": bea.id}], properties=["email"])
+    )
+    assert [r.id for r in batch.results] == [merged.id, merged.id]
+    by_secondary = hs.crm.contacts.basic_api.get_by_id("bea@example.com", id_property="email")
+    assert by_secondary.id == merged.id
+    assert [c.id for c in hs.crm.contacts.basic_api.get_page().results] == [merged.id]
+    window = [{"propertyName": "lastmodifieddate", "operator": "GTE", "value": str(ms(T0 + timedelta(seconds=120)))}]
+    assert [r.id for r in search(hs, filter_groups=[{"filters": window}]).results] == [merged.id]
+    with pytest.raises(ApiException) as taken:
+        create(hs, email="bea@example.com")
+    assert taken.value.status == 409 and f"Existing ID: {merged.id}" in error_body(taken.value)["message"]
+
+    carl = create(hs, email="carl@example.com")
+    again = merge(hs, carl.id, ada.id)  # an old id names the merged record
+    assert again.properties["hs_merged_object_ids"] == ";".join(sorted([ada.id, bea.id, merged.id, carl.id], key=int))
+    assert again.properties["email"] == "carl@example.com"
+    assert again.properties["hs_additional_emails"] == "ada@example.com;bea@example.com"
+    assert hs.crm.contacts.basic_api.get_by_id(ada.id).id == again.id
+
+
+def test_merge_refusals(hs):
+    one, two = create(hs, email="one@example.com"), create(hs, email="two@example.com")
+    merged = merge(hs, one.id, two.id)
+    for primary, secondary, status in [(one.id, merged.id, 400), (merged.id, "999999", 404), ("", two.id, 400)]:
+        with pytest.raises(ApiException) as exc:
+            merge(hs, primary, secondary)
+        assert exc.value.status == status
+    hs.crm.contacts.basic_api.archive(merged.id)
+    with pytest.raises(ApiException) as archived:
+        merge(hs, create(hs, email="three@example.com").id, merged.id)
+    assert archived.value.status == 404
+
+
+def test_gdpr_delete_leaves_no_archived_copy(sandbox, hs):
+    gone = create(hs, email="gone@example.com")
+    other = create(hs, email="other@example.com")
+    hs.crm.contacts.basic_api.archive(other.id)
+    purge(hs, "gone@example.com", id_property="email")
+    purge(hs, other.id)  # an archived contact can be purged by its id
+    for contact_id in (gone.id, other.id):
+        for archived in (False, True):
+            with pytest.raises(ApiException) as exc:
+                hs.crm.contacts.basic_api.get_by_id(contact_id, archived=archived)
+            assert exc.value.status == 404
+    assert hs.crm.contacts.basic_api.get_page(archived=True).results == []
+    assert sandbox.admin("hubspot", "GET", "records").json()["contacts"] == []
+    read = hs.crm.contacts.batch_api.read(BatchReadInputSimplePublicObjectId(inputs=[{"id": gone.id}]))
+    assert read.errors[0].category == "OBJECT_NOT_FOUND"
+
+    with pytest.raises(ApiException) as unknown:
+        purge(hs, "424242")
+    assert unknown.value.status == 404
+    purge(hs, "never@example.com", id_property="email")  # unknown email: blocklisted, still 204
+    seeded = sandbox.admin("hubspot", "POST", "seed", {"contacts": [{"properties": {"email": "never@example.com"}}]})
+    assert seeded.json()["created"] == 0 and "permanently deleted" in seeded.json()["rejected"][0]["reason"]
+    assert create(hs, email="gone@example.com").id  # the API may add a blocklisted email back
+
+
+def test_gdpr_delete_of_a_merged_record_ends_its_old_ids(hs):
+    one, two = create(hs, email="m1@example.com"), create(hs, email="m2@example.com")
+    merged = merge(hs, one.id, two.id)
+    purge(hs, one.id)
+    for contact_id in (one.id, two.id, merged.id):
+        with pytest.raises(ApiException) as exc:
+            hs.crm.contacts.basic_api.get_by_id(contact_id)
+        assert exc.value.status == 404
+
+
+def test_archive_then_restore_keeps_the_id(sandbox, hs):
+    first, second = create(hs, email="first@example.com"), create(hs, email="second@example.com")
+    advance(sandbox, 30)
+    hs.crm.contacts.basic_api.archive(first.id)
+    hs.crm.contacts.batch_api.archive(BatchInputSimplePublicObjectId(inputs=[{"id": second.id}]))
+    listed = hs.crm.contacts.basic_api.get_page(archived=True, properties=["email"]).results
+    assert [(c.id, c.archived) for c in listed] == [(first.id, True), (second.id, True)]
+    assert listed[0].archived_at == T0 + timedelta(seconds=30)
+    assert hs.crm.contacts.basic_api.get_by_id(first.id, archived=True).archived is True
+    archived_batch = hs.crm.contacts.batch_api.read(
+        BatchReadInputSimplePublicObjectId(inputs=[{"id": first.id}, {"id": second.id}]), archived=True
+    )
+    assert sorted(r.id for r in archived_batch.results) == sorted([first.id, second.id])
+    assert hs.crm.contacts.basic_api.get_page().results == []
+
+    advance(sandbox, 30)
+    answer = sandbox.admin("hubspot", "POST", "restore", {"ids": [first.id]}).json()
+    assert answer == {"restored": [first.id], "failed": []}
+    back = hs.crm.contacts.basic_api.get_by_id(first.id, properties=["email"])
+    assert back.id == first.id and back.archived is False and back.properties["email"] == "first@example.com"
+    assert back.updated_at == T0 + timedelta(seconds=60)  # a restore moves lastmodifieddate
+    window = [{"propertyName": "lastmodifieddate", "operator": "GTE", "value": str(ms(T0 + timedelta(seconds=60)))}]
+    assert [r.id for r in search(hs, filter_groups=[{"filters": window}]).results] == [first.id]
+    with pytest.raises(ApiException) as taken:
+        create(hs, email="first@example.com")
+    assert taken.value.status == 409
+
+    taker = create(hs, email="second@example.com")  # an archived contact's email is free to take
+    blocked = sandbox.admin("hubspot", "POST", "restore", {"ids": [second.id, first.id, "999"]}).json()
+    assert blocked["restored"] == []
+    assert [f["id"] for f in blocked["failed"]] == [second.id, first.id, "999"]
+    assert blocked["failed"][0]["reason"] == f"Contact already exists. Existing ID: {taker.id}"
+    hs.crm.contacts.basic_api.archive(taker.id)
+    advance(sandbox, 91 * 86_400)
+    late = sandbox.admin("hubspot", "POST", "restore", {"ids": [taker.id]}).json()
+    assert "more than 90 days" in late["failed"][0]["reason"]
+
+
+def test_merge_and_gdpr_delete_need_the_write_scope_and_count_as_calls(sandbox, hs):
+    one, two = create(hs, email="s1@example.com"), create(hs, email="s2@example.com")
+    _, _, headers = hs.crm.contacts.basic_api.merge_with_http_info(
+        PublicMergeInput(primary_object_id=one.id, object_id_to_merge=two.id)
+    )
+    _, _, after = hs.crm.contacts.basic_api.get_page_with_http_info()
+    remaining = int(headers["X-HubSpot-RateLimit-Remaining"])
+    assert int(after["X-HubSpot-RateLimit-Remaining"]) == remaining - 1
+    stats = sandbox.admin("hubspot", "GET", "stats").json()
+    assert stats["POST /crm/v3/objects/contacts/merge"]["requests"] == 1
+    sandbox.admin("hubspot", "POST", "settings", {"scopes": ["crm.objects.contacts.read"]})
+    try:
+        for call in (lambda: merge(hs, one.id, two.id), lambda: purge(hs, one.id)):
+            with pytest.raises(ApiException) as exc:
+                call()
+            assert exc.value.status == 403 and error_body(exc.value)["category"] == "MISSING_SCOPES"
+    finally:
+        sandbox.admin("hubspot", "POST", "settings", {"scopes": list(ALL_SCOPES)})
