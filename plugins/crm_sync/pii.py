@@ -1,15 +1,19 @@
 """Emails and phones stay out of logs, the sync-health view and alerts unless the run's `log_pii` is on.
 
-Two tools: `redact` for free text (CRM error messages quote the value they refused), `mask_fields` for
-field-value maps (the fields a run wrote), which masks by field name so bare-digit phones are caught too.
-Ids are left alone: they are what an operator searches by. No Airflow imports.
+Three tools: `redact` for free text (CRM error messages quote the value they refused), `redact_column` for
+a column of it (the staged rejects' reasons), `mask_fields` for field-value maps (the fields a run wrote),
+which masks by field name so bare-digit phones are caught too. Ids and error codes are left alone: they are
+what an operator searches by and fixes a record with. No Airflow imports.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 EMAIL_MARK = "<email>"
 PHONE_MARK = "<phone>"
@@ -27,6 +31,11 @@ def redact(text: object, *, log_pii: bool = False) -> str:
     if log_pii:
         return str(text)
     return _PHONE.sub(PHONE_MARK, _EMAIL.sub(EMAIL_MARK, str(text)))
+
+
+def redact_column(texts: pd.Series, *, log_pii: bool = False) -> pd.Series:
+    """Each text of the column `redact`ed; missing values stay missing."""
+    return texts if log_pii else texts.map(redact, na_action="ignore")
 
 
 def mask_fields(fields: Mapping[str, Any], *, log_pii: bool = False) -> dict[str, Any]:

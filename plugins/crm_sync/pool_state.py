@@ -10,7 +10,8 @@ from typing import Any
 
 def pool_state(pool: Any) -> dict[str, Any]:
     """`{"account", "paused_seconds", "limits": {name: {"used", "limit", "window_seconds"}}}` of one pool;
-    a limit the vendor reports account-wide (Salesforce's daily budget) adds `org_used` and `org_maximum`."""
+    a limit the vendor reports account-wide (Salesforce's daily budget) adds `org_used`, `org_maximum` and
+    `ceiling` (the org usage the sync may reach: the maximum less the reserve, within the cap)."""
     usage = pool.usage()
     reported = pool.reported()
     limits = {}
@@ -21,7 +22,10 @@ def pool_state(pool: Any) -> dict[str, Any]:
             "window_seconds": lim.window_seconds,
         }
         if lim.name in reported:
-            limits[lim.name].update(org_used=reported[lim.name]["used"], org_maximum=reported[lim.name]["maximum"])
+            maximum = reported[lim.name]["maximum"]
+            limits[lim.name].update(
+                org_used=reported[lim.name]["used"], org_maximum=maximum, ceiling=lim.ceiling(maximum or None)
+            )
     return {"account": pool.account, "paused_seconds": round(float(usage["paused_seconds"]), 3), "limits": limits}
 
 

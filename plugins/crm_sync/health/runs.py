@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.sdk import ObjectStoragePath
 
+from crm_sync.health.times import parse_time
 from crm_sync.metrics import CRMS, rejects_by_target
 from crm_sync.staging import read_json, staging_base
 
@@ -27,6 +29,7 @@ def run_summary(report: dict[str, Any]) -> dict[str, Any]:
     api = report.get("api", {})
     return {
         "run_id": report["run_id"],
+        "data_interval_end": (report.get("data_interval") or {}).get("end"),
         "window": report["window"],
         "direction": report.get("direction"),
         "dry_run": bool(report.get("dry_run")),
@@ -46,11 +49,34 @@ def run_summary(report: dict[str, Any]) -> dict[str, Any]:
         "rejects": report.get("rejects", {}).get("count", 0),
         "rejects_by_target": rejects_by_target(report),
         "lag_seconds": report.get("lag_seconds"),
+        "org_budgets": org_budgets(report.get("rate_limit_pool") or {}),
     }
 
 
+def org_budgets(pools: dict[str, Any]) -> dict[str, dict[str, dict[str, int]]]:
+    """Per side and limit, the account-wide figures the vendor last reported (`used`, `maximum`, `ceiling`):
+    Salesforce's daily budget from `Sforce-Limit-Info`. Limits without such a header are left out."""
+    return {
+        side: {
+            name: {"used": limit["org_used"], "maximum": limit["org_maximum"], "ceiling": limit.get("ceiling")}
+            for name, limit in pool.get("limits", {}).items()
+            if limit.get("org_maximum")
+        }
+        for side, pool in pools.items()
+        if "error" not in pool
+    }
+
+
+def by_data_interval(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Newest data interval first, so a backfill's runs read in order whatever order they ran in; runs
+    whose report names no data interval (written before reports recorded it) follow, in the order given."""
+    missing = datetime.min.replace(tzinfo=UTC)
+    return sorted(runs, key=lambda run: parse_time(run["data_interval_end"]) or missing, reverse=True)
+
+
 def recent_runs(limit: int = 20) -> list[dict[str, Any]]:
-    return [run_summary(read_json(str(folder / "report.json"))) for folder in run_folders(limit)]
+    """The runs whose reports were written last, newest data interval first."""
+    return by_data_interval([run_summary(read_json(str(folder / "report.json"))) for folder in run_folders(limit)])
 
 
 def recent_rejects(limit_runs: int = 5) -> list[dict[str, Any]]:

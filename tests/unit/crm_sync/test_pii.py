@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
-from crm_sync.pii import mask_fields, redact
+from crm_sync.pii import mask_fields, redact, redact_column
 
 
 @pytest.mark.parametrize(
@@ -39,3 +40,11 @@ def test_mask_fields_masks_by_field_name_whatever_the_value() -> None:
         "link": "003X",
     }
     assert mask_fields(written, log_pii=True) == written
+
+
+def test_a_reason_column_is_redacted_value_by_value_and_keeps_its_gaps() -> None:
+    reasons = pd.Series(["Email address eric@x.lan is invalid", None, "duplicate of 003SB0000000056YAA"])
+    redacted = redact_column(reasons)
+    assert redacted.isna().tolist() == [False, True, False]
+    assert redacted.dropna().tolist() == ["Email address <email> is invalid", reasons[2]]
+    assert redact_column(reasons, log_pii=True).equals(reasons)
