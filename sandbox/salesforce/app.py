@@ -18,11 +18,12 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from sandbox.core import App, Clock, Request, Response
+from sandbox.core import App, Clock, Request, Response, parse_iso
 from sandbox.salesforce import render, soql
 from sandbox.salesforce.auth import ApiBudget, Credentials, OAuthError, Sessions
 from sandbox.salesforce.bulk import BulkError, BulkJobs
 from sandbox.salesforce.ids import QUERY_LOCATOR_PREFIX, IdFactory
+from sandbox.salesforce.recycle import ReplicationError, earliest_available, replication_window
 from sandbox.salesforce.schema import CONTACT, OBJECT_INFOS, OBJECTS, ObjectDef, object_def
 from sandbox.salesforce.store import Store
 from sandbox.salesforce.validation import RecordError, RecordFailed
@@ -102,6 +103,8 @@ class SalesforceApp(App):
         self._register_routes()
         self.admin_route("POST", "api-usage", self._admin_api_usage)
         self.admin_route("POST", "bulk", self._admin_bulk)
+        self.admin_route("POST", "merge", self._admin_merge)
+        self.admin_route("POST", "undelete", self._admin_undelete)
 
     # ---- plumbing -------------------------------------------------------------------------------
     def now(self) -> datetime:
@@ -121,6 +124,7 @@ class SalesforceApp(App):
         r("GET", API + r"/sobjects/(?P<sobject>\w+)/describe/?", self.describe)
         r("GET", API + r"/sobjects/(?P<sobject>\w+)/?", self.sobject_info)
         r("POST", API + r"/sobjects/(?P<sobject>\w+)/?", self.create)
+        r("GET", API + r"/sobjects/(?P<sobject>\w+)/deleted/?", self.get_deleted)
         r("GET", API + r"/sobjects/(?P<sobject>\w+)/(?P<record_id>[^/]+)/?", self.retrieve)
         r("PATCH", API + r"/sobjects/(?P<sobject>\w+)/(?P<record_id>[^/]+)/?", self.update)
         r("DELETE", API + r"/sobjects/(?P<sobject>\w+)/(?P<record_id>[^/]+)/?", self.delete)
@@ -175,6 +179,7 @@ class SalesforceApp(App):
             log.info("salesforce sandbox: daily API budget spent (%d)", self.budget.maximum)
             return Response(403, [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}])
         self.budget.count(now)
+        self.store.purge_recycle_bin(now)  # rows past the Recycle Bin's 15 days are gone before any read
         return None
 
     def after_request(self, req: Request, resp: Response) -> Response:
@@ -436,6 +441,68 @@ class SalesforceApp(App):
     def describe(self, req: Request, version: str, sobject: str) -> Response:
         obj = self._object(sobject)
         return Response(200, {**self._object_summary(obj, version), "fields": [f.describe() for f in obj.fields]})
+
+    # ---- Get Deleted, merge, undelete ---------------------------------------------------------------
+    def get_deleted(self, req: Request, version: str, sobject: str) -> Response:
+        """`GET sobjects/{type}/deleted/?start=&end=`: the deletions in a span still on record (rules in
+        `recycle.py`). One API call, like any other REST call."""
+        obj = self._object(sobject)
+        bounds = [req.arg("start"), req.arg("end")]
+        if not all(bounds):
+            raise ApiFailure(400, "MISSING_ARGUMENT", "start and end are required")
+        now = self.now()
+        try:
+            start, latest = replication_window(parse_iso(str(bounds[0])), parse_iso(str(bounds[1])), now)
+            found = self.store.deleted_between(obj, start, latest)
+        except ValueError:
+            raise ApiFailure(400, "INVALID_REPLICATION_DATE", "start and end must be ISO 8601 dateTimes") from None
+        except ReplicationError as exc:
+            raise ApiFailure(400, exc.error_code, exc.message) from None
+        except RecordFailed as failed:
+            raise ApiFailure(400, failed.errors[0].status_code, failed.errors[0].message) from None
+        body = {
+            "deletedRecords": [{"id": i, "deletedDate": render.format_datetime(stamp)} for stamp, i in found],
+            "earliestDateAvailable": render.format_datetime(earliest_available(now)),
+            "latestDateCovered": render.format_datetime(latest),
+        }
+        return Response(200, body)
+
+    def _admin_merge(self, req: Request) -> dict[str, Any]:
+        """Admin `POST merge`, standing in for SOAP `merge()` / Apex `merge` (REST has none): `{"masterRecord":
+        {"Id": master, <fields to set>}, "recordToMergeIds": [one or two ids]}` answers a MergeResult."""
+        body = req.json() or {}
+        master = body.get("masterRecord")
+        losers = body.get("recordToMergeIds")
+        if not isinstance(master, dict) or not master.get("Id") or not isinstance(losers, list):
+            raise ValueError("merge takes {'masterRecord': {'Id': ..., fields...}, 'recordToMergeIds': [...]}")
+        if (master.get("attributes") or {}).get("type", "Contact") != "Contact":
+            raise ValueError("the sandbox merges Contacts only")
+        if not 1 <= len(losers) <= 2 or len(set(losers)) != len(losers) or master["Id"] in losers:
+            raise ValueError("recordToMergeIds takes one or two ids other than the master's (3 records at most)")
+        values = {k: v for k, v in master.items() if k not in ("Id", "attributes")}
+        result = {"id": master["Id"], "success": True, "errors": [], "mergedRecordIds": [], "updatedRelatedIds": []}
+        try:
+            result["mergedRecordIds"] = self.store.merge(master["Id"], [str(i) for i in losers], values, self.now())
+        except RecordFailed as failed:
+            return {**result, "success": False, "errors": [e.as_result() for e in failed.errors]}
+        log.info("salesforce sandbox: merged %s into %s", result["mergedRecordIds"], master["Id"])
+        return result
+
+    def _admin_undelete(self, req: Request) -> list[dict[str, Any]]:
+        """Admin `POST undelete` `{"ids": [...]}`, standing in for SOAP/Apex `undelete`: UndeleteResults."""
+        ids = (req.json() or {}).get("ids")
+        if not isinstance(ids, list):
+            raise ValueError("undelete takes {'ids': [...]}")
+        now = self.now()
+        self.store.purge_recycle_bin(now)
+        results = []
+        for record_id in map(str, ids):
+            obj = next((o for o in OBJECTS.values() if record_id.startswith(o.key_prefix)), CONTACT)
+            try:
+                results.append({"id": self.store.undelete(obj, record_id, now), "success": True, "errors": []})
+            except RecordFailed as failed:
+                results.append({"id": record_id, "success": False, "errors": [e.as_result() for e in failed.errors]})
+        return results
 
     # ---- single records ---------------------------------------------------------------------------
     def create(self, req: Request, version: str, sobject: str) -> Response:

@@ -145,6 +145,16 @@ CONTACT = ObjectDef(
     (
         FieldDef("Id", "Contact ID", "id", 18, nillable=False, createable=False, updateable=False),
         FieldDef("AccountId", "Account ID", "reference", 18, reference_to="Account", relationship_name="Account"),
+        FieldDef(
+            "MasterRecordId",
+            "Master Record ID",
+            "reference",
+            18,
+            createable=False,
+            updateable=False,
+            reference_to="Contact",
+            relationship_name="MasterRecord",
+        ),
         FieldDef("FirstName", "First Name", "string", 40),
         FieldDef("LastName", "Last Name", "string", 80, nillable=False, required=True),
         FieldDef("Name", "Full Name", "string", 121, nillable=False, createable=False, updateable=False),

@@ -20,6 +20,7 @@ from typing import Any
 from sandbox.core import parse_iso
 from sandbox.salesforce import soql
 from sandbox.salesforce.ids import IdFactory, normalize_id
+from sandbox.salesforce.recycle import GET_DELETED_LIMIT, RecycleBin
 from sandbox.salesforce.render import truncate_ms
 from sandbox.salesforce.schema import ACCOUNT, CONTACT, LINK, OBJECTS, ObjectDef
 from sandbox.salesforce.validation import RecordError, RecordFailed, clean_values
@@ -47,6 +48,7 @@ class Store:
         self._stamps: list[tuple[datetime, str]] = []
         self._stale = 0
         self._undo: list[tuple[str, str, dict[str, Any] | None]] | None = None
+        self.recycle = RecycleBin()
 
     # ---- reads ----------------------------------------------------------------------------------
     def get(self, obj: ObjectDef, record_id: str) -> dict[str, Any] | None:
@@ -61,6 +63,9 @@ class Store:
         if relationship == "Account":
             account_id = row.get("AccountId")
             return self.rows["Account"].get(account_id) if account_id else None
+        if relationship == "MasterRecord":
+            master_id = row.get("MasterRecordId")
+            return self.rows["Contact"].get(master_id) if master_id else None
         return None
 
     # ---- query ------------------------------------------------------------------------------------
@@ -181,11 +186,77 @@ class Store:
             return self.create(CONTACT, {**body, EXTERNAL_ID: value}, now), True
         return self.update(CONTACT, existing["Id"], body, now), False
 
-    def delete(self, obj: ObjectDef, record_id: str, now: datetime) -> str:
+    def delete(self, obj: ObjectDef, record_id: str, now: datetime, master_id: str | None = None) -> str:
+        """Move a row to the Recycle Bin; a merge names the record it was merged into (`MasterRecordId`)."""
         current = self._writable(obj, record_id)
         row = {**current, "IsDeleted": True, "SystemModstamp": now}
+        if master_id is not None:
+            row["MasterRecordId"] = master_id
         self._put(obj, row, current)
+        self.recycle.add(now, obj.name, current["Id"])
         return current["Id"]
+
+    # ---- merge, undelete and the Recycle Bin ------------------------------------------------------
+    def merge(self, master_id: str, loser_ids: list[str], values: dict[str, Any], now: datetime) -> list[str]:
+        """SOAP `merge()` / Apex `merge` of Contacts: the master takes `values` (the field values the request
+        sets on it, checked as an update would be); the losers are deleted with MasterRecordId = the master,
+        so queryAll finds them (SOAP API guide, "merge()"). A unique value may move from a loser to the
+        master. The org's validation and duplicate rules are not applied to merges here. Returns the
+        losers' ids."""
+        master = self._writable(CONTACT, master_id)
+        losers = [self._writable(CONTACT, loser_id) for loser_id in loser_ids]
+        cleaned = clean_values(CONTACT, values, creating=False)
+        self._check_references(cleaned)
+        row = {**master, **cleaned, "LastModifiedDate": now, "SystemModstamp": now}
+        loser_keys = {loser["Id"] for loser in losers}
+        holder = self._by_external.get(_key(row[EXTERNAL_ID])) if EXTERNAL_ID and row.get(EXTERNAL_ID) else None
+        self._check_unique(CONTACT, row, holder if holder in loser_keys else master["Id"])
+        for loser in losers:
+            self.delete(CONTACT, loser["Id"], now, master_id=master["Id"])
+        self._put(CONTACT, row, self.rows["Contact"][master["Id"]])  # after the losers: its values index last
+        return [loser["Id"] for loser in losers]
+
+    def undelete(self, obj: ObjectDef, record_id: str, now: datetime) -> str:
+        """SOAP/Apex `undelete`: a row still in the Recycle Bin comes back under the same Id."""
+        normalized = normalize_id(record_id)
+        if normalized is None:
+            raise RecordFailed([RecordError("MALFORMED_ID", f"{obj.name} ID: id value of incorrect type: {record_id}")])
+        current = self.rows[obj.name].get(normalized)
+        if current is None and normalized not in self.recycle.purged:
+            raise RecordFailed([not_found()])
+        if current is None or not current["IsDeleted"]:
+            raise RecordFailed([RecordError("UNDELETE_FAILED", "Entity is not in the recycle bin")])
+        row = {**current, "IsDeleted": False, "SystemModstamp": now}
+        self._check_unique(obj, row, normalized)
+        self._put(obj, row, current)
+        return normalized
+
+    def purge_recycle_bin(self, now: datetime) -> int:
+        """Physically delete the rows that have been in the Recycle Bin longer than its retention period."""
+        purged = 0
+        for stamp, name, record_id in self.recycle.expired(now):
+            row = self.rows[name].get(record_id)
+            if row is None or not row["IsDeleted"] or row["SystemModstamp"] != stamp:
+                continue  # undeleted, deleted again later, or a rolled-back delete
+            self._unindex(OBJECTS[name], row)
+            del self.rows[name][record_id]
+            self.recycle.purged.add(record_id)
+            self._stale += name == "Contact"
+            purged += 1
+        return purged
+
+    def deleted_between(
+        self, obj: ObjectDef, start: datetime, end: datetime, limit: int = GET_DELETED_LIMIT
+    ) -> list[tuple[datetime, str]]:
+        """(deletedDate, Id) of the rows of `obj` deleted in [start, end) and still deleted (Get Deleted)."""
+        found = []
+        for stamp, record_id in self.recycle.between(start, end, obj.name):
+            row = self.rows[obj.name].get(record_id)
+            if row is not None and row["IsDeleted"] and row["SystemModstamp"] == stamp:
+                found.append((stamp, record_id))
+        if len(found) > limit:
+            raise RecordFailed([RecordError("EXCEEDED_ID_LIMIT", f"more than {limit} ids; narrow start and end")])
+        return found
 
     def account_for_name(self, name: str | None, now: datetime) -> str | None:
         """The Account with this name, created when missing (used by seeding)."""

@@ -646,3 +646,166 @@ def test_window_query_over_many_contacts_is_fast(sf_sandbox, sf):
     by_id = sf.query(format_soql("SELECT Id FROM Contact WHERE Email IN {}", ["c1@example.com", "c19999@example.com"]))
     assert by_id["totalSize"] == 2
     assert time.perf_counter() - started < 2
+
+
+# ---- identity changes: merge, delete and undelete, Get Deleted ----------------------------------------
+def merge(sandbox: SandboxProcess, master: dict[str, Any], losers: list[str]) -> requests.Response:
+    return sandbox.admin("salesforce", "POST", "merge", json={"masterRecord": master, "recordToMergeIds": losers})
+
+
+def undelete(sandbox: SandboxProcess, *ids: str) -> list[dict[str, Any]]:
+    return sandbox.admin("salesforce", "POST", "undelete", json={"ids": list(ids)}).json()
+
+
+def query_all(sf: Salesforce, soql: str) -> list[dict[str, Any]]:
+    return sf.query_all(soql, include_deleted=True)["records"]
+
+
+def stamp(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}+0000"
+
+
+def test_merge_deletes_losers_with_master_record_id(sf_sandbox, sf):
+    master, tall, small = seed(
+        sf_sandbox,
+        [
+            {"LastName": "Master", "Email": "m@example.com", "HubSpot_Contact_Id__c": "101"},
+            {"LastName": "Loser", "Title": "CTO", "HubSpot_Contact_Id__c": "102"},
+            {"LastName": "Other", "HubSpot_Contact_Id__c": "103"},
+        ],
+    )
+    advance(sf_sandbox, 60)
+    request = {"Id": master, "Title": "CTO", "HubSpot_Contact_Id__c": "102"}  # values taken from a loser
+    result = merge(sf_sandbox, request, [tall, small]).json()
+    assert result == {
+        "id": master,
+        "success": True,
+        "errors": [],
+        "mergedRecordIds": [tall, small],
+        "updatedRelatedIds": [],
+    }
+
+    assert [r["Id"] for r in sf.query("SELECT Id FROM Contact")["records"]] == [master]
+    kept = sf.Contact.get(master)
+    assert (kept["Title"], kept["HubSpot_Contact_Id__c"], kept["Email"]) == ("CTO", "102", "m@example.com")
+    assert kept["SystemModstamp"] == stamp(T0 + timedelta(seconds=60)) and kept["MasterRecordId"] is None
+    assert sf.Contact.get_by_custom_id("HubSpot_Contact_Id__c", "102")["Id"] == master
+    merged = query_all(
+        sf,
+        "SELECT Id, MasterRecordId, MasterRecord.LastName, SystemModstamp FROM Contact "
+        f"WHERE IsDeleted = true AND MasterRecordId != null AND SystemModstamp > {T0.isoformat()}",
+    )
+    assert [(r["Id"], r["MasterRecordId"], r["MasterRecord"]["LastName"]) for r in merged] == [
+        (tall, master, "Master"),
+        (small, master, "Master"),
+    ]
+    for loser in (tall, small):
+        with pytest.raises(SalesforceResourceNotFound):
+            sf.Contact.get(loser)
+    advance(sf_sandbox, 60)  # Get Deleted covers whole minutes up to the current one
+    deleted = sf.Contact.deleted(T0, T0 + timedelta(minutes=5))["deletedRecords"]
+    assert deleted == [{"id": i, "deletedDate": stamp(T0 + timedelta(seconds=60))} for i in sorted([tall, small])]
+
+    undone = undelete(sf_sandbox, tall, small)  # tall's unique value moved to the master
+    assert undone[0]["success"] is False and undone[0]["errors"][0]["statusCode"] == "DUPLICATE_VALUE"
+    assert undone[1] == {"id": small, "success": True, "errors": []}
+    assert sf.Contact.get(small)["IsDeleted"] is False
+
+
+def test_merge_refusals(sf_sandbox, sf):
+    master, loser, gone = seed(sf_sandbox, [{"LastName": "M"}, {"LastName": "L"}, {"LastName": "G"}])
+    sf.Contact.delete(gone)
+    malformed = [
+        ({"Id": master}, losers) for losers in ([], [loser, gone, "003SB0000000999AAA"], [master], [loser] * 2)
+    ]
+    for request, losers in [*malformed, ({"LastName": "no id"}, [loser])]:
+        with pytest.raises(requests.HTTPError) as refused:
+            merge(sf_sandbox, request, losers)
+        assert refused.value.response.status_code == 400 and refused.value.response.json()["error"]
+    for request, losers, code in [
+        ({"Id": master}, [gone], "ENTITY_IS_DELETED"),
+        ({"Id": gone}, [loser], "ENTITY_IS_DELETED"),
+        ({"Id": master}, ["003SB0000000999AAA"], "INVALID_CROSS_REFERENCE_KEY"),
+        ({"Id": master}, ["not-an-id"], "MALFORMED_ID"),
+        ({"Id": master, "Company": "Acme"}, [loser], "INVALID_FIELD"),
+        ({"Id": master, "MasterRecordId": loser}, [loser], "INVALID_FIELD_FOR_INSERT_UPDATE"),
+    ]:
+        result = merge(sf_sandbox, request, losers).json()
+        assert (result["success"], result["errors"][0]["statusCode"]) == (False, code)
+    assert len(sf.query("SELECT Id FROM Contact")["records"]) == 2  # nothing changed
+    with pytest.raises(SalesforceMalformedRequest) as exc:
+        sf.Contact.create({"LastName": "x", "MasterRecordId": master})
+    assert errors_of(exc)[0]["errorCode"] == "INVALID_FIELD_FOR_INSERT_UPDATE"
+
+
+def test_delete_then_undelete_within_the_recycle_bins_15_days(sf_sandbox, sf):
+    kept, gone = seed(sf_sandbox, [{"LastName": "Kept"}, {"LastName": "Gone", "Email": "g@example.com"}])
+    advance(sf_sandbox, 60)
+    assert sf.Contact.delete(gone) == 204
+    assert [r["Id"] for r in sf.query("SELECT Id FROM Contact")["records"]] == [kept]
+    assert [
+        (r["Id"], r["IsDeleted"]) for r in query_all(sf, f"SELECT Id, IsDeleted FROM Contact WHERE Id = '{gone}'")
+    ] == [(gone, True)]
+    advance(sf_sandbox, 14 * 86_400)
+    assert undelete(sf_sandbox, gone, kept, "003SB0000000999AAA", "nope") == [
+        {"id": gone, "success": True, "errors": []},
+        {
+            "id": kept,
+            "success": False,
+            "errors": [{"statusCode": "UNDELETE_FAILED", "message": "Entity is not in the recycle bin", "fields": []}],
+        },
+        {
+            "id": "003SB0000000999AAA",
+            "success": False,
+            "errors": [
+                {"statusCode": "INVALID_CROSS_REFERENCE_KEY", "message": "invalid cross reference id", "fields": []}
+            ],
+        },
+        {
+            "id": "nope",
+            "success": False,
+            "errors": [
+                {"statusCode": "MALFORMED_ID", "message": "Contact ID: id value of incorrect type: nope", "fields": []}
+            ],
+        },
+    ]
+    back = sf.Contact.get(gone)
+    assert (back["Id"], back["IsDeleted"], back["Email"]) == (gone, False, "g@example.com")
+    assert back["SystemModstamp"] == stamp(T0 + timedelta(days=14, seconds=60))  # an undelete moves it
+    assert back["LastModifiedDate"] == stamp(T0)
+
+    assert sf.Contact.delete(gone) == 204
+    advance(sf_sandbox, 15 * 86_400 - 1)
+    assert len(query_all(sf, f"SELECT Id FROM Contact WHERE Id = '{gone}'")) == 1  # still in the Recycle Bin
+    advance(sf_sandbox, 1)
+    assert query_all(sf, f"SELECT Id FROM Contact WHERE Id = '{gone}'") == []  # physically deleted
+    assert sf.query("SELECT COUNT() FROM Contact WHERE Email = 'g@example.com'")["totalSize"] == 0
+    assert undelete(sf_sandbox, gone)[0]["errors"][0]["statusCode"] == "UNDELETE_FAILED"
+
+
+def test_get_deleted_rules(sf_sandbox, sf):
+    _, gone = seed(sf_sandbox, [{"LastName": "Kept"}, {"LastName": "Gone"}])
+    advance(sf_sandbox, 90)
+    sf.Contact.delete(gone)
+    contacts = sf.Contact  # one SFType keeps its last answer's Sforce-Limit-Info
+    body = contacts.deleted(T0, T0 + timedelta(minutes=5))
+    assert body == {  # the current minute (14:01) is not covered yet; the deletion at 14:01:30 waits for it
+        "deletedRecords": [],
+        "earliestDateAvailable": stamp(T0 + timedelta(seconds=60) - timedelta(days=15)),
+        "latestDateCovered": stamp(T0 + timedelta(minutes=1)),
+    }
+    advance(sf_sandbox, 90)
+    used = contacts.api_usage["api-usage"].used
+    body = contacts.deleted(T0 + timedelta(seconds=119), T0 + timedelta(minutes=5))  # seconds are ignored
+    assert body["deletedRecords"] == [{"id": gone, "deletedDate": stamp(T0 + timedelta(seconds=90))}]
+    assert body["latestDateCovered"] == stamp(T0 + timedelta(minutes=3))
+    assert contacts.api_usage["api-usage"].used == used + 1  # one API call
+    for start, end in [
+        (T0, T0 + timedelta(seconds=119)),  # not more than a minute apart once seconds are dropped
+        (T0 - timedelta(days=15), T0),  # before the earliest date available
+    ]:
+        with pytest.raises(SalesforceMalformedRequest) as exc:
+            sf.Contact.deleted(start, end)
+        assert errors_of(exc)[0]["errorCode"] == "INVALID_REPLICATION_DATE"
+    advance(sf_sandbox, 15 * 86_400)
+    assert sf.Contact.deleted(T0 + timedelta(days=1), T0 + timedelta(days=2))["deletedRecords"] == []

@@ -174,3 +174,39 @@ def test_200k_contacts_window_query_does_not_scan():
     by_id = run(store, "SELECT Id FROM Contact WHERE Email IN ('c1@example.com', 'c199999@example.com')")
     assert len(by_id) == 2
     assert time.perf_counter() - started < 0.5
+
+
+# ---- merge, undelete and the Recycle Bin -----------------------------------------------------------------
+def test_merge_moves_a_unique_value_to_the_master_and_keeps_indexes(store):
+    master = store.create(CONTACT, {"LastName": "M", "HubSpot_Contact_Id__c": "1"}, T0)
+    loser = store.create(CONTACT, {"LastName": "L", "Email": "l@example.com", "HubSpot_Contact_Id__c": "2"}, T0)
+    later = T0 + timedelta(minutes=1)
+    assert store.merge(master, [loser], {"HubSpot_Contact_Id__c": "2", "Email": "l@example.com"}, later) == [loser]
+    assert store.by_external_id("2")["Id"] == master and store.by_external_id("1") is None
+    assert [r["Id"] for r in run(store, "SELECT Id FROM Contact WHERE Email = 'l@example.com'")] == [master]
+    gone = run(store, f"SELECT Id, MasterRecordId FROM Contact WHERE Id = '{loser}'", include_deleted=True)
+    assert gone == [store.rows["Contact"][loser]] and gone[0]["MasterRecordId"] == master
+    with pytest.raises(RecordFailed) as taken:
+        store.undelete(CONTACT, loser, later)
+    assert codes(taken) == ["DUPLICATE_VALUE"]
+    with pytest.raises(RecordFailed) as deleted:
+        store.merge(master, [loser], {}, later)
+    assert codes(deleted) == ["ENTITY_IS_DELETED"]
+
+
+def test_purge_after_15_days_and_get_deleted_limit(store):
+    first, second, third = (store.create(CONTACT, {"LastName": n, "Email": f"{n}@x.com"}, T0) for n in "abc")
+    for minutes, record_id in enumerate([first, second, third]):
+        store.delete(CONTACT, record_id, T0 + timedelta(minutes=minutes))
+    store.undelete(CONTACT, second, T0 + timedelta(minutes=5))  # its entry goes stale
+    window = (T0, T0 + timedelta(hours=1))
+    assert [i for _, i in store.deleted_between(CONTACT, *window)] == [first, third]
+    with pytest.raises(RecordFailed) as many:
+        store.deleted_between(CONTACT, *window, limit=1)
+    assert codes(many) == ["EXCEEDED_ID_LIMIT"]
+    assert store.purge_recycle_bin(T0 + timedelta(days=15)) == 1  # the first delete is exactly 15 days old
+    assert first not in store.rows["Contact"] and run(store, "SELECT Id FROM Contact WHERE Email = 'a@x.com'") == []
+    with pytest.raises(RecordFailed) as purged:
+        store.undelete(CONTACT, first, T0 + timedelta(days=15))
+    assert codes(purged) == ["UNDELETE_FAILED"]
+    assert store.purge_recycle_bin(T0 + timedelta(days=16)) == 1 and set(store.rows["Contact"]) == {second}
