@@ -64,6 +64,8 @@ class RecycleBin:
     def expired(self, now: datetime) -> list[tuple[datetime, str, str]]:
         """Remove and return the entries older than the retention period."""
         cut = bisect.bisect_right(self.entries, (now - RETENTION, "\uffff", "\uffff"))
+        if cut == 0:
+            return []  # the usual case, checked before every API call: no copy of the list
         gone, self.entries = self.entries[:cut], self.entries[cut:]
         return gone
 
