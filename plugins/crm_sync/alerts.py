@@ -1,7 +1,8 @@
 """When a finished run deserves an alert beyond failing (no Airflow: the report task sends them).
 
-Rejects passing a share of the contacts considered, a retry queue grown past a size, and the CRM's daily
-API budget used past a share. Each reason is one line; the notifier puts them in one message.
+Rejects passing a share of the contacts considered, any contact parked at once for a refusal no retry can pass,
+a retry queue grown past a size, and the CRM's daily API budget used past a share. Each reason is one line; the
+notifier puts them in one message.
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ def threshold_alerts(report: Mapping[str, Any], thresholds: AlertThresholds) -> 
             f"rejects: {rejected} of {considered} contacts considered ({rejected / considered:.1%}) "
             f"> {thresholds.reject_share:.1%}"
         )
+    parked = int((report.get("sync_state") or {}).get("retries_parked") or 0)
+    if parked:
+        # A permanent refusal (a validation or duplicate rule, field security...) is parked at once: no retry
+        # will land it, so someone has to fix the data or the rule.
+        reasons.append(f"parked: {parked} contacts refused for good this run (see the rejects; a data change retries)")
     queued = sum(int(n) for n in (report.get("retry_queue") or {}).values())
     if queued > thresholds.retry_queue:
         reasons.append(f"retry queue: {queued} contacts waiting or parked > {thresholds.retry_queue}")

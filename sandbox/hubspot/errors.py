@@ -97,8 +97,31 @@ def missing_scopes(scope: str) -> HubSpotError:
     )
 
 
-def contact_exists(existing_id: int) -> HubSpotError:
-    return HubSpotError(409, "CONFLICT", f"Contact already exists. Existing ID: {existing_id}")
+CONFLICT_SHAPES = ("CONFLICT", "OBJECT_ALREADY_EXISTS")
+
+
+def contact_exists(existing_id: int, shape: str = "CONFLICT") -> HubSpotError:
+    """409 for an email another contact holds, in either of HubSpot's shapes: category CONFLICT, or (newer
+    answers) OBJECT_ALREADY_EXISTS with error CONTACT_EXISTS, the existing contact's identity profile and an
+    `errors` entry naming the email (so an OBJECT_ALREADY_EXISTS body echoes it, as HubSpot's does)."""
+    message = f"Contact already exists. Existing ID: {existing_id}"
+    if shape == "CONFLICT":
+        return HubSpotError(409, "CONFLICT", message)
+    extra = {
+        "error": "CONTACT_EXISTS",
+        "identityProfile": {"vid": existing_id, "isContact": True, "isCanonicalProfile": True},
+        "errors": [{"message": f"A contact with this email already exists. Existing ID: {existing_id}", "in": "email"}],
+    }
+    return HubSpotError(409, "OBJECT_ALREADY_EXISTS", message, extra=extra)
+
+
+def invalid_option(name: str, value: str, options: list[str]) -> dict[str, Any]:
+    """One property-values problem: a value outside an enumeration property's options (HubSpot's wording)."""
+    return {
+        "message": f"{value} was not one of the allowed options: [{', '.join(options)}]",
+        "error": "INVALID_OPTION",
+        "name": name,
+    }
 
 
 def unique_value_conflict(prop: str, value: str, existing_id: int) -> HubSpotError:

@@ -1,6 +1,8 @@
 """Salesforce's own save-time checks on Contact/Account field values, with the real error codes and
 message texts: INVALID_FIELD, INVALID_FIELD_FOR_INSERT_UPDATE, REQUIRED_FIELD_MISSING, STRING_TOO_LONG,
 INVALID_EMAIL_ADDRESS, MALFORMED_ID. Uniqueness (DUPLICATE_VALUE) needs the data, so the store does it.
+The org's own rules, set through the admin API, come after those checks (`OrgRules`): validation rules
+(FIELD_CUSTOM_VALIDATION_EXCEPTION) and duplicate rules (DUPLICATES_DETECTED).
 
 As in Salesforce, leading/trailing white space is trimmed and an empty string stores as null, so ""
 for LastName is a missing required field.
@@ -10,8 +12,9 @@ All field-level problems of one record are reported together.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from sandbox.salesforce.ids import normalize_id
 from sandbox.salesforce.schema import ObjectDef
@@ -29,14 +32,17 @@ class RecordError:
     status_code: str
     message: str
     fields: list[str] = field(default_factory=list)
+    duplicate_result: dict[str, Any] | None = None  # a DuplicateError's matches (DUPLICATES_DETECTED only)
 
     def as_result(self) -> dict:
         """Shape used inside SaveResult/UpsertResult/DeleteResult `errors`."""
-        return {"statusCode": self.status_code, "message": self.message, "fields": self.fields}
+        result = {"statusCode": self.status_code, "message": self.message, "fields": self.fields}
+        return {**result, "duplicateResult": self.duplicate_result} if self.duplicate_result else result
 
     def as_rest(self) -> dict:
         """Shape of a top-level REST error body element."""
-        return {"message": self.message, "errorCode": self.status_code, "fields": self.fields}
+        body = {"message": self.message, "errorCode": self.status_code, "fields": self.fields}
+        return {"duplicateResult": self.duplicate_result, **body} if self.duplicate_result else body
 
 
 class RecordFailed(Exception):
@@ -121,3 +127,161 @@ def clean_values(obj: ObjectDef, values: dict[str, Any], creating: bool) -> dict
     if errors:
         raise RecordFailed(errors)
     return cleaned
+
+
+# ---- the org's own rules (admin-configured) ---------------------------------------------------------------
+
+DUPLICATE_HEADER = "Sforce-Duplicate-Rule-Header"
+
+
+def header_allows_save(value: str | None) -> bool:
+    """`allowSave=true` in a Sforce-Duplicate-Rule-Header (fields split by ";" or ","); absent: false,
+    the documented default for every field of the header."""
+    for part in re.split(r"[;,]", value or ""):
+        name, _, setting = part.partition("=")
+        if name.strip().lower() == "allowsave":
+            return setting.strip().lower() == "true"
+    return False
+
+
+@dataclass(frozen=True)
+class DuplicateRule:
+    """A Contact duplicate rule with an exact, case-insensitive matching rule on `match_fields`.
+
+    action "allow": Allow with Alert, so a save goes through only when the caller sends allowSave=true
+    (REST, Composite, sObject Collections); "block": Block, whatever the caller sends. Bulk API ingest
+    jobs never carry the header, so an alert-only rule blocks their rows too.
+    """
+
+    name: str
+    match_fields: tuple[str, ...] = ("Email",)
+    action: Literal["allow", "block"] = "allow"
+    message: str = "Use one of these records?"
+    on_update: bool = True
+
+    @classmethod
+    def from_admin(cls, body: dict[str, Any]) -> DuplicateRule:
+        action = body.get("action", "allow")
+        if action not in ("allow", "block"):
+            raise ValueError("a duplicate rule's action is 'allow' (with alert) or 'block'")
+        fields = tuple(body.get("match_fields") or ("Email",))
+        return cls(
+            name=str(body["name"]),
+            match_fields=fields,
+            action=action,
+            message=str(body.get("message") or cls.message),
+            on_update=bool(body.get("on_update", True)),
+        )
+
+
+@dataclass(frozen=True)
+class ValidationRule:
+    """A Contact validation rule refusing `field` equal (case-insensitively) to `refused_value`.
+
+    The error shows at `field` (named in the error's `fields`) unless `at_top` (Top of Page: `fields` empty).
+    """
+
+    name: str
+    field: str
+    refused_value: str
+    message: str
+    at_top: bool = False
+
+    @classmethod
+    def from_admin(cls, body: dict[str, Any]) -> ValidationRule:
+        return cls(
+            name=str(body["name"]),
+            field=str(body["field"]),
+            refused_value=str(body["refused_value"]),
+            message=str(body.get("message") or f"{body['field']} must not be {body['refused_value']}"),
+            at_top=bool(body.get("at_top", False)),
+        )
+
+
+@dataclass
+class OrgRules:
+    """The org's validation and duplicate rules on Contact, run after the system checks of a save."""
+
+    duplicate_rules: list[DuplicateRule] = field(default_factory=list)
+    validation_rules: list[ValidationRule] = field(default_factory=list)
+
+    def configure(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Admin API: `{"duplicate_rules": [...], "validation_rules": [...]}` replaces the given lists."""
+        if "duplicate_rules" in body:
+            self.duplicate_rules = [DuplicateRule.from_admin(rule) for rule in body["duplicate_rules"]]
+        if "validation_rules" in body:
+            self.validation_rules = [ValidationRule.from_admin(rule) for rule in body["validation_rules"]]
+        return self.settings()
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "duplicate_rules": [
+                rule.__dict__ | {"match_fields": list(rule.match_fields)} for rule in self.duplicate_rules
+            ],
+            "validation_rules": [rule.__dict__ for rule in self.validation_rules],
+        }
+
+    def check(
+        self,
+        row: dict[str, Any],
+        *,
+        creating: bool,
+        allow_save: bool,
+        matches: Callable[[DuplicateRule, dict[str, Any]], Iterable[str]],
+    ) -> None:
+        """Raise RecordFailed when a validation rule fires (every one that does), else when a duplicate rule
+        finds matches (`matches(rule, row)`: the ids of other live Contacts equal on the rule's fields)."""
+        failed = [rule for rule in self.validation_rules if _equal(row.get(rule.field), rule.refused_value)]
+        if failed:
+            raise RecordFailed(
+                [
+                    RecordError("FIELD_CUSTOM_VALIDATION_EXCEPTION", rule.message, [] if rule.at_top else [rule.field])
+                    for rule in failed
+                ]
+            )
+        for rule in self.duplicate_rules:
+            if not creating and not rule.on_update:
+                continue
+            if rule.action == "allow" and allow_save:
+                continue
+            if any(row.get(name) is None for name in rule.match_fields):
+                continue
+            found = list(matches(rule, row))
+            if found:
+                raise RecordFailed([_duplicate_error(rule, found)])
+
+
+def _equal(value: Any, refused: str) -> bool:
+    return value is not None and str(value).strip().casefold() == refused.strip().casefold()
+
+
+def _duplicate_error(rule: DuplicateRule, ids: list[str]) -> RecordError:
+    """DUPLICATES_DETECTED with the DuplicateResult Salesforce attaches (REST and SOAP): the rule, whether the
+    caller may override it, and per matching rule the matched records' ids (includeRecordDetails=false)."""
+    match_records = [
+        {
+            "additionalInformation": [],
+            "fieldDiffs": [],
+            "matchConfidence": 100.0,
+            "record": {"attributes": {"type": "Contact", "url": f"/services/data/v66.0/sobjects/Contact/{i}"}, "Id": i},
+        }
+        for i in ids
+    ]
+    result = {
+        "allowSave": rule.action == "allow",
+        "duplicateRule": rule.name,
+        "duplicateRuleEntityType": "Contact",
+        "errorMessage": rule.message,
+        "matchResults": [
+            {
+                "entityType": "Contact",
+                "errors": [],
+                "matchEngine": "ExactMatchEngine",
+                "matchRecords": match_records,
+                "rule": f"{rule.name}_Match",
+                "size": len(ids),
+                "success": True,
+            }
+        ],
+    }
+    return RecordError("DUPLICATES_DETECTED", rule.message, [], result)

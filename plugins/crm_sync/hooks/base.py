@@ -105,16 +105,19 @@ class ContactsHookMixin:
         return results
 
     def log_results(self, what: str, results: Sequence[RecordResult]) -> None:
-        """Counts and the CRM's error codes, never values (messages may echo emails)."""
-        codes = Counter(r.error_code or "UNKNOWN" for r in results if not r.ok)
-        failed = sum(codes.values())
+        """Counts and the CRM's error codes, never values (messages may echo emails); a record written without
+        the fields the CRM refused counts as ok and its refusal's code is listed."""
+        codes = Counter(r.error_code or "UNKNOWN" for r in results if not r.ok or r.refused_fields)
+        failed = sum(not r.ok for r in results)
         self.log.info(
-            "%s %s: %d records, %d ok, %d failed%s",
+            "%s %s: %d records, %d ok, %d failed, %d written without refused fields, %d permanent refusals%s",
             self.crm,
             what,
             len(results),
             len(results) - failed,
             failed,
+            sum(r.ok and bool(r.refused_fields) for r in results),
+            sum(r.permanent for r in results),
             f" ({', '.join(f'{code} {n}' for code, n in codes.most_common())})" if codes else "",
         )
 

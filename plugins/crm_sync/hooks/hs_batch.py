@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from crm_sync.hooks.hs_errors import CONFLICTS
+from crm_sync.hooks.refusals import hubspot_refusal
 from crm_sync.hooks.results import RecordResult, existing_id_from_message
 
 SECONDARY_EMAILS = "hs_additional_emails"  # ";"-separated; email look-ups match these too
@@ -95,14 +97,18 @@ def match_batch(
 
 
 def error_result(ref: str, error: Mapping[str, Any], target_id: str | None = None) -> RecordResult:
-    """One failed input with HubSpot's category and message (and the existing id on a conflict)."""
+    """One failed input with HubSpot's category and message, whether it is permanent and the properties it names,
+    and the existing id on a conflict (either shape: CONFLICT, or OBJECT_ALREADY_EXISTS in newer answers)."""
     message = error.get("message")
-    existing = existing_id_from_message(message) if error.get("category") == "CONFLICT" else None
+    category = error.get("category")
+    refusal = hubspot_refusal(category, message)
     return RecordResult(
         ref=ref,
-        target_id=target_id if target_id and error.get("category") != "OBJECT_NOT_FOUND" else None,
+        target_id=target_id if target_id and category != "OBJECT_NOT_FOUND" else None,
         ok=False,
-        error_code=error.get("category") or "UNKNOWN",
+        error_code=category or "UNKNOWN",
         message=message,
-        existing_id=existing,
+        existing_id=existing_id_from_message(message) if category in CONFLICTS else None,
+        permanent=refusal.permanent,
+        refused_fields=",".join(refusal.fields) or None,
     )

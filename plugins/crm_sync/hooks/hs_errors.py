@@ -1,6 +1,6 @@
 """HubSpot's refusals sorted by what they are about: one record, or the whole call.
 
-Only record-level errors (a bad value in one input, a duplicate, a missing target) may be narrowed down
+Only record-level errors (a bad value in one input, a duplicate or taken email, a missing target) may be narrowed down
 by splitting a batch and end as per-record rejects. Everything else (a spent daily limit, a missing
 scope, an upsert key that is not a unique property, a property that does not exist, a broken
 connection) would fail every record the same way: it is raised for Airflow's retry, with a text that
@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from typing import Any
 
 SCHEMA_ERRORS = frozenset({"PROPERTY_DOESNT_EXIST", "READ_ONLY_VALUE"})
+# A taken email or unique value: category CONFLICT, or OBJECT_ALREADY_EXISTS in newer answers (same 409).
+CONFLICTS = ("CONFLICT", "OBJECT_ALREADY_EXISTS")
 _PROPERTY_VALUES = "Property values were not valid: "
 _NON_UNIQUE = re.compile(r"Unable to perform update/upsert by non-unique \S+ property (?P<name>\S+)")
 
@@ -47,7 +49,7 @@ class HubSpotDailyLimitReached(HubSpotError):
 
 def is_record_level(category: str | None, message: str | None) -> bool:
     """A per-input problem (bad value, duplicate, conflict, missing target), not a configuration one."""
-    if category in ("CONFLICT", "OBJECT_NOT_FOUND"):
+    if category in (*CONFLICTS, "OBJECT_NOT_FOUND"):
         return True
     if category != "VALIDATION_ERROR" or not message:
         return False
@@ -56,17 +58,20 @@ def is_record_level(category: str | None, message: str | None) -> bool:
     return message.startswith("Duplicate")
 
 
-def schema_problems(message: str | None) -> list[str]:
-    """`PROPERTY_DOESNT_EXIST name` / `READ_ONLY_VALUE name` entries of a property-values message."""
+def property_problems(message: str | None) -> list[dict[str, Any]]:
+    """The problems of a `Property values were not valid: [...]` message (each with error, name, message)."""
     if not message or not message.startswith(_PROPERTY_VALUES):
         return []
     try:
         problems = json.loads(message[len(_PROPERTY_VALUES) :])
     except ValueError:
         return []
-    return [
-        f"{p.get('error')} {p.get('name')}" for p in problems if isinstance(p, dict) and p.get("error") in SCHEMA_ERRORS
-    ]
+    return [p for p in problems if isinstance(p, dict)] if isinstance(problems, list) else []
+
+
+def schema_problems(message: str | None) -> list[str]:
+    """`PROPERTY_DOESNT_EXIST name` / `READ_ONLY_VALUE name` entries of a property-values message."""
+    return [f"{p.get('error')} {p.get('name')}" for p in property_problems(message) if p.get("error") in SCHEMA_ERRORS]
 
 
 def configuration_detail(category: str | None, message: str | None, body: Mapping[str, Any]) -> str:

@@ -42,7 +42,7 @@ from crm_sync.hooks.hs_preflight import (
 )
 from crm_sync.hooks.hs_walker import PAGE_SIZE, parse_hubspot_ms, to_epoch_ms, walk_window
 from crm_sync.hooks.pools import DEFAULT_REDIS_CONN_ID
-from crm_sync.hooks.results import RecordResult
+from crm_sync.hooks.results import RecordResult, written_without
 from crm_sync.hooks.retry import RetryPolicy, TransientError
 from crm_sync.ratelimit import DEFAULT_KIND, SEARCH_KIND, Limit, RateLimitPool, hubspot_limits
 from crm_sync.ratelimit.backoff import parse_retry_after
@@ -426,8 +426,8 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
         self, inputs: Sequence[Mapping[str, Any]], refs: Sequence[str] | None = None
     ) -> list[RecordResult]:
         """Batch create of `{"properties": {...}}` inputs. A duplicate email comes back per record as
-        CONFLICT with `existing_id` set. Not idempotent: a dropped connection is not retried, so prefer
-        `upsert_contacts`."""
+        CONFLICT (or OBJECT_ALREADY_EXISTS) with `existing_id` set. Not idempotent: a dropped connection is not
+        retried, so prefer `upsert_contacts`."""
         refs = refs_for(inputs, refs, lambda item: None)
         keys = [str((item.get("properties") or {}).get("email") or "") or None for item in inputs]
         return self._write("create", _clean(inputs), refs, keys, "email", idempotent=False)
@@ -437,7 +437,8 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
     ) -> list[RecordResult]:
         """Batch update of `{"id": hubspot_id, "properties": {...}}` inputs."""
         refs = refs_for(inputs, refs, lambda item: item.get("id"))
-        return self._write("update", _clean(inputs), refs, [str(item["id"]) for item in inputs], "id")
+        ids = [str(item["id"]) for item in inputs]
+        return self._write("update", _clean(inputs), refs, ids, "id", drop_refused=True)
 
     def upsert_contacts(
         self, inputs: Sequence[Mapping[str, Any]], refs: Sequence[str] | None = None
@@ -455,7 +456,53 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
             raise ValueError("upsert: every input needs the id property's value as `id`")
         refs = refs_for(inputs, refs, lambda item: item.get("id"))
         (id_property,) = id_properties
-        return self._write("upsert", _clean(inputs), refs, [str(item["id"]) for item in inputs], id_property)
+        cleaned = _clean(inputs)
+        results = self._write("upsert", cleaned, refs, [str(item["id"]) for item in inputs], id_property)
+        if id_property != "email":
+            self._link_taken_emails(cleaned, results, id_property)
+        return results
+
+    def _link_taken_emails(self, inputs: list[dict[str, Any]], results: list[RecordResult], link: str) -> None:
+        """An upsert refused because another contact holds its email (409, either shape) links that contact
+        instead, when it has the same normalised email and no link yet: its link property is set, nothing else
+        (its values meet the source's in the next run's merge). The result then names it as `existing_id`."""
+        taken = {
+            i: result.existing_id
+            for i, result in enumerate(results)
+            if not result.ok and result.existing_id and (inputs[i]["properties"].get("email") or "").strip()
+        }
+        if not taken:
+            return
+        found = self._batch_read(["email", link], list(taken.values()), None)
+        holders = {str(row["id"]): row for row in found.to_dict("records")}
+        linkable = [
+            i
+            for i, existing in taken.items()
+            if existing in holders
+            and _same_email(holders[existing].get("email"), inputs[i]["properties"].get("email"))
+            and _blank(holders[existing].get(link))
+        ]
+        if not linkable:
+            return
+        linked = self._write(
+            "update",
+            [{"id": taken[i], "properties": {link: inputs[i]["id"]}} for i in linkable],
+            [results[i].ref for i in linkable],
+            [taken[i] for i in linkable],
+            "id",
+        )
+        for i, outcome in zip(linkable, linked, strict=True):
+            if outcome.ok:
+                results[i] = RecordResult(
+                    ref=results[i].ref,
+                    target_id=taken[i],
+                    ok=True,
+                    existing_id=taken[i],
+                    message=f"linked to existing contact {taken[i]} (same email, no link); values not written",
+                )
+        self.log.info(
+            "HubSpot upsert: %d of %d taken emails linked to their unlinked contact", len(linkable), len(taken)
+        )
 
     def archive_contacts(self, ids: Sequence[str], refs: Sequence[str] | None = None) -> list[RecordResult]:
         """Batch archive by id (HubSpot answers 204 for the batch, also for unknown ids)."""
@@ -487,13 +534,35 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
         key_of_result: str,
         *,
         idempotent: bool = True,
+        drop_refused: bool = False,
     ) -> list[RecordResult]:
-        return self.write_in_batches(
-            kind,
-            len(inputs),
-            BATCH_SIZE,
-            lambda part: self._write_batch(kind, inputs[part], refs[part], keys[part], key_of_result, idempotent),
-        )
+        """Batches of 100. `drop_refused` (updates: the contact exists): an input refused for values of properties
+        it carries is sent once more without them, so its other properties are written and the refusal stays on
+        its result (as reconcile rejects a refused value alone; a create is refused whole)."""
+
+        def write(part: slice) -> list[RecordResult]:
+            batch = inputs[part]
+            results = self._write_batch(kind, batch, refs[part], keys[part], key_of_result, idempotent)
+            again = [
+                (i, dropped)
+                for i, result in enumerate(results)
+                if drop_refused and (dropped := _droppable(result, batch[i]))
+            ]
+            if again:
+                self.log.info("HubSpot %s: %d inputs sent again without their refused properties", kind, len(again))
+                retried = self._write_batch(
+                    kind,
+                    [_without(batch[i], dropped) for i, dropped in again],
+                    [results[i].ref for i, _ in again],
+                    [keys[part][i] for i, _ in again],
+                    key_of_result,
+                    idempotent,
+                )
+                for (i, _), result in zip(again, retried, strict=True):
+                    results[i] = written_without(result, results[i])
+            return results
+
+        return self.write_in_batches(kind, len(inputs), BATCH_SIZE, write)
 
     def _write_batch(
         self,
@@ -589,6 +658,29 @@ def _clean(inputs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         out["properties"] = dict(item.get("properties") or {})
         cleaned.append(out)
     return cleaned
+
+
+def _droppable(result: RecordResult, item: Mapping[str, Any]) -> set[str]:
+    """The properties to leave out when sending `item` again: all its refusal names, when it carries them all and
+    others besides (an input left with nothing to write is refused whole)."""
+    named = set((result.refused_fields or "").split(",")) - {""}
+    if result.ok or not named or not named < set(item.get("properties") or {}):
+        return set()
+    return named
+
+
+def _without(item: Mapping[str, Any], dropped: set[str]) -> dict[str, Any]:
+    return {**item, "properties": {k: v for k, v in (item.get("properties") or {}).items() if k not in dropped}}
+
+
+def _blank(value: Any) -> bool:
+    """None, NaN (a frame's missing value) or only white space."""
+    return value is None or value != value or not str(value).strip()
+
+
+def _same_email(left: Any, right: Any) -> bool:
+    """Equal after trimming and lower-casing (the mapping's email normalisation)."""
+    return not _blank(left) and str(left).strip().lower() == str(right or "").strip().lower()
 
 
 def _with_always(properties: Sequence[str]) -> list[str]:

@@ -41,7 +41,8 @@ from simple_salesforce.util import exception_handler
 from crm_sync.hooks import soql
 from crm_sync.hooks.base import ContactsHookMixin, refs_for
 from crm_sync.hooks.pools import DEFAULT_REDIS_CONN_ID
-from crm_sync.hooks.results import RecordResult
+from crm_sync.hooks.refusals import salesforce_refusal
+from crm_sync.hooks.results import RecordResult, written_without
 from crm_sync.hooks.retry import RetryPolicy, TransientError
 from crm_sync.hooks.sf_auth import SalesforceCredentials, fetch_token
 from crm_sync.hooks.sf_bulk import DONE_STATES, BulkJobFailed, ingest_csv, job_results, poll_intervals
@@ -61,6 +62,7 @@ T = TypeVar("T")
 DEFAULT_LINK_FIELD = LinkConfig().salesforce  # the mapping's default; callers pass MappingConfig.link.salesforce
 COLLECTION_SIZE = 200  # sObject Collections accept up to 200 records a request
 COMPOSITE_QUERIES = 5  # a composite request holds up to 25 subrequests, at most 5 of them queries
+DUPLICATE_RULE_HEADER = "Sforce-Duplicate-Rule-Header"  # REST API 52.0+; Bulk API jobs ignore it
 WriteOperation = Literal["upsert", "update", "delete"]
 
 
@@ -150,6 +152,13 @@ class SalesforceContactsHook(ContactsHookMixin, SalesforceHook):
     @property
     def api_version(self) -> str:
         return str(self._extras.get("version") or DEFAULT_API_VERSION)
+
+    @property
+    def duplicate_rule_header(self) -> dict[str, str]:
+        """The REST writes' Sforce-Duplicate-Rule-Header from the connection extra `duplicate_rule_allow_save`
+        (default false, as Salesforce's: an alert-only duplicate rule then blocks the save)."""
+        allow = str(self._extras.get("duplicate_rule_allow_save", "false")).strip().lower() in ("true", "1", "yes")
+        return {DUPLICATE_RULE_HEADER: f"allowSave={'true' if allow else 'false'}"}
 
     @property
     def bulk_threshold(self) -> int:
@@ -397,7 +406,9 @@ class SalesforceContactsHook(ContactsHookMixin, SalesforceHook):
             "create",
             records,
             refs,
-            lambda sf, body: sf.restful("composite/sobjects", method="POST", json=body),
+            lambda sf, body: sf.restful(
+                "composite/sobjects", method="POST", json=body, headers=self.duplicate_rule_header
+            ),
             idempotent=False,
         )
 
@@ -410,7 +421,10 @@ class SalesforceContactsHook(ContactsHookMixin, SalesforceHook):
             "update",
             records,
             refs,
-            lambda sf, body: sf.restful("composite/sobjects", method="PATCH", json=body),
+            lambda sf, body: sf.restful(
+                "composite/sobjects", method="PATCH", json=body, headers=self.duplicate_rule_header
+            ),
+            drop_refused=True,
         )
 
     def upsert_contacts(
@@ -423,7 +437,12 @@ class SalesforceContactsHook(ContactsHookMixin, SalesforceHook):
         (external_id_field,) = soql.check_fields([external_id_field])
         refs = refs_for(records, refs, lambda r: r.get(external_id_field))
         path = f"composite/sobjects/Contact/{external_id_field}"
-        return self._collections("upsert", records, refs, lambda sf, body: sf.restful(path, method="PATCH", json=body))
+        return self._collections(
+            "upsert",
+            records,
+            refs,
+            lambda sf, body: sf.restful(path, method="PATCH", json=body, headers=self.duplicate_rule_header),
+        )
 
     def delete_contacts(self, ids: Sequence[str], refs: Sequence[str] | None = None) -> list[RecordResult]:
         """Delete by Id (to the recycle bin), 200 ids a request."""
@@ -444,14 +463,30 @@ class SalesforceContactsHook(ContactsHookMixin, SalesforceHook):
         send: Callable[[Salesforce, dict[str, Any]], Any],
         *,
         idempotent: bool = True,
+        drop_refused: bool = False,
     ) -> list[RecordResult]:
-        def write(part: slice) -> list[RecordResult]:
-            body = {
-                "allOrNone": False,
-                "records": [{"attributes": {"type": "Contact"}, **record} for record in records[part]],
-            }
+        """Collections of up to 200 records. `drop_refused` (updates: the record exists): a record refused for
+        values of fields it carries is sent once more without them, so its other fields are written and the
+        refusal stays on its result (as reconcile rejects a refused value alone; a create is refused whole)."""
+
+        def send_part(part: Sequence[Mapping[str, Any]], part_refs: Sequence[str]) -> list[RecordResult]:
+            body = {"allOrNone": False, "records": [{"attributes": {"type": "Contact"}, **record} for record in part]}
             response = self._call(what, lambda sf: send(sf, body), idempotent=idempotent)
-            return _collection_results(response or [], refs[part], what)
+            return _collection_results(response or [], part_refs, what)
+
+        def write(part: slice) -> list[RecordResult]:
+            results = send_part(records[part], refs[part])
+            again = [
+                (index, {k: v for k, v in record.items() if k not in dropped})
+                for index, (record, result) in enumerate(zip(records[part], results, strict=True))
+                if drop_refused and (dropped := _droppable(result, record))
+            ]
+            if again:
+                self.log.info("Salesforce %s: %d records sent again without their refused fields", what, len(again))
+                retried = send_part([record for _, record in again], [results[i].ref for i, _ in again])
+                for (index, _), result in zip(again, retried, strict=True):
+                    results[index] = written_without(result, results[index])
+            return results
 
         return self.write_in_batches(what, len(records), COLLECTION_SIZE, write)
 
@@ -582,16 +617,32 @@ def _collection_results(response: Sequence[Mapping[str, Any]], refs: Sequence[st
         raise ValueError(f"{what}: {len(response)} results for {len(refs)} records")
     results = []
     for item, ref in zip(response, refs, strict=True):
-        errors = item.get("errors") or []
         ok = bool(item.get("success"))
+        if ok:
+            created = bool(item.get("created", what == "create"))
+            results.append(RecordResult(ref=ref, target_id=item.get("id"), ok=True, created=created))
+            continue
+        refusal = salesforce_refusal(item.get("errors") or [])
         results.append(
             RecordResult(
                 ref=ref,
                 target_id=item.get("id"),
-                ok=ok,
-                created=bool(item.get("created", what == "create")) if ok else False,
-                error_code=errors[0].get("statusCode") if errors else None,
-                message="; ".join(str(e.get("message", "")) for e in errors) or None,
+                ok=False,
+                error_code=refusal.code,
+                message=refusal.message or None,
+                permanent=refusal.permanent,
+                refused_fields=",".join(refusal.fields) or None,
             )
         )
     return results
+
+
+def _droppable(result: RecordResult, record: Mapping[str, Any]) -> set[str]:
+    """The fields to leave out when sending `record` again: every field its refusal names, when the record carries
+    them all and others besides Id (a validation rule may name a field the record did not send; a record left
+    with nothing to write is refused whole)."""
+    named = {name.lower() for name in (result.refused_fields or "").split(",") if name}
+    sent = {name.lower() for name in record} - {"id"}
+    if result.ok or not named or not named < sent:
+        return set()
+    return {name for name in record if name.lower() in named}

@@ -14,6 +14,7 @@ import io
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from crm_sync.hooks.refusals import salesforce_bulk_refusal
 from crm_sync.hooks.results import RecordResult
 
 BULK_NULL = "#N/A"  # Bulk API CSV: an empty cell leaves a field alone, #N/A sets it to null
@@ -80,6 +81,7 @@ def job_results(
                 ok=False,
                 error_code=code or "UNKNOWN",
                 message=message.strip() or None,
+                permanent=salesforce_bulk_refusal(code),
             )
         )
     for row in _rows(unprocessed):

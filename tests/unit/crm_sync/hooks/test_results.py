@@ -20,7 +20,12 @@ def test_salesforce_collection_results_keep_salesforce_codes():
     results = _collection_results(response, ["a", "b", "c"], "upsert")
     assert results[0] == RecordResult("a", "003A", True, created=True)
     assert results[1] == RecordResult(
-        "b", None, False, error_code="REQUIRED_FIELD_MISSING", message="Required fields are missing: [LastName]"
+        "b",
+        None,
+        False,
+        error_code="REQUIRED_FIELD_MISSING",
+        message="Required fields are missing: [LastName]",
+        permanent=True,  # the record's data: sending it again unchanged cannot pass
     )
     assert results[2].created is False
 

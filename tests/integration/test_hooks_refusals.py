@@ -1,0 +1,214 @@
+"""Refusals no retry can pass (issue 18), through the real clients against both sandboxes: Salesforce duplicate
+rules and the Sforce-Duplicate-Rule-Header (ignored by Bulk API jobs), validation rules, HubSpot's two 409
+shapes, INVALID_OPTION; a refused field leaves the rest of its record written, a taken email links."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import redis
+import requests
+
+from crm_sync.hooks.hubspot import HubSpotContactsHook
+from crm_sync.hooks.retry import RetryPolicy
+from crm_sync.hooks.salesforce import SalesforceContactsHook
+from sandbox.testing import SandboxProcess
+from tests.integration.conftest import wired_sandbox
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
+LINK = "salesforce_contact_id"
+FAST = RetryPolicy(attempts=3, base=0.01, cap=0.05)
+EMAIL_RULE = {"name": "Contact_Email_Alert", "match_fields": ["Email"], "action": "allow"}
+INTERN_RULE = {"name": "No_Interns", "field": "Title", "refused_value": "Intern", "message": "Title must not be Intern"}
+
+
+@pytest.fixture(scope="module")
+def crm(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[SandboxProcess]:
+    with wired_sandbox(tmp_path_factory.mktemp("refusals"), redis_url, 11, NOW) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def both(crm: SandboxProcess) -> SandboxProcess:
+    """Fresh data, rules and settings in both sandboxes, a fresh pool."""
+    redis.Redis.from_url(os.environ["AIRFLOW_CONN_REDIS_DEFAULT"]).flushdb()
+    for system in ("salesforce", "hubspot"):
+        crm.admin(system, "POST", "reset")
+    crm.admin("salesforce", "POST", "rules", json={"duplicate_rules": [], "validation_rules": []})
+    crm.admin("hubspot", "POST", "settings", json={"batch_mode": "multi-status", "conflict_shape": "CONFLICT"})
+    return crm
+
+
+def _allow_save(monkeypatch: pytest.MonkeyPatch, value: bool) -> None:
+    """The Salesforce connection with the extra `duplicate_rule_allow_save`."""
+    conn = json.loads(os.environ["AIRFLOW_CONN_SALESFORCE_DEFAULT"])
+    conn["extra"]["duplicate_rule_allow_save"] = value
+    monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", json.dumps(conn))
+
+
+def _sf_seed(crm: SandboxProcess, contacts: list[dict[str, Any]]) -> list[str]:
+    result = crm.admin("salesforce", "POST", "seed", json={"contacts": contacts}).json()
+    assert not result["rejected"], result["rejected"]
+    return result["ids"]
+
+
+def _sf_contact(crm: SandboxProcess, record_id: str) -> dict[str, Any]:
+    return next(c for c in crm.admin("salesforce", "GET", "records").json()["contacts"] if c["Id"] == record_id)
+
+
+def _hs_contacts(crm: SandboxProcess) -> dict[str, dict[str, Any]]:
+    return {c["id"]: c["properties"] for c in crm.admin("hubspot", "GET", "records").json()["contacts"]}
+
+
+# -- Salesforce duplicate rules -----------------------------------------------------------------------------
+
+
+def test_an_alert_only_duplicate_rule_blocks_api_saves_by_default_and_names_the_match(both, monkeypatch):
+    (existing,) = _sf_seed(both, [{"Email": "dup@example.com", "LastName": "First"}])
+    both.admin("salesforce", "POST", "rules", json={"duplicate_rules": [EMAIL_RULE]})
+    record = {"Email": "DUP@example.com", "LastName": "Second", "HubSpot_Contact_Id__c": "501"}
+
+    (refused,) = SalesforceContactsHook(retry_policy=FAST).upsert_contacts([record], refs=["501"])
+    assert not refused.ok and refused.error_code == "DUPLICATES_DETECTED" and refused.permanent
+    assert existing in refused.message and "Contact_Email_Alert" in refused.message
+    assert refused.refused_fields is None  # a duplicate is the whole record, no field to leave out
+
+    _allow_save(monkeypatch, True)
+    (saved,) = SalesforceContactsHook(retry_policy=FAST).upsert_contacts([record], refs=["501"])
+    assert saved.ok and saved.created
+
+
+def test_a_blocking_duplicate_rule_refuses_even_with_allow_save(both, monkeypatch):
+    _sf_seed(both, [{"Email": "dup@example.com", "LastName": "First"}])
+    both.admin("salesforce", "POST", "rules", json={"duplicate_rules": [{**EMAIL_RULE, "action": "block"}]})
+    _allow_save(monkeypatch, True)
+    record = {"Email": "dup@example.com", "LastName": "Second", "HubSpot_Contact_Id__c": "502"}
+    (refused,) = SalesforceContactsHook(retry_policy=FAST).upsert_contacts([record])
+    assert refused.error_code == "DUPLICATES_DETECTED" and refused.permanent
+
+
+def test_bulk_api_jobs_ignore_the_header(both, monkeypatch):
+    _sf_seed(both, [{"Email": "dup@example.com", "LastName": "First"}])
+    both.admin("salesforce", "POST", "rules", json={"duplicate_rules": [EMAIL_RULE]})
+    _allow_save(monkeypatch, True)
+    records = [
+        {"Email": "dup@example.com", "LastName": "Second", "HubSpot_Contact_Id__c": "503"},
+        {"Email": "new@example.com", "LastName": "Third", "HubSpot_Contact_Id__c": "504"},
+    ]
+    hook = SalesforceContactsHook(retry_policy=FAST, bulk_poll_seconds=0.01)
+    by_ref = {r.ref: r for r in hook.bulk_write("upsert", records, refs=["503", "504"])}
+    assert by_ref["503"].error_code == "DUPLICATES_DETECTED" and by_ref["503"].permanent
+    assert by_ref["504"].ok
+
+
+# -- Salesforce validation rules ----------------------------------------------------------------------------
+
+
+def test_a_validation_rule_refuses_its_field_alone_and_the_rest_is_written(both):
+    (contact,) = _sf_seed(both, [{"Email": "v@example.com", "LastName": "Val", "Title": "Boss", "Phone": "1"}])
+    both.admin("salesforce", "POST", "rules", json={"validation_rules": [INTERN_RULE]})
+    hook = SalesforceContactsHook(retry_policy=FAST)
+    hook.get_conn()  # the token request
+    calls = hook.api_calls
+    (result,) = hook.update_contacts([{"Id": contact, "Title": "Intern", "Phone": "+1 555 0100"}], refs=["h1"])
+    assert result.ok and result.target_id == contact
+    assert result.error_code == "FIELD_CUSTOM_VALIDATION_EXCEPTION" and result.permanent
+    assert result.refused_fields == "Title" and "Title must not be Intern" in result.message
+    stored = _sf_contact(both, contact)
+    assert stored["Phone"] == "+1 555 0100" and stored["Title"] == "Boss"
+    assert hook.api_calls - calls == 2  # the collection, then the one record again without Title
+
+
+def test_a_top_of_page_validation_rule_refuses_the_whole_record(both):
+    (contact,) = _sf_seed(both, [{"Email": "t@example.com", "LastName": "Top", "Phone": "1"}])
+    both.admin("salesforce", "POST", "rules", json={"validation_rules": [{**INTERN_RULE, "at_top": True}]})
+    (result,) = SalesforceContactsHook(retry_policy=FAST).update_contacts(
+        [{"Id": contact, "Title": "intern", "Phone": "2"}]
+    )
+    assert not result.ok and result.permanent and result.refused_fields is None
+    assert result.error_code == "FIELD_CUSTOM_VALIDATION_EXCEPTION"
+    assert _sf_contact(both, contact)["Phone"] == "1"
+
+
+def test_a_rule_naming_a_field_the_record_did_not_send_refuses_it_whole(both):
+    """A validation rule sees the whole record: a link-only update of a contact already holding the refused
+    title is refused for Title, which leaving nothing out can change."""
+    (contact,) = _sf_seed(both, [{"Email": "w@example.com", "LastName": "Whole", "Title": "Intern"}])
+    both.admin("salesforce", "POST", "rules", json={"validation_rules": [INTERN_RULE]})
+    hook = SalesforceContactsHook(retry_policy=FAST)
+    hook.get_conn()  # the token request
+    calls = hook.api_calls
+    (result,) = hook.update_contacts([{"Id": contact, "HubSpot_Contact_Id__c": "505"}])
+    assert not result.ok and result.permanent and result.refused_fields == "Title"
+    assert hook.api_calls - calls == 1  # not sent again
+
+
+# -- HubSpot: the two 409 shapes, INVALID_OPTION, linking a taken email -------------------------------------
+
+
+@pytest.mark.parametrize("shape", ["CONFLICT", "OBJECT_ALREADY_EXISTS"])
+@pytest.mark.parametrize("mode", ["multi-status", "atomic"])
+def test_both_409_shapes_are_record_level_with_the_existing_id(both, shape, mode):
+    both.admin("hubspot", "POST", "settings", json={"batch_mode": mode, "conflict_shape": shape})
+    hook = HubSpotContactsHook(retry_policy=FAST)
+    (first,) = hook.create_contacts([{"properties": {"email": "taken@example.com", "lastname": "A"}}])
+    inputs = [{"properties": {"email": f"n{i}@example.com", "lastname": "N"}} for i in range(3)]
+    inputs.insert(1, {"properties": {"email": "Taken@example.com", "lastname": "B"}})
+    results = hook.create_contacts(inputs, refs=["a", "b", "c", "d"])
+    assert [r.ok for r in results] == [True, False, True, True]  # the others still written
+    assert results[1].error_code == shape and results[1].existing_id == first.target_id and results[1].permanent
+
+
+@pytest.mark.parametrize("shape", ["CONFLICT", "OBJECT_ALREADY_EXISTS"])
+def test_an_upsert_whose_email_an_unlinked_contact_holds_links_it(both, shape):
+    both.admin("hubspot", "POST", "settings", json={"conflict_shape": shape})
+    hook = HubSpotContactsHook(retry_policy=FAST)
+    unlinked, linked = hook.create_contacts(
+        [
+            {"properties": {"email": "same@example.com", "firstname": "Hub"}},
+            {"properties": {"email": "other@example.com", "firstname": "Hub", LINK: "003OTHER"}},
+        ]
+    )
+    inputs = [
+        {"idProperty": LINK, "id": "003NEW1", "properties": {"email": " SAME@example.com", "firstname": "Sales"}},
+        {"idProperty": LINK, "id": "003NEW2", "properties": {"email": "other@example.com", "firstname": "Sales"}},
+    ]
+    first, second = hook.upsert_contacts(inputs, refs=["003NEW1", "003NEW2"])
+    assert first.ok and first.target_id == unlinked.target_id and first.existing_id == unlinked.target_id
+    assert not second.ok and second.existing_id == linked.target_id and second.permanent  # linked elsewhere
+    contacts = _hs_contacts(both)
+    assert contacts[unlinked.target_id][LINK] == "003NEW1"
+    assert contacts[unlinked.target_id]["firstname"] == "Hub"  # only the link written; values meet next run
+    assert contacts[linked.target_id][LINK] == "003OTHER"
+
+
+def test_invalid_option_refuses_its_property_alone(both):
+    created = requests.post(
+        f"{both.hubspot_url}/crm/v3/properties/contacts",
+        json={
+            "name": "tier",
+            "label": "Tier",
+            "type": "enumeration",
+            "fieldType": "select",
+            "groupName": "contactinformation",
+            "options": [{"label": "Gold", "value": "gold"}, {"label": "Silver", "value": "silver"}],
+        },
+        headers={"Authorization": f"Bearer {both.hubspot_token}"},
+        verify=both.ca_bundle,
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    hook = HubSpotContactsHook(retry_policy=FAST)
+    (contact,) = hook.create_contacts([{"properties": {"email": "opt@example.com", "tier": "gold"}}])
+    (result,) = hook.update_contacts([{"id": contact.target_id, "properties": {"tier": "platinum", "jobtitle": "CEO"}}])
+    assert result.ok and result.refused_fields == "tier" and result.permanent
+    assert "INVALID_OPTION" in result.message and result.error_code == "VALIDATION_ERROR"
+    stored = _hs_contacts(both)[contact.target_id]
+    assert stored["jobtitle"] == "CEO" and stored["tier"] == "gold"
