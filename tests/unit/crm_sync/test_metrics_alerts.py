@@ -75,3 +75,10 @@ def test_the_budget_alert_uses_the_orgs_own_usage_when_salesforce_reported_it():
     report = {**REPORT, "rate_limit_pool": {"salesforce": pool}}
     reasons = threshold_alerts(report, AlertThresholds(reject_share=1, retry_queue=10**6, api_budget_share=0.8))
     assert reasons == ["salesforce daily API budget: 85000 of 100000 used (85%) > 80%"]
+
+
+def test_contacts_parked_at_once_raise_an_alert_whatever_the_thresholds():
+    lenient = AlertThresholds(reject_share=1, retry_queue=10**6, api_budget_share=1)
+    assert threshold_alerts({**REPORT, "sync_state": {"retries_parked": 0}}, lenient) == []
+    (reason,) = threshold_alerts({**REPORT, "sync_state": {"retries_parked": 2}}, lenient)
+    assert reason.startswith("parked: 2 contacts refused for good")

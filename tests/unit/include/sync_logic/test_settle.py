@@ -101,3 +101,54 @@ def test_dry_run_results_and_no_results_change_nothing_but_queue_the_unanswered(
         out = settle(decisions, results)
         assert all(frame.empty for frame in out.snapshots)
         assert out.attempts["code"].tolist() == [NO_ANSWER_CODE]
+
+
+def test_permanent_refusals_are_marked_and_a_refused_field_stays_out_of_the_snapshot():
+    decisions = pd.DataFrame(
+        [
+            decision("salesforce", "update", "101", "003A", {"title": "Intern", "phone": "+1"}),
+            decision("salesforce", "create", "102", None, {"email": "d@x.com"}),
+            decision("salesforce", "update", "103", "003C", {"phone": "+2"}),
+        ],
+        columns=DECISION_COLUMNS,
+    )
+    refused_title = {
+        **result("salesforce", "reject", "101", ok=False, target_id="003A", code="FIELD_CUSTOM_VALIDATION_EXCEPTION"),
+        "message": "Title must not be Intern",
+        "permanent": True,
+        "refused_fields": "title",
+    }
+    results = pd.DataFrame(
+        [
+            {**result("salesforce", "update", "101", target_id="003A"), "permanent": False},
+            refused_title,
+            {**result("salesforce", "create", "102", ok=False, code="DUPLICATES_DETECTED"), "permanent": True},
+            {**result("salesforce", "update", "103", ok=False, code="UNABLE_TO_LOCK_ROW"), "permanent": False},
+        ]
+    )
+    out = settle(decisions, results)
+
+    salesforce = out.snapshots[0]
+    assert json.loads(salesforce.set_index("hubspot_id").loc["101", "field_values"]) == {"phone": "+1"}
+    attempts = out.attempts.set_index("source_id")
+    assert attempts.loc["101", ["action", "code", "message", "permanent"]].tolist() == [
+        "update",
+        "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+        "Title must not be Intern",
+        True,
+    ]
+    assert attempts.loc["102", ["code", "permanent"]].tolist() == ["DUPLICATES_DETECTED", True]
+    assert attempts.loc["103", "permanent"] is False  # a locked row passes later
+    assert out.resolved.empty  # the title is still owed
+
+
+def test_a_create_answered_by_linking_an_existing_contact_moves_no_snapshot():
+    decisions = pd.DataFrame(
+        [decision("hubspot", "create", "003A", None, {"email": "same@x.com", "firstname": "Sales"})],
+        columns=DECISION_COLUMNS,
+    )
+    linked = {**result("hubspot", "create", "003A", target_id="900"), "existing_id": "900"}
+    out = settle(decisions, pd.DataFrame([linked]))
+    assert all(frame.empty for frame in out.snapshots)  # its values were not written: the next run merges them
+    assert out.resolved.values.tolist() == [["hubspot", "003A"]]
+    assert out.attempts.empty
