@@ -469,7 +469,7 @@ class ContactStore:
                 taken = [e for e in secondary if e in self.by_email]
                 if taken:
                     raise contact_exists(self.by_email[taken[0]])
-                blocked = [e for e in Contact(0, props, 0, 0).emails() if e in self.blocklist]
+                blocked = [e for e in Contact(0, props, 0, 0).emails() if e in self.blocklist] if self.blocklist else []
                 if blocked:
                     raise validation_error(f"{blocked[0]} was permanently deleted; imports cannot add it back")
             except HubSpotError as exc:
