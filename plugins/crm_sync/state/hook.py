@@ -3,7 +3,8 @@
 Conn type `postgres` (deployment; psycopg 3): host, port, login, password, schema = database name,
 libpq extras such as `sslmode` passed on. Conn type `sqlite` (the local demo): the file path in host
 or schema, e.g. `AIRFLOW_CONN_CRM_SYNC_STATE_DEFAULT='sqlite:////abs/path/state.db'`.
-Extras `retry_base_minutes`, `retry_cap_minutes`, `retry_max_attempts` shape the retry queue's policy.
+Extras `retry_base_minutes`, `retry_cap_minutes`, `retry_max_attempts`, `retry_lease_minutes` shape the retry
+queue's policy.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ _POLICY_EXTRAS = {
     "retry_base_minutes": ("base_minutes", float),
     "retry_cap_minutes": ("cap_minutes", float),
     "retry_max_attempts": ("max_attempts", int),
+    "retry_lease_minutes": ("lease_minutes", float),
 }
 
 

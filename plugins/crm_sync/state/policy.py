@@ -15,12 +15,15 @@ class RetryPolicy:
 
     An entry is parked (kept and listed, no longer retried) once it has failed `max_attempts` times.
     The defaults retry after 15 min, 30 min, 1 h, ... up to a day, for about four days in all.
+    A run that takes due entries holds them for `lease_minutes`: longer than a run lasts, so no other run
+    tries them meanwhile; a run that dies leaves them to come due again when the lease expires.
     """
 
     base_minutes: float = 15
     factor: float = 2
     cap_minutes: float = 1440
     max_attempts: int = 8
+    lease_minutes: float = 120
 
     def __post_init__(self) -> None:
         if not self.base_minutes > 0:
@@ -34,6 +37,8 @@ class RetryPolicy:
             )
         if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int) or self.max_attempts < 1:
             raise ValueError(f"max_attempts must be an integer of at least 1, got {self.max_attempts!r}")
+        if not 0 < self.lease_minutes <= _LONGEST_MINUTES:
+            raise ValueError(f"lease_minutes must lie between 0 and {_LONGEST_MINUTES:.0f}, got {self.lease_minutes!r}")
         self.steps()
 
     def delay(self, attempts: int) -> timedelta:
@@ -58,3 +63,8 @@ class RetryPolicy:
                 )
             waits.append(self.delay(len(waits) + 1))
         return waits
+
+    @property
+    def lease(self) -> timedelta:
+        """How long a run holds the due entries it took."""
+        return timedelta(minutes=self.lease_minutes)

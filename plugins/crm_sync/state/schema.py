@@ -78,6 +78,7 @@ pair_snapshots = sa.Table(
 )
 
 # Contacts whose write failed or was refused, keyed by the CRM written to and the source contact.
+# lease_*: the run and its try (see `crm_sync.operators.base.run_try`) that took the entry to write it, until when.
 retry_queue = sa.Table(
     "crm_sync_retry_queue",
     metadata,
@@ -94,8 +95,14 @@ retry_queue = sa.Table(
     sa.Column("next_attempt_at", UTCDateTime(), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("lease_run_id", sa.String(250)),
+    sa.Column("lease_try", sa.String(64)),
+    sa.Column("lease_expires_at", UTCDateTime()),
     sa.CheckConstraint(sa.column("target").in_(TARGETS), name="crm_sync_retry_queue_target"),
     sa.CheckConstraint(sa.column("action").in_(ACTIONS), name="crm_sync_retry_queue_action"),
     sa.CheckConstraint(sa.column("status").in_(STATUSES), name="crm_sync_retry_queue_status"),
     sa.Index("crm_sync_retry_queue_due", "status", "next_attempt_at"),
 )
+
+# Columns added after the first release: create_schema adds them to tables created before.
+ADDED_COLUMNS = {retry_queue: ("lease_run_id", "lease_try", "lease_expires_at")}

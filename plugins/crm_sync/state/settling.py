@@ -4,7 +4,8 @@ The baseline (values both CRMs already hold, and the loser's value as the base o
 is true when reconcile computes it, so it is recorded then: a run killed mid-load and run again decides
 the same, even though its own partial writes moved the records' modstamps. Settling the loads works one
 reconcile partition at a time: partitions hold disjoint contacts, so each settles on its own against the
-load results of its own records, and memory follows the partition, not the run.
+load results of its own records, and memory follows the partition, not the run. The retry-queue entries the
+run took (`claim_due`) and did not settle are handed back last.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ if TYPE_CHECKING:
 
 @dataclass
 class SettleTotals:
-    """What the store took: snapshot rows written and deleted, queue entries closed, attempts recorded."""
+    """What the store took: snapshot rows written and deleted, queue entries closed, attempts recorded, and
+    entries the run took but did not try (handed back)."""
 
     snapshots_written: int = 0
     snapshots_deleted: int = 0
     retries_resolved: int = 0
+    retries_untried: int = 0
     attempts: list[pd.DataFrame] = field(default_factory=list)
 
     @property
@@ -49,8 +52,10 @@ def settle_parts(
     results: pd.DataFrame | None,
     *,
     run_id: str,
+    run_try: str = "0",
 ) -> SettleTotals:
-    """Settle each decisions part with the results answering its records (the baseline is already recorded)."""
+    """Settle each decisions part with the results answering its records (the baseline is already recorded),
+    then hand back the queue entries this try of the run took without deciding on them."""
     from include.sync_logic.settle import settle
 
     refs = None if results is None else results["ref"].astype(str)
@@ -68,6 +73,7 @@ def settle_parts(
         if len(outcome.resolved):
             totals.retries_resolved += store.resolve(outcome.resolved)
         if len(outcome.attempts):
-            store.record_attempts(outcome.attempts, run_id=run_id)
+            store.record_attempts(outcome.attempts, run_id=run_id, run_try=run_try)
             totals.attempts.append(outcome.attempts)
+    totals.retries_untried = store.release_claims(run_id=run_id, run_try=run_try)
     return totals

@@ -12,6 +12,10 @@ runs writing the same pair or queue entry at once never lose each other's update
 
 Rows are written in key order in batches, one short transaction each, so concurrent upserts of
 overlapping pairs take their row locks in the same order (no deadlock between them on PostgreSQL).
+
+A run takes the due queue entries it will write with `claim_due`: one UPDATE .. RETURNING that leases them
+to the run's try (PostgreSQL picks the rows with FOR UPDATE SKIP LOCKED; on SQLite the statement holds the
+database write lock), so two runs never take the same entry.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -29,6 +34,7 @@ from crm_sync.state.batch import key_in, rows_table
 from crm_sync.state.policy import RetryPolicy
 from crm_sync.state.schema import (
     ACTIONS,
+    ADDED_COLUMNS,
     JSON_OBJECT_TEXT,
     PARKED,
     PENDING,
@@ -41,6 +47,8 @@ from crm_sync.state.schema import (
 )
 
 log = logging.getLogger(__name__)
+
+LEASE_EXPIRED_CODE = "LEASE_EXPIRED"
 
 SNAPSHOT_COLUMNS = ["salesforce_id", "hubspot_id", "field_values", "synced_at"]
 QUEUE_COLUMNS = [column.name for column in retry_queue.columns]
@@ -90,6 +98,27 @@ def _bind(value: Any, type_: sa.types.TypeEngine[Any]) -> sa.BindParameter[Any]:
     return sa.bindparam(None, value, type_=type_)
 
 
+_PERMANENT, _RETRYABLE = "1", "0"  # the `permanent` flag as batch text
+
+
+def _permanent_flags(entries: pd.DataFrame) -> pd.Series:
+    """The optional boolean column `permanent` as batch text (missing column or value: retryable)."""
+    if "permanent" not in entries:
+        return pd.Series(_RETRYABLE, index=entries.index, dtype=object)
+    flags = entries["permanent"].astype(object)
+    wrong = sorted({repr(value) for value in flags.dropna() if not isinstance(value, (bool, np.bool_))})
+    if wrong:
+        raise ValueError(f"record_attempts: permanent must be true, false or missing, got {wrong}")
+    return flags.eq(True).map({True: _PERMANENT, False: _RETRYABLE})
+
+
+def _due_after(counted: sa.ColumnElement[int], due: list[sa.BindParameter[Any]]) -> sa.ColumnElement[Any]:
+    """The next attempt after the `counted`-th: `due[i]` after attempt i + 1, the last step from there on."""
+    if len(due) == 1:
+        return due[0]
+    return sa.case(*((counted == attempts, at) for attempts, at in enumerate(due[:-1], start=1)), else_=due[-1])
+
+
 class SyncStateStore:
     """The sync state in one SQL database (PostgreSQL in deployment, SQLite for the local demo).
 
@@ -111,6 +140,21 @@ class SyncStateStore:
             if self._dialect == "postgresql":
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
             metadata.create_all(conn, checkfirst=True)
+            self._add_missing_columns(conn)
+
+    @staticmethod
+    def _add_missing_columns(conn: sa.Connection) -> None:
+        """Columns added since a deployment created its tables (nullable, so existing rows stay valid).
+
+        The DDL is compiled from the metadata for the connection's dialect; nothing in it comes from input.
+        """
+        for table, names in ADDED_COLUMNS.items():
+            present = {column["name"] for column in sa.inspect(conn).get_columns(table.name)}
+            for name in (name for name in names if name not in present):
+                quoted = conn.dialect.identifier_preparer.format_table(table)
+                column = sa.schema.CreateColumn(table.c[name]).compile(dialect=conn.dialect)
+                conn.execute(sa.text(f"ALTER TABLE {quoted} ADD COLUMN {column}"))
+                log.info("sync state: column %s added to %s", name, table.name)
 
     # -- snapshots ----------------------------------------------------------------------------------
 
@@ -237,40 +281,46 @@ class SyncStateStore:
 
     # -- retry queue ----------------------------------------------------------------------------------
 
-    def record_attempts(self, entries: pd.DataFrame, *, run_id: str) -> None:
-        """Count a failed or refused write per entry and schedule its next attempt.
+    def record_attempts(self, entries: pd.DataFrame, *, run_id: str, run_try: str = "0") -> None:
+        """Count a failed or refused write per entry, schedule its next attempt, and end this try's lease on it.
 
         A new entry starts at 1 attempt; an entry whose `data_hash` is unchanged counts one more; one whose
         data changed starts again at 1, pending. The next attempt is due `policy.delay(attempts)` from now
         and the entry is parked once `attempts >= policy.max_attempts` (a parked entry attempted again waits
-        the last of `policy.steps()`; only `release` makes it due). Concurrency: one
-        INSERT .. ON CONFLICT DO UPDATE per batch whose attempts, status and due time are SQL CASE
-        expressions over the stored row, so concurrent callers serialise on the row (PostgreSQL re-reads
-        it after the other writer commits) or on the database lock (SQLite), and no increment is lost.
+        the last of `policy.steps()`; only `release` makes it due). An optional boolean column `permanent`
+        marks refusals no retry can change: such an entry is parked at once (attempt counted, code and
+        message kept) and, like any entry, starts again pending when the contact's data changes.
+        Concurrency: one INSERT .. ON CONFLICT DO UPDATE per batch whose attempts, status and due time are
+        SQL CASE expressions over the stored row, so concurrent callers serialise on the row (PostgreSQL
+        re-reads it after the other writer commits) or on the database lock (SQLite), and no increment is lost.
         """
         columns = ["target", "source_id", "target_id", "action", "data_hash", "code", "message"]
-        rows = _records(entries, columns, "record_attempts")
+        flags = _permanent_flags(entries)
+        rows = _records(entries.assign(permanent=flags), [*columns, "permanent"], "record_attempts")
         _refuse_duplicates(rows, ["target", "source_id"], "record_attempts")
         _refuse_outside(rows, "target", TARGETS, "record_attempts")
         _refuse_outside(rows, "action", ACTIONS, "record_attempts")
         rows.sort(key=lambda row: (row["target"], row["source_id"]))
         now = _utcnow()
         for batch in _chunks(rows, WRITE_BATCH_ROWS):
+            given = rows_table(self._dialect, [*columns, "permanent"], batch)
             with self.engine.begin() as conn:
-                conn.execute(self._attempt_upsert(rows_table(self._dialect, columns, batch), now, run_id))
-        log.info("retry queue: %d failed writes recorded (run %s)", len(rows), run_id)
+                conn.execute(self._attempt_upsert(given, now, run_id, run_try))
+        parked = int((flags == _PERMANENT).sum())
+        log.info("retry queue: %d failed writes recorded, %d parked as permanent (run %s)", len(rows), parked, run_id)
 
-    def _attempt_upsert(self, given: sa.FromClause, now: datetime, run_id: str) -> Any:
+    def _attempt_upsert(self, given: sa.FromClause, now: datetime, run_id: str, run_try: str) -> Any:
         limit = self.policy.max_attempts
         due = [_bind(now + wait, UTCDateTime()) for wait in self.policy.steps()]
+        permanent = given.c.permanent == _PERMANENT
 
         new_entry = {
-            **{column.name: column for column in given.c},
+            **{column.name: column for column in given.c if column.name != "permanent"},
             "attempts": sa.literal(1),
             "first_attempt_at": _bind(now, UTCDateTime()),
             "last_attempt_at": _bind(now, UTCDateTime()),
             "next_attempt_at": due[0],
-            "status": sa.literal(PARKED if limit <= 1 else PENDING),
+            "status": sa.case((permanent, PARKED), else_=sa.literal(PARKED if limit <= 1 else PENDING)),
             "run_id": _bind(run_id, sa.String()),
         }
         rows = sa.select(*new_entry.values()).where(sa.true())  # see _snapshot_upsert
@@ -278,16 +328,19 @@ class SyncStateStore:
         stored, excluded = retry_queue.c, stmt.excluded
         same_data = stored.data_hash.is_not_distinct_from(excluded.data_hash)
         counted = stored.attempts + 1
+        own_lease = sa.and_(stored.lease_run_id == run_id, stored.lease_try == run_try)
         return stmt.on_conflict_do_update(
             index_elements=[stored.target, stored.source_id],
             set_={
                 "attempts": sa.case((same_data, counted), else_=1),
-                "next_attempt_at": sa.case(
-                    (~same_data, excluded.next_attempt_at),
-                    *((counted == attempts, at) for attempts, at in enumerate(due[:-1], start=1)),
-                    else_=due[-1],
+                "next_attempt_at": sa.case((~same_data, excluded.next_attempt_at), else_=_due_after(counted, due)),
+                # A parked insert is a permanent refusal (or a policy of one attempt): parked whatever the count.
+                "status": sa.case(
+                    (excluded.status == PARKED, PARKED),
+                    (~same_data, PENDING),
+                    (counted >= limit, PARKED),
+                    else_=PENDING,
                 ),
-                "status": sa.case((~same_data, excluded.status), (counted >= limit, PARKED), else_=PENDING),
                 "first_attempt_at": sa.case((same_data, stored.first_attempt_at), else_=excluded.first_attempt_at),
                 "last_attempt_at": excluded.last_attempt_at,
                 "target_id": sa.func.coalesce(excluded.target_id, stored.target_id),
@@ -296,8 +349,89 @@ class SyncStateStore:
                 "code": excluded.code,
                 "message": excluded.message,
                 "run_id": excluded.run_id,
+                # Another run's lease stays: that run is still writing the entry and will settle it.
+                "lease_run_id": sa.case((own_lease, sa.null()), else_=stored.lease_run_id),
+                "lease_try": sa.case((own_lease, sa.null()), else_=stored.lease_try),
+                "lease_expires_at": sa.case((own_lease, sa.null()), else_=stored.lease_expires_at),
             },
         )
+
+    def claim_due(
+        self, *, run_id: str, run_try: str, targets: Iterable[str] = TARGETS, now: datetime | None = None
+    ) -> pd.DataFrame:
+        """Take the due entries writing to `targets` for this try of a run; returns them, by target and source id.
+
+        Taken: pending entries that are due and held by no live lease, and those this run already holds (a task
+        retry, or a cleared run's next try, takes back its own). Each is leased to (`run_id`, `run_try`) until
+        `now + policy.lease`, and its next attempt moves to the lease's end, in one UPDATE .. RETURNING: its
+        rows picked with FOR UPDATE SKIP LOCKED on PostgreSQL, under the database write lock on SQLite, so
+        concurrent runs never take the same entry. `record_attempts` and `resolve` end the lease when the run
+        settles; `release_claims` hands back what it took and did not try.
+
+        An expired lease of another run is a run that took the entry and never settled (it died, or outlasted
+        the lease): its write may have been sent, so the lost try counts as an attempt (code LEASE_EXPIRED),
+        parking the entry at `max_attempts`; otherwise a contact that kills its run would be retried forever.
+        """
+        wanted = sorted(set(map(str, targets)))
+        _refuse_outside([{"target": target} for target in wanted], "target", TARGETS, "claim_due")
+        now = now or _utcnow()
+        lease_end = _bind(now + self.policy.lease, UTCDateTime())
+        stored = retry_queue.c
+        takeable = sa.and_(
+            stored.status == PENDING,
+            stored.target.in_(wanted),
+            sa.or_(self._due_clause(now), stored.lease_run_id == run_id),
+        )
+        picked = (
+            sa.select(stored.target, stored.source_id)
+            .where(takeable)
+            .order_by(stored.target, stored.source_id)
+            .with_for_update(skip_locked=True)
+        )
+        taken_over = sa.and_(stored.lease_run_id.is_not(None), stored.lease_run_id != run_id)
+        counted = stored.attempts + 1
+        parks = sa.and_(taken_over, counted >= self.policy.max_attempts)
+        due = [_bind(now + wait, UTCDateTime()) for wait in self.policy.steps()]
+        lost_try = sa.literal("run ", sa.Text) + stored.lease_run_id + " took it and settled nothing in its lease"
+        stmt = (
+            sa.update(retry_queue)
+            .where(sa.tuple_(stored.target, stored.source_id).in_(picked))
+            .values(
+                attempts=sa.case((taken_over, counted), else_=stored.attempts),
+                status=sa.case((parks, PARKED), else_=PENDING),
+                code=sa.case((taken_over, LEASE_EXPIRED_CODE), else_=stored.code),
+                message=sa.case((taken_over, lost_try), else_=stored.message),
+                next_attempt_at=sa.case((parks, _due_after(counted, due)), else_=lease_end),
+                lease_run_id=sa.case((parks, sa.null()), else_=_bind(run_id, sa.String())),
+                lease_try=sa.case((parks, sa.null()), else_=_bind(run_try, sa.String())),
+                lease_expires_at=sa.case((parks, sa.null()), else_=lease_end),
+            )
+            .returning(*retry_queue.c)
+        )
+        with self.engine.begin() as conn:
+            touched = self._queue_frame(conn.execute(stmt).all())
+        claimed = touched[touched["status"] == PENDING].sort_values(["target", "source_id"], ignore_index=True)
+        log.info(
+            "retry queue: %d due entries taken by run %s (try %s), %d parked after an expired lease",
+            len(claimed),
+            run_id,
+            run_try,
+            len(touched) - len(claimed),
+        )
+        return claimed
+
+    def release_claims(self, *, run_id: str, run_try: str) -> int:
+        """Hand back the entries this try took and did not settle (never tried): due again at once, uncounted."""
+        stored = retry_queue.c
+        stmt = (
+            sa.update(retry_queue)
+            .where(stored.lease_run_id == run_id, stored.lease_try == run_try)
+            .values(lease_run_id=None, lease_try=None, lease_expires_at=None, next_attempt_at=_utcnow())
+        )
+        with self.engine.begin() as conn:
+            released = conn.execute(stmt).rowcount
+        log.info("retry queue: %d entries taken by run %s (try %s) handed back untried", released, run_id, run_try)
+        return released
 
     def record_outcomes(self, entries: pd.DataFrame) -> int:
         """Set the CRM's answer (code, message) on existing entries, attempts unchanged; returns rows updated."""
@@ -332,14 +466,23 @@ class SyncStateStore:
         return deleted
 
     def due(self, now: datetime | None = None) -> pd.DataFrame:
-        """Pending entries whose next attempt is due at `now` (default: the current time), oldest first."""
+        """Pending entries due at `now` (default: the current time) that no live lease holds, oldest first."""
         query = (
             sa.select(retry_queue)
-            .where(retry_queue.c.status == PENDING, retry_queue.c.next_attempt_at <= (now or _utcnow()))
+            .where(retry_queue.c.status == PENDING, self._due_clause(now or _utcnow()))
             .order_by(retry_queue.c.next_attempt_at, retry_queue.c.target, retry_queue.c.source_id)
         )
         with self.engine.connect() as conn:
             return self._queue_frame(conn.execute(query).all())
+
+    @staticmethod
+    def _due_clause(now: datetime) -> sa.ColumnElement[bool]:
+        """Next attempt reached, and no run holds the entry (never leased, settled, or its lease ended)."""
+        stored = retry_queue.c
+        at = _bind(now, UTCDateTime())
+        return sa.and_(
+            stored.next_attempt_at <= at, sa.or_(stored.lease_expires_at.is_(None), stored.lease_expires_at <= at)
+        )
 
     def entries(
         self, *, target: str | None = None, status: str | None = None, source_ids: Iterable[str] | None = None
@@ -402,7 +545,8 @@ class SyncStateStore:
     @staticmethod
     def _queue_frame(rows: Sequence[Any]) -> pd.DataFrame:
         frame = pd.DataFrame.from_records([tuple(row) for row in rows], columns=QUEUE_COLUMNS)
-        for column in ("first_attempt_at", "last_attempt_at", "next_attempt_at"):
+        for column in ("first_attempt_at", "last_attempt_at", "next_attempt_at", "lease_expires_at"):
             frame[column] = pd.to_datetime(frame[column], utc=True)
-        text = [name for name in QUEUE_COLUMNS if name != "attempts" and not name.endswith("_at")]
-        return frame.astype({"attempts": "int64", **dict.fromkeys(text, "str")})
+        lease = {"lease_run_id": "object", "lease_try": "object"}  # no lease: None
+        text = [name for name in QUEUE_COLUMNS if name not in {"attempts", *lease} and not name.endswith("_at")]
+        return frame.astype({"attempts": "int64", **lease, **dict.fromkeys(text, "str")})

@@ -1,13 +1,17 @@
-"""Concurrent writers lose nothing: processes merging different fields of the same pairs, counting one entry.
+"""Concurrent writers lose nothing: processes merging different fields of the same pairs, counting one entry;
+processes taking and settling due queue entries never hold one at the same time.
 
 Real processes (spawned, each with its own engine and connections) against a real PostgreSQL, and the
 SQLite file of the local demo. Every merge adds a field name never written before, so an update lost at
 any point (a read-modify-write in Python, a whole-document overwrite) leaves a hole in the final snapshot.
 """
 
+import itertools
 import json
 import multiprocessing
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -22,6 +26,8 @@ WORKERS = 3
 ITERATIONS = 200
 PAIRS = 20
 CALLS = 150
+ENTRIES = 30
+CLAIM_ROUNDS = 40
 
 
 def _merge_own_fields(url: str, worker: int, start) -> None:
@@ -56,10 +62,49 @@ def _count_attempts(url: str, worker: int, start) -> None:
     store.engine.dispose()
 
 
-def _run_workers(target: Callable[..., None], url: str) -> None:
+def _entries(source_ids: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "target": "hubspot",
+            "source_id": source_ids,
+            "target_id": None,
+            "action": "update",
+            "data_hash": "same",
+            "code": "TIMEOUT",
+            "message": None,
+        }
+    )
+
+
+# Due again 0.6 ms after each attempt, never parked: entries pass from run to run as fast as runs settle.
+FAST_RETRIES = RetryPolicy(base_minutes=1e-5, factor=1, cap_minutes=1e-5, max_attempts=10_000)
+
+
+def _claim_and_settle(url: str, worker: int, start, spans_file: str) -> None:
+    """Rounds of a run: take the due entries, then record an attempt for each (the settle), timing the hold."""
+    store = SyncStateStore(create_state_engine(url), FAST_RETRIES)
+    spans = []
+    start.wait()
+    for round_ in range(CLAIM_ROUNDS):
+        run_id = f"worker-{worker}-{round_}"
+        claimed = list(store.claim_due(run_id=run_id, run_try="0")["source_id"])
+        taken = time.time()  # after the claim committed: the lease is held from here ...
+        time.sleep(0.002)
+        settling = time.time()  # ... to at least here, before the settle starts
+        if claimed:
+            store.record_attempts(_entries(claimed), run_id=run_id, run_try="0")
+        spans.extend((source_id, taken, settling, run_id) for source_id in claimed)
+    Path(spans_file).write_text(json.dumps(spans))
+    store.engine.dispose()
+
+
+def _run_workers(target: Callable[..., None], url: str, *args: object) -> None:
     context = multiprocessing.get_context("spawn")
     start = context.Barrier(WORKERS)
-    processes = [context.Process(target=target, args=(url, worker, start)) for worker in range(WORKERS)]
+    processes = [
+        context.Process(target=target, args=(url, worker, start, *(arg.format(worker=worker) for arg in args)))
+        for worker in range(WORKERS)
+    ]
     for process in processes:
         process.start()
     for process in processes:
@@ -94,3 +139,22 @@ def test_concurrent_attempts_on_one_key_count_every_call(store, state_url):
     entries = store.entries()
     assert len(entries) == 1
     assert entries["attempts"][0] == WORKERS * CALLS
+
+
+def test_concurrent_runs_never_hold_one_entry_at_once_and_count_every_settled_try(store, state_url, tmp_path):
+    store = SyncStateStore(store.engine, FAST_RETRIES)
+    source_ids = [f"003{i:04d}" for i in range(ENTRIES)]
+    store.record_attempts(_entries(source_ids), run_id="seed")
+    store.release()  # all due, 0 attempts
+    _run_workers(_claim_and_settle, state_url, str(tmp_path / "spans-{worker}.json"))
+    spans = [span for worker in range(WORKERS) for span in json.loads((tmp_path / f"spans-{worker}.json").read_text())]
+    by_entry: dict[str, list[tuple[float, float, str]]] = {}
+    for source_id, taken, settling, run_id in spans:
+        by_entry.setdefault(source_id, []).append((taken, settling, run_id))
+    assert len({run_id for *_, run_id in spans}) > WORKERS, "the workers took turns too little to prove anything"
+    for source_id, holds in by_entry.items():
+        holds.sort()
+        overlapping = [(a[2], b[2]) for a, b in itertools.pairwise(holds) if b[0] < a[1]]
+        assert not overlapping, (source_id, overlapping)
+    attempts = dict(zip(store.entries()["source_id"], store.entries()["attempts"], strict=True))
+    assert attempts == {source_id: len(by_entry.get(source_id, [])) for source_id in source_ids}

@@ -46,7 +46,7 @@ def test_postgres_uri_parts_libpq_extras_and_policy_extras(monkeypatch):
     hook = hook_for(
         monkeypatch,
         "postgres://sync:p%40ss@db.internal:5433/crm_state?sslmode=require&retry_base_minutes=5"
-        "&retry_cap_minutes=120&retry_max_attempts=3&cursor=dictcursor",
+        "&retry_cap_minutes=120&retry_max_attempts=3&retry_lease_minutes=90&cursor=dictcursor",
     )
     url = hook.url
     assert url.drivername == "postgresql+psycopg"
@@ -59,7 +59,7 @@ def test_postgres_uri_parts_libpq_extras_and_policy_extras(monkeypatch):
     )
     assert dict(url.query) == {"sslmode": "require"}
     assert "p@ss" not in url.render_as_string(hide_password=True)
-    assert hook.policy == RetryPolicy(base_minutes=5, cap_minutes=120, max_attempts=3)
+    assert hook.policy == RetryPolicy(base_minutes=5, cap_minutes=120, max_attempts=3, lease_minutes=90)
 
 
 def test_bad_policy_extras_are_named(monkeypatch):

@@ -20,6 +20,7 @@ def test_defaults_double_from_a_quarter_hour_up_to_a_day():
         timedelta(days=1),
     ]
     assert policy.max_attempts == 8
+    assert policy.lease == timedelta(hours=2)
 
 
 def test_huge_attempt_counts_stay_at_the_cap():
@@ -51,6 +52,9 @@ def test_delay_grows_and_never_passes_the_cap(base, factor, extra, attempts):
         ({"max_attempts": 0}, "max_attempts"),
         ({"max_attempts": 2.5}, "max_attempts"),
         ({"max_attempts": True}, "max_attempts"),
+        ({"lease_minutes": 0}, "lease_minutes"),
+        ({"lease_minutes": float("nan")}, "lease_minutes"),
+        ({"lease_minutes": float("inf")}, "lease_minutes"),
     ],
 )
 def test_bad_values_are_refused(kwargs, message):
