@@ -78,10 +78,13 @@ def contact_history(query: str, *, limit_runs: int = 200) -> dict[str, Any]:
         )
         answers = _answers(folder, ids | {str(value) for value in hit["source_id"]})
         for row in hit.to_dict(orient="records"):
+            # A reject is never sent: the answers under its source id are its sibling update's, not its own.
             replies = [
                 answer
                 for answer in answers
-                if str(answer["ref"]) == str(row["source_id"]) and answer["target"] == row["target"]
+                if row["action"] != "reject"
+                and str(answer["ref"]) == str(row["source_id"])
+                and answer["target"] == row["target"]
             ]
             for answer in replies:
                 if _text(answer.get("target_id")):

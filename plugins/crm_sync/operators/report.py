@@ -30,7 +30,7 @@ class SyncReportOperator(CrmSyncOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         import pandas as pd
 
-        from crm_sync.pii import redact
+        from crm_sync.pii import redact_column
         from crm_sync.pool_state import crm_pool_states
         from crm_sync.report import (
             decision_rejects,
@@ -63,6 +63,8 @@ class SyncReportOperator(CrmSyncOperator):
             or [pd.DataFrame(columns=["stage", "target", "source_id", "reason"])],
             ignore_index=True,
         )
+        # Staged like the log: emails and phones in the reasons masked unless log_pii; ids and codes kept.
+        rejects["reason"] = redact_column(rejects["reason"], log_pii=settings.log_pii)
         rejects_url = write_frame(folder / "rejects.parquet", rejects)
         stats = []
         for task_id in STATS_TASKS:
@@ -75,6 +77,8 @@ class SyncReportOperator(CrmSyncOperator):
             "dag_id": self.dag_id,
             "run_id": context["run_id"],
             "window": window.describe(),
+            # What the view orders runs by (a backfill's runs finish in any order).
+            "data_interval": {key: context[f"data_interval_{key}"].isoformat() for key in ("start", "end")},
             "direction": settings.direction,
             "dry_run": settings.dry_run,
             "log_pii": settings.log_pii,
@@ -94,17 +98,13 @@ class SyncReportOperator(CrmSyncOperator):
             "rejects": {
                 "count": len(rejects),
                 "path": rejects_url,
-                "first": [
-                    {**row, "reason": redact(row["reason"], log_pii=settings.log_pii)}
-                    for row in json_records(rejects.head(REJECTS_IN_XCOM))
-                ],
+                "first": json_records(rejects.head(REJECTS_IN_XCOM)),
             },
         }
         report_url = write_json(folder / "report.json", report)
-        self.log.info("::group::Sync report")
+        # The summary stays outside any log group: the UI shows a group collapsed, and this is what a reviewer reads.
         for line in summary_lines(report):
             self.log.info("%s", line)
-        self.log.info("::endgroup::")
         if len(rejects):
             self.log.info("::group::Rejects (%d; ids and reasons, full list in %s)", len(rejects), rejects_url)
             for row in rejects.itertuples(index=False):
@@ -116,7 +116,7 @@ class SyncReportOperator(CrmSyncOperator):
                     getattr(row, "source_system", ""),
                     row.source_id,
                     getattr(row, "code", ""),
-                    redact(row.reason, log_pii=settings.log_pii),
+                    row.reason,
                 )
             self.log.info("::endgroup::")
         self.log.info("Report written to %s", report_url)
