@@ -13,6 +13,7 @@ from crm_sync.health.times import parse_time
 from crm_sync.metrics import CRMS
 
 WRITE_ACTIONS = ("create", "update", "delete")
+MIN_SLOTS = 10
 SIDE_NAMES = {"salesforce": "Salesforce", "hubspot": "HubSpot"}
 COLORS = {"read": "#98a2b3", "writes": "#2e90fa", "rejects": "#d92d20", "Salesforce": "#0b5cab", "HubSpot": "#ff7a59"}
 
@@ -68,7 +69,7 @@ def runs_chart_svg(data: dict[str, Any]) -> str:
     from matplotlib.ticker import StrMethodFormatter
 
     panels = 3 if data["budgets"] else 2
-    figure = Figure(figsize=(11, 2.4 * panels), layout="constrained")
+    figure = Figure(figsize=(10, 1.9 * panels), layout="constrained")
     axes = figure.subplots(panels, 1, sharex=True)
     positions = range(len(data["labels"]))
 
@@ -98,6 +99,8 @@ def runs_chart_svg(data: dict[str, Any]) -> str:
         panel.set_axisbelow(True)
         panel.spines[["top", "right"]].set_visible(False)
     axes[-1].set_xticks(list(positions), data["labels"], rotation=45, ha="right", fontsize=8)
+    # At least MIN_SLOTS places, empty ones on the left, so a few runs keep narrow bars and the newest stays right.
+    axes[-1].set_xlim(len(positions) - max(len(positions), MIN_SLOTS) - 0.6, len(positions) - 0.4)
     axes[-1].set_xlabel("data interval end (UTC)")
 
     buffer = io.StringIO()

@@ -25,7 +25,7 @@ th,td{border:1px solid #d5dae1;padding:3px 7px;text-align:right;vertical-align:t
 th{background:#eef1f5;text-align:left;vertical-align:bottom}td.l{text-align:left}td.text{overflow-wrap:anywhere;min-width:12em}
 .bad{color:#b42318;font-weight:600}.ok{color:#067647}.muted{color:#667085}
 form{margin:8px 0}input[type=text]{width:320px;max-width:100%;padding:4px}code{font-size:12px}
-figure{margin:0 0 8px;max-width:1100px}figure svg{width:100%;height:auto}
+figure{margin:0 0 8px;max-width:1000px}.nw{white-space:nowrap}figure svg{width:100%;height:auto}
 """
 
 
@@ -72,12 +72,21 @@ def _search_form(query: str = "") -> str:
     )
 
 
+def _words(text: str) -> str:
+    """Text that wraps only between words (a cell would otherwise break `2026-11-28` at its hyphens)."""
+    return " ".join(f'<span class="nw">{escape(word)}</span>' for word in text.split(" "))
+
+
 def _run_cell(run_id: str, *, suffix: str = "") -> str:
     """The run as people read it; the full run id in `data-run-id` and the tooltip."""
     return (
         f'<td class="l" data-key="run_id" data-run-id="{escape(run_id)}" title="{escape(run_id)}">'
-        f"{escape(readable_run_id(run_id) + suffix)}</td>"
+        f"{_words(readable_run_id(run_id) + suffix)}</td>"
     )
+
+
+def _window_cell(window: str) -> str:
+    return f'<td class="l" data-key="window" title="{escape(window)}">{_words(readable_window(window))}</td>'
 
 
 def _run_name(run: Mapping[str, Any]) -> str:
@@ -93,7 +102,7 @@ def _runs(runs: list[dict[str, Any]]) -> str:
     for run in runs:
         cells = [
             _run_cell(run["run_id"], suffix=" (dry run)" if run["dry_run"] else ""),
-            _cell(readable_window(run["window"]), left=True, key="window", title=run["window"]),
+            _window_cell(run["window"]),
             _cell(f"{run['extracted'].get('salesforce', 0)} / {run['extracted'].get('hubspot', 0)}", key="read"),
         ]
         for side in CRMS:
@@ -249,7 +258,7 @@ def contact_page(history: dict[str, Any], queue: list[dict[str, Any]] | None) ->
         rows.append(
             "<tr>"
             + _run_cell(event["run_id"])
-            + _cell(readable_window(event["window"]), left=True, title=event["window"])
+            + _window_cell(event["window"])
             + _cell(event["target"], left=True)
             + _cell(event["action"], left=True, key="decision", css="bad" if event["action"] == "reject" else "")
             + _cell(event["source"], left=True)
