@@ -29,7 +29,7 @@ def run_summary(report: dict[str, Any]) -> dict[str, Any]:
     api = report.get("api", {})
     return {
         "run_id": report["run_id"],
-        "data_interval_end": (report.get("data_interval") or {}).get("end"),
+        "data_interval_end": _interval_end(report),
         "window": report["window"],
         "direction": report.get("direction"),
         "dry_run": bool(report.get("dry_run")),
@@ -67,22 +67,30 @@ def org_budgets(pools: dict[str, Any]) -> dict[str, dict[str, dict[str, int]]]:
     }
 
 
-def by_data_interval(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Newest data interval first, so a backfill's runs read in order whatever order they ran in; runs
-    whose report names no data interval (written before reports recorded it) follow, in the order given."""
+def by_data_interval(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Newest data interval first, so a backfill's runs read in order whatever order they ran in; reports
+    that name no data interval (written before reports recorded it) follow, in the order given."""
     missing = datetime.min.replace(tzinfo=UTC)
-    return sorted(runs, key=lambda run: parse_time(run["data_interval_end"]) or missing, reverse=True)
+    return sorted(reports, key=lambda report: parse_time(_interval_end(report)) or missing, reverse=True)
+
+
+def _interval_end(report: dict[str, Any]) -> str | None:
+    return (report.get("data_interval") or {}).get("end")
+
+
+def recent_reports(limit: int) -> list[dict[str, Any]]:
+    """The reports written last, newest data interval first."""
+    return by_data_interval([read_json(str(folder / "report.json")) for folder in run_folders(limit)])
 
 
 def recent_runs(limit: int = 20) -> list[dict[str, Any]]:
-    """The runs whose reports were written last, newest data interval first."""
-    return by_data_interval([run_summary(read_json(str(folder / "report.json"))) for folder in run_folders(limit)])
+    return [run_summary(report) for report in recent_reports(limit)]
 
 
 def recent_rejects(limit_runs: int = 5) -> list[dict[str, Any]]:
     """The rejects the newest runs listed in their reports (ids, codes, reasons; already redacted there)."""
-    rows = []
-    for folder in run_folders(limit_runs):
-        report = read_json(str(folder / "report.json"))
-        rows += [{"run_id": report["run_id"], **reject} for reject in report.get("rejects", {}).get("first", [])]
-    return rows
+    return [
+        {"run_id": report["run_id"], **reject}
+        for report in recent_reports(limit_runs)
+        for reject in report.get("rejects", {}).get("first", [])
+    ]

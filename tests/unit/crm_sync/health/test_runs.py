@@ -23,7 +23,7 @@ def test_a_backfill_that_finished_out_of_order_is_listed_newest_data_interval_fi
         report("backfill__2026-11-28T10:00:00+00:00", "2026-11-28T10:15:00+00:00"),
         report("another-old-report", None),
     ]
-    ordered = [run["run_id"] for run in by_data_interval([run_summary(r) for r in written])]
+    ordered = [run["run_id"] for run in by_data_interval(written)]
     assert ordered == [
         "backfill__2026-11-28T10:45:00+00:00",
         "backfill__2026-11-28T10:15:00+00:00",
@@ -33,10 +33,11 @@ def test_a_backfill_that_finished_out_of_order_is_listed_newest_data_interval_fi
         "old-report-without-interval",
         "another-old-report",
     ]
+    assert run_summary(written[0])["data_interval_end"] == "2026-11-28T10:30:00+00:00", "the chart's label"
 
 
 def test_two_tries_of_one_interval_keep_the_order_they_were_written_in() -> None:
-    runs = [run_summary(report(f"try-{n}", "2026-11-28T10:00:00+00:00")) for n in (3, 2, 1)]
+    runs = [report(f"try-{n}", "2026-11-28T10:00:00+00:00") for n in (3, 2, 1)]
     assert [run["run_id"] for run in by_data_interval(runs)] == ["try-3", "try-2", "try-1"]
 
 
