@@ -111,7 +111,9 @@ with DAG(
     load_salesforce = SalesforceLoadOperator.partial(
         task_id="load_salesforce", pool="crm_sync_salesforce", mapping_path=MAPPING_PATH
     ).expand(shard=plan_salesforce.output)
-    link_back = LinkBackOperator(task_id="link_back", mapping_path=MAPPING_PATH, trigger_rule="none_failed")
+    link_back = LinkBackOperator(
+        task_id="link_back", mapping_path=MAPPING_PATH, reconcile_result=reconcile.output, trigger_rule="none_failed"
+    )
     settle_state = SettleStateOperator(task_id="settle_state", trigger_rule="all_done")
     report = SyncReportOperator(task_id="report", trigger_rule="all_done")
     check = RunOutcomeOperator(task_id="check_run")

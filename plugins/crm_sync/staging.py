@@ -1,5 +1,8 @@
-"""Staged run data: Parquet and JSON files in one folder per DAG run.
+"""Staged run data: Parquet and JSON files in one folder per DAG run, and inside it one folder per try.
 
+A cleared run, and a backfill that reprocesses a run, runs again under the same run id, so whatever a try
+decides and writes lives in a `try-…/` folder of its own inside the run folder: a new try never sees an
+earlier try's decisions, batches or load results. The run folder itself holds the latest try's report and rejects.
 XCom carries only the URLs and counts; rows stay in files. The base is Airflow's ObjectStoragePath, so
 `[crm_sync] staging_base` (env AIRFLOW__CRM_SYNC__STAGING_BASE) may point at s3://, gs://, ... as well as
 the default local folder under AIRFLOW_HOME. An object store's connection is named in the URL's user part,
@@ -34,6 +37,19 @@ def run_folder(dag_id: str, run_id: str) -> ObjectStoragePath:
     folder = staging_base() / dag_id / safe_run
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def try_folder(dag_id: str, run_id: str, run_try: str) -> ObjectStoragePath:
+    """The folder of one try of a run (`run_try`: see the operators' `run_try`)."""
+    return run_folder(dag_id, run_id) / f"try-{run_try}"
+
+
+def result_urls(folder: str | None, *, links: bool = True) -> list[str]:
+    """The load (and, with `links`, link-back) results staged in a try's folder, in name order."""
+    if not folder:
+        return []
+    paths = sorted((ObjectStoragePath(folder) / "results").glob("*.parquet"))
+    return [str(path) for path in paths if links or not path.name.startswith("link-")]
 
 
 def write_frame(path: ObjectStoragePath, frame: pd.DataFrame) -> str:

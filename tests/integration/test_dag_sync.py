@@ -27,7 +27,7 @@ def writes(report: dict[str, Any]) -> dict[str, int]:
 
 def decisions(run) -> pd.DataFrame:
     """The run's decisions, every reconcile partition's part."""
-    paths = sorted(run.staging.glob("*/*/decisions/part-*.parquet"))
+    paths = sorted(run.staging.glob("*/*/try-*/decisions/part-*.parquet"))
     assert paths, "no decision parts staged"
     return pd.concat([pd.read_parquet(path) for path in paths], ignore_index=True)
 

@@ -27,6 +27,7 @@ from crm_sync.staging import write_frame
 from crm_sync.window import SyncWindow
 from sandbox.testing import SandboxProcess
 from tests.integration.conftest import wired_sandbox
+from tests.task_context import FIRST_TRY
 
 pytestmark = pytest.mark.integration
 
@@ -177,7 +178,7 @@ def test_a_load_task_stages_no_results_for_a_batch_that_got_no_final_answer(hs, 
     monkeypatch.setenv("AIRFLOW__CRM_SYNC__STAGING_BASE", f"file://{tmp_path}")
     payloads = [{LINK: f"003L{i}", "email": f"l{i}@example.com", "lastname": "L"} for i in range(3)]
     batch = write_frame(
-        ObjectStoragePath(f"file://{tmp_path}/hubspot-create-00000.parquet"),
+        ObjectStoragePath(f"file://{tmp_path}/batches/hubspot-create-00000.parquet"),
         pd.DataFrame(
             {"source_id": [p[LINK] for p in payloads], "target_id": [None] * 3, "payload": map(json.dumps, payloads)}
         ),
@@ -188,7 +189,7 @@ def test_a_load_task_stages_no_results_for_a_batch_that_got_no_final_answer(hs, 
             mapping_path="include/mappings/contacts.yaml",
             shard=[{"url": batch, "action": "create", "api": "hubspot_batch"}],
         )
-    context = {"params": {"dry_run": False}, "run_id": "manual__daily"}
+    context = {"params": {"dry_run": False}, "run_id": "manual__daily", "dag_run": FIRST_TRY}
     hs.admin("hubspot", "POST", "limits", json={"daily": 0})
     with pytest.raises(HubSpotDailyLimitReached):
         task.execute(context)
@@ -287,7 +288,7 @@ def test_a_renamed_link_property_carries_upserts_look_ups_and_the_load_task(
     monkeypatch.setenv("AIRFLOW__CRM_SYNC__STAGING_BASE", f"file://{tmp_path}")
     payload = {renamed: "003R1", "email": "r1@example.com", "lastname": "R"}
     batch = write_frame(
-        ObjectStoragePath(f"file://{tmp_path}/hubspot-create-00000.parquet"),
+        ObjectStoragePath(f"file://{tmp_path}/batches/hubspot-create-00000.parquet"),
         pd.DataFrame({"source_id": ["003R1"], "target_id": [None], "payload": [json.dumps(payload)]}),
     )
     with DAG("crm_contact_sync", schedule=None):
@@ -296,7 +297,7 @@ def test_a_renamed_link_property_carries_upserts_look_ups_and_the_load_task(
             mapping_path=str(mapping),
             shard=[{"url": batch, "action": "create", "api": "hubspot_batch"}],
         )
-    assert task.execute({"params": {"dry_run": False}, "run_id": "manual__renamed"})["ok"] == 1
+    assert task.execute({"params": {"dry_run": False}, "run_id": "manual__renamed", "dag_run": FIRST_TRY})["ok"] == 1
     stored = [c["properties"] for c in _contacts(sandbox) if c["properties"].get("email") == "r1@example.com"]
     assert stored and stored[0][renamed] == "003R1"
 

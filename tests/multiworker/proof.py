@@ -92,13 +92,15 @@ def quarter_floor(moment: datetime) -> datetime:
     return moment.replace(minute=moment.minute - moment.minute % 15, second=0, microsecond=0)
 
 
-def airflow_env(home: Path, pg: str, redis: str, staging: dict[str, str], sandbox: SandboxProcess) -> dict[str, str]:
+def airflow_env(
+    home: Path, pg: str, redis: str, staging: dict[str, str], sandbox: SandboxProcess, db_prefix: str = ""
+) -> dict[str, str]:
     """The compose file's environment, pointed at local processes; `staging` sets the staging store (e.g.
-    `S3Staging.env`)."""
+    `S3Staging.env`); `db_prefix` names the metadata and sync-state databases apart from others on `pg`."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_CONN_", "AIRFLOW__", "PYTEST_"))}
     redis_root = redis.rsplit("/", 1)[0]
     api_port = free_port()
-    metadata = create_database(pg, "airflow")
+    metadata = create_database(pg, f"{db_prefix}airflow")
     env = {
         **base,
         **{k: v for k, v in sandbox.env.items() if k.startswith("AIRFLOW_CONN_")},
@@ -114,14 +116,14 @@ def airflow_env(home: Path, pg: str, redis: str, staging: dict[str, str], sandbo
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         **metadata_db_env(metadata),
         "AIRFLOW__CELERY__BROKER_URL": f"{redis_root}/0",
-        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + str(sa.make_url(pg).set(database="airflow")),
+        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + metadata,
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
         "AIRFLOW__API__PORT": str(api_port),
         "AIRFLOW__API_AUTH__JWT_SECRET": "multiworker-proof-shared-secret",
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
         "AIRFLOW_CONN_REDIS_DEFAULT": f"{redis_root}/1",
-        "AIRFLOW_CONN_CRM_SYNC_STATE_DEFAULT": postgres_conn_uri(create_database(pg, "crm_sync_state")),
+        "AIRFLOW_CONN_CRM_SYNC_STATE_DEFAULT": postgres_conn_uri(create_database(pg, f"{db_prefix}crm_sync_state")),
     }
     return env
 

@@ -1,8 +1,8 @@
 """One contact's history across runs: every decision about it, the fields written and the CRM's answer.
 
-Read from the run folders (extract parts to resolve an email, decisions/*.parquet, results/*.parquet),
-oldest run first so ids learned on the way (a create's new id, a link) carry into later runs. Emails and
-phones are masked unless the run that wrote them had `log_pii` on.
+Read from the run folders (extract parts to resolve an email; decisions/*.parquet and results/*.parquet of the
+try each run's report names), oldest run first so ids learned on the way (a create's new id, a link) carry
+into later runs. Emails and phones are masked unless the run that wrote them had `log_pii` on.
 """
 
 from __future__ import annotations
@@ -14,13 +14,19 @@ from airflow.sdk import ObjectStoragePath
 
 from crm_sync.health.runs import run_folders
 from crm_sync.pii import mask_fields, redact
-from crm_sync.staging import iter_frames, read_frame, read_json
+from crm_sync.staging import iter_frames, read_frame, read_json, result_urls
 
 # Per CRM: its id column, its link column and its email column in the staged extract.
 EXTRACT_KEYS = {
     "salesforce": ("Id", "HubSpot_Contact_Id__c", "Email"),
     "hubspot": ("id", "salesforce_contact_id", "email"),
 }
+
+
+def staged_folder(report: dict[str, Any], folder: ObjectStoragePath) -> str | None:
+    """The folder of the try a report covers (None: its reconcile failed); reports written before runs had tries
+    name none, and their files sit in the run folder itself."""
+    return report["staged"] if "staged" in report else str(folder)
 
 
 def _parts(folder: ObjectStoragePath, pattern: str) -> list[ObjectStoragePath]:
@@ -33,7 +39,8 @@ def ids_for_email(email: str, folders: list[ObjectStoragePath]) -> set[str]:
     ids: set[str] = set()
     for folder in folders:
         for crm, (own, link, column) in EXTRACT_KEYS.items():
-            for part in _parts(folder, f"extract/{crm}/*.parquet"):
+            # A cleared run extracts again into a new try's folder; runs staged before tries had none.
+            for part in _parts(folder, f"try-*/extract/{crm}/*.parquet") + _parts(folder, f"extract/{crm}/*.parquet"):
                 frame = read_frame(str(part))
                 if column not in frame:
                     continue
@@ -42,10 +49,10 @@ def ids_for_email(email: str, folders: list[ObjectStoragePath]) -> set[str]:
     return ids - {""}
 
 
-def _answers(folder: ObjectStoragePath, ids: set[str]) -> list[dict[str, Any]]:
+def _answers(staged: str, ids: set[str]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    for part in _parts(folder, "results/*.parquet"):
-        frame = read_frame(str(part))
+    for url in result_urls(staged):
+        frame = read_frame(url)
         hit = frame[frame["ref"].astype(str).isin(ids) | frame["target_id"].astype(str).isin(ids)]
         rows += hit.to_dict(orient="records")
     return rows
@@ -62,10 +69,11 @@ def contact_history(query: str, *, limit_runs: int = 200) -> dict[str, Any]:
     ids = ids_for_email(query, folders) if "@" in query else {query}
     events: list[dict[str, Any]] = []
     for folder in folders:
-        parts = sorted((folder / "decisions").glob("*.parquet"))
+        report = read_json(str(folder / "report.json"))
+        staged = staged_folder(report, folder)
+        parts = _parts(ObjectStoragePath(staged), "decisions/*.parquet") if staged else []
         if not parts:
             continue
-        report = read_json(str(folder / "report.json"))
         log_pii = bool(report.get("log_pii"))
         import pandas as pd
 
@@ -76,7 +84,7 @@ def contact_history(query: str, *, limit_runs: int = 200) -> dict[str, Any]:
             ],
             ignore_index=True,
         )
-        answers = _answers(folder, ids | {str(value) for value in hit["source_id"]})
+        answers = _answers(staged, ids | {str(value) for value in hit["source_id"]})
         for row in hit.to_dict(orient="records"):
             # A reject is never sent: the answers under its source id are its sibling update's, not its own.
             replies = [

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, ObjectStoragePath
 
 from crm_sync.params import param
-from crm_sync.staging import run_folder
+from crm_sync.staging import run_folder, try_folder
 from crm_sync.window import SyncWindow
 
 if TYPE_CHECKING:
@@ -74,7 +74,24 @@ class CrmSyncOperator(BaseOperator):
         )
 
     def run_folder(self, context: Context) -> ObjectStoragePath:
+        """The run's folder: the latest try's report and rejects."""
         return run_folder(self.dag_id, context["run_id"])
+
+    def try_folder(self, context: Context) -> ObjectStoragePath:
+        """This try's folder: what this try extracts, decides and writes (a cleared run starts a new one)."""
+        return try_folder(self.dag_id, context["run_id"], run_try(context))
+
+
+def run_try(context: Context) -> str:
+    """Which try of its run a task belongs to: the same for every task, task retry and deferral of one try.
+
+    `clear_number` counts the clears (a reprocessing backfill clears too). It alone is not enough: `airflow dags
+    test` replaces an earlier run of its date by a new one with the same run id and clear number 0, so the
+    run's start (reset when a finished run is cleared) is part of the key.
+    """
+    dag_run = context["dag_run"]
+    started = dag_run.start_date.strftime("%Y%m%dT%H%M%S%f") if dag_run.start_date else "unstarted"
+    return f"{dag_run.clear_number or 0}-{started}"
 
 
 def load_mapping_file(mapping_path: str) -> MappingConfig:

@@ -37,7 +37,7 @@ class _ExtractContactsOperator(CrmSyncOperator):
         settings = self.settings(context)
         window = self.window(context)
         mapping = load_mapping_file(self.mapping_path)
-        folder = self.run_folder(context) / "extract" / self.system
+        folder = self.try_folder(context) / "extract" / self.system
         hook = self.make_hook(settings)
         paths: list[str] = []
         count = 0

@@ -10,34 +10,35 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow.sdk import ObjectStoragePath
+
 from crm_sync.operators.base import CrmSyncOperator, api_stats, load_mapping_file
 from crm_sync.report import merge_counters
-from crm_sync.staging import read_frames, write_frame
+from crm_sync.staging import read_frames, result_urls, write_frame
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
 class LinkBackOperator(CrmSyncOperator):
-    """Reads the staged load results of this run; writes links in API-sized batches through the hooks."""
+    """Reads the load results staged beside the decisions of the reconcile it follows; writes links in
+    API-sized batches through the hooks."""
 
-    template_fields = ("mapping_path",)
+    template_fields = ("mapping_path", "reconcile_result")
     ui_color = "#f6e8f4"
 
-    def __init__(self, *, mapping_path: str, **kwargs: Any) -> None:
+    def __init__(self, *, mapping_path: str, reconcile_result: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.mapping_path = mapping_path
+        self.reconcile_result = reconcile_result
 
     def execute(self, context: Context) -> dict[str, Any]:
         from crm_sync.hooks.results import results_frame
 
         settings = self.settings(context)
         link_fields = load_mapping_file(self.mapping_path).link
-        folder = self.run_folder(context)
-        urls = [
-            str(path) for path in sorted((folder / "results").glob("*.parquet")) if not path.name.startswith("link-")
-        ]
-        results = read_frames(urls)
+        folder = ObjectStoragePath(self.reconcile_result["folder"])
+        results = read_frames(result_urls(str(folder), links=False))
         if results is None:
             self.log.info("No load results: nothing to link")
             return {"linked": 0, "api": {}}

@@ -2,17 +2,18 @@
 
 Idempotent by construction: creates are upserts on the mapping's link keys (by default HubSpot
 `salesforce_contact_id`, Salesforce `HubSpot_Contact_Id__c`), updates and deletes name their target ids,
-and a batch whose results are already staged is not sent again when the task is retried.
+and a batch whose results this try already staged is not sent again when the task is retried.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 from functools import cached_property
-from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from crm_sync.operators.base import CrmSyncOperator, RunSettings, api_stats, load_mapping_file
+from airflow.sdk import ObjectStoragePath
+
+from crm_sync.operators.base import CrmSyncOperator, RunSettings, api_stats, load_mapping_file, run_try
 from crm_sync.staging import read_frame, write_frame
 
 if TYPE_CHECKING:
@@ -28,6 +29,24 @@ def payloads(frame: pd.DataFrame) -> list[dict[str, Any]]:
     import json
 
     return [json.loads(text) for text in frame["payload"]]
+
+
+def results_path(batch_url: str) -> ObjectStoragePath:
+    """Where a batch's results are staged: `results/` beside the `batches/` folder of the try that planned it."""
+    batch = ObjectStoragePath(batch_url)
+    return batch.parent.parent / "results" / batch.name
+
+
+def staged_in_try(result_path: ObjectStoragePath, this_try: str) -> bool:
+    """The batch was answered in this try of the run (a task retry or a resume): not to be sent again.
+
+    Results of an earlier try (the run was cleared, or a backfill reprocesses it) are sent again: a clear means
+    "do it again", and creates upsert on the link key, updates and deletes name their ids, so nothing doubles.
+    """
+    if not result_path.exists():
+        return False
+    staged = read_frame(str(result_path))
+    return "try" in staged.columns and bool((staged["try"] == this_try).all())
 
 
 def dry_run_results(frame: pd.DataFrame) -> list[RecordResult]:
@@ -64,6 +83,12 @@ class _LoadOperator(CrmSyncOperator):
         """The link keys creates upsert on (the counterpart's id field on each side)."""
         return load_mapping_file(self.mapping_path).link
 
+    @cached_property
+    def field_names(self) -> dict[str, str]:
+        """The target's field names -> the mapping's names: a field the CRM refused is rejected by its mapping name."""
+        fields = load_mapping_file(self.mapping_path).fields
+        return {item.on(self.target): item.name for item in fields if item.writes_to(self.target)}
+
     def make_hook(self, settings: RunSettings) -> Any:
         raise NotImplementedError
 
@@ -75,13 +100,13 @@ class _LoadOperator(CrmSyncOperator):
         from crm_sync.ratelimit import RateLimitWaitTooLong
 
         settings = self.settings(context)
-        folder = self.run_folder(context) / "results"
+        this_try = run_try(context)
         hook = None if settings.dry_run else self.make_hook(settings)
         totals = {"batches": 0, "skipped_batches": 0, "records": 0, "ok": 0, "rejected": 0}
         for batch in self.shard:
-            name = PurePosixPath(batch["url"]).name
-            result_path = folder / name
-            if result_path.exists():
+            result_path = results_path(batch["url"])
+            name = result_path.name
+            if staged_in_try(result_path, this_try):
                 totals["skipped_batches"] += 1
                 self.log.info("%s: results of %s already staged (a retry): not sent again", self.target, name)
                 continue
@@ -103,12 +128,13 @@ class _LoadOperator(CrmSyncOperator):
             if unanswered:
                 # Stage nothing: a staged batch is never sent again, and these records have no answer yet.
                 raise RuntimeError(f"{self.target} batch {name}: {unanswered} records got no answer; retry the task")
-            table = results_frame(results)
+            table = results_frame(results, self.field_names)
             table["target"] = self.target
-            table["action"] = batch["action"]
+            table["action"] = table["action"].fillna(batch["action"])  # a refused field's own row keeps "reject"
             table["source_system"] = "hubspot" if self.target == "salesforce" else "salesforce"
             table["batch"] = name
             table["dry_run"] = settings.dry_run
+            table["try"] = this_try
             write_frame(result_path, table)
             ok = int(table["ok"].sum())
             totals["batches"] += 1

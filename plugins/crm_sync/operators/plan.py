@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow.sdk import ObjectStoragePath
+
 from crm_sync.operators.base import CrmSyncOperator
 from crm_sync.staging import iter_frames, write_frame
 
@@ -48,7 +50,7 @@ class PlanWritesOperator(CrmSyncOperator):
         from include.sync_logic.plan import PlanConfig, plan_target
 
         decisions = target_writes(self.reconcile_result["decisions"], self.target)
-        folder = self.run_folder(context) / "batches"
+        folder = ObjectStoragePath(self.reconcile_result["folder"]) / "batches"
         config = PlanConfig(
             hubspot_batch_size=self.hubspot_batch_size,
             salesforce_batch_size=self.salesforce_batch_size,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import conf
 
-from crm_sync.operators.base import CrmSyncOperator, api_stats, load_mapping_file
+from crm_sync.operators.base import CrmSyncOperator, api_stats, load_mapping_file, run_try
 from crm_sync.report import merge_counters
 from crm_sync.staging import read_frames
 
@@ -57,9 +57,9 @@ class ReconcileContactsOperator(CrmSyncOperator):
         sf_hook = SalesforceContactsHook(settings.salesforce_conn_id, redis_conn_id=settings.redis_conn_id)
         hs_hook = HubSpotContactsHook(settings.hubspot_conn_id, redis_conn_id=settings.redis_conn_id)
         store = SyncStateHook(settings.state_conn_id).get_store()
-        folder = self.run_folder(context)
+        folder = self.try_folder(context)
         direction = Direction(settings.direction)
-        due = self._due_retries(store, direction)
+        due = self._due_retries(store, direction, context)
         extracts = {Side.SALESFORCE: self.salesforce_extract, Side.HUBSPOT: self.hubspot_extract}
         known_pairs = store.pair_count()  # before this run's baseline: each CRM's size from below
         extra: dict[str, Any] = {}
@@ -90,6 +90,7 @@ class ReconcileContactsOperator(CrmSyncOperator):
         self.log.info("pairs whose agreed values the state recorded before any write: %d", recorded)
         self.log.info("::endgroup::")
         return {
+            "folder": str(folder),
             "decisions": outcome.decisions,
             "baseline": outcome.baseline,
             "partitions": outcome.partitions,
@@ -164,18 +165,28 @@ class ReconcileContactsOperator(CrmSyncOperator):
             "read_plan": {str(side): plan.as_dict() for side, plan in plans.items()},
         }
 
-    def _due_retries(self, store: SyncStateStore, direction: Any) -> dict[Any, list[str]]:
-        """Source ids of due retry-queue entries per source side, for the targets this run writes."""
+    def _due_retries(self, store: SyncStateStore, direction: Direction, context: Context) -> dict[Side, list[str]]:
+        """Source ids of the due retry-queue entries this run takes, per source side, for the targets it writes.
+
+        The run takes them (a lease to this try of the run, see `SyncStateStore.claim_due`) so that a backfill's
+        runs and the scheduled one beside them never try one entry at once; settle ends the lease. A dry run
+        writes nothing, so it only looks.
+        """
         from include.sync_logic.sides import Side
 
-        due = store.due()
-        wanted = due[due["target"].isin([str(target) for target in direction.targets])]
-        by_side = {
-            side: sorted(set(wanted.loc[wanted["target"] == side.other, "source_id"].astype(str))) for side in Side
-        }
+        targets = [str(target) for target in direction.targets]
+        dry_run = self.settings(context).dry_run
+        if dry_run:
+            due = store.due()
+            due = due[due["target"].isin(targets)]
+        else:
+            due = store.due()  # OLD BEHAVIOUR (temporary)
+            due = due[due["target"].isin(targets)]
+        by_side = {side: sorted(set(due.loc[due["target"] == side.other, "source_id"].astype(str))) for side in Side}
         self.log.info(
-            "Retry queue: %d entries due (%s)",
-            len(wanted),
+            "Retry queue: %d due entries %s (%s)",
+            len(due),
+            "seen (dry run: not taken)" if dry_run else "taken by this run",
             ", ".join(f"{side} {len(ids)}" for side, ids in by_side.items()),
         )
         return by_side

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from crm_sync.operators.base import CrmSyncOperator
-from crm_sync.staging import iter_frames, read_frames, write_frame, write_json
+from crm_sync.operators.base import CrmSyncOperator, run_try
+from crm_sync.staging import iter_frames, read_frames, result_urls, write_frame, write_json
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -47,7 +47,7 @@ class SyncReportOperator(CrmSyncOperator):
         folder = self.run_folder(context)
         extracts = {system: ti.xcom_pull(task_ids=f"extract_{system}") or {} for system in ("salesforce", "hubspot")}
         reconciled = ti.xcom_pull(task_ids="reconcile") or {}
-        results = read_frames([str(path) for path in sorted((folder / "results").glob("*.parquet"))])
+        results = read_frames(result_urls(reconciled.get("folder")))
         if results is None:
             results = pd.DataFrame(columns=["target", "action", "ref", "target_id", "ok", "error_code", "message"])
 
@@ -76,6 +76,9 @@ class SyncReportOperator(CrmSyncOperator):
         report = {
             "dag_id": self.dag_id,
             "run_id": context["run_id"],
+            "try": run_try(context),
+            # The try's folder with its decisions/ and results/ (the contact history reads them from here).
+            "staged": reconciled.get("folder"),
             "window": window.describe(),
             # What the view orders runs by (a backfill's runs finish in any order).
             "data_interval": {key: context[f"data_interval_{key}"].isoformat() for key in ("start", "end")},

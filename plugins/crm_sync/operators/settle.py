@@ -1,15 +1,16 @@
 """Settle: after the loads, move the sync state to what both CRMs now hold and update the retry queue.
 
 Runs whatever happened upstream (trigger rule all_done): a load task that failed for good leaves its
-records unanswered, and they become retry-queue entries here, so the next run writes them.
+records unanswered, and they become retry-queue entries here, so the next run writes them. The queue entries
+this try of the run took end their lease here: counted when tried, handed back untried otherwise.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from crm_sync.operators.base import CrmSyncOperator
-from crm_sync.staging import read_frames
+from crm_sync.operators.base import CrmSyncOperator, run_try
+from crm_sync.staging import read_frames, result_urls
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -26,34 +27,47 @@ class SettleStateOperator(CrmSyncOperator):
 
         settings = self.settings(context)
         store = SyncStateHook(settings.state_conn_id).get_store()
+        run_id, this_try = context["run_id"], run_try(context)
         reconciled = context["ti"].xcom_pull(task_ids="reconcile") or {}
         if not reconciled.get("decisions"):
-            self.log.warning("reconcile produced no decisions (it failed?): the sync state is left as it was")
-            return {"settled": False, "retry_queue": store.queue_size()}
+            untried = store.release_claims(run_id=run_id, run_try=this_try)
+            self.log.warning(
+                "reconcile produced no decisions (it failed?): the sync state is left as it was; "
+                "%d retry-queue entries it took are due again",
+                untried,
+            )
+            return {"settled": False, "retries_untried": untried, "retry_queue": store.queue_size()}
         if settings.dry_run:
             self.log.info("dry run: the sync state and the retry queue are left as they were")
             return {"settled": False, "retry_queue": store.queue_size()}
-        folder = self.run_folder(context)
-        results = read_frames([str(path) for path in sorted((folder / "results").glob("*.parquet"))])
-        totals = settle_parts(store, reconciled["decisions"], results, run_id=context["run_id"])
+        results = read_frames(result_urls(reconciled.get("folder")))
+        totals = settle_parts(store, reconciled["decisions"], results, run_id=run_id, run_try=this_try)
         queue = store.queue_size()
         attempts_by_code = totals.attempts_by_code
         recorded = sum(attempts_by_code.values())
+        parked = sum(int(frame["permanent"].sum()) for frame in totals.attempts)  # refusals no retry can pass
         self.log.info("::group::Sync state")
         self.log.info(
             "snapshots written: %d; pairs removed after deletes: %d", totals.snapshots_written, totals.snapshots_deleted
         )
         self.log.info(
-            "retry queue: %d entries closed, %d attempts recorded %s",
+            "retry queue: %d entries closed, %d attempts recorded %s, %d parked at once (permanent refusals)",
             totals.retries_resolved,
             recorded,
             attempts_by_code,
+            parked,
         )
         shown = [row for frame in totals.attempts for row in frame.head(200).itertuples(index=False)][:200]
         for row in shown:
             self.log.info(
-                "retry target=%s source=%s action=%s code=%s", row.target, row.source_id, row.action, row.code
+                "retry target=%s source=%s action=%s code=%s permanent=%s",
+                row.target,
+                row.source_id,
+                row.action,
+                row.code,
+                row.permanent,
             )
+        self.log.info("retry queue: %d entries this run took but never tried are due again", totals.retries_untried)
         self.log.info("retry queue now: %s", queue)
         self.log.info("::endgroup::")
         return {
@@ -62,6 +76,8 @@ class SettleStateOperator(CrmSyncOperator):
             "snapshots_deleted": totals.snapshots_deleted,
             "retries_resolved": totals.retries_resolved,
             "retries_recorded": recorded,
+            "retries_untried": totals.retries_untried,
             "retries_by_code": attempts_by_code,
+            "retries_parked": parked,
             "retry_queue": queue,
         }

@@ -13,6 +13,7 @@ from airflow.sdk.exceptions import TaskDeferred
 from crm_sync.operators.load import HubSpotLoadOperator
 from crm_sync.ratelimit import RateLimitWaitTooLong
 from crm_sync.staging import write_frame
+from tests.task_context import FIRST_TRY
 
 
 class PausedPoolLoad(HubSpotLoadOperator):
@@ -30,7 +31,7 @@ def test_a_long_pool_wait_defers_the_load_task_to_the_triggerer(tmp_path, monkey
 
     monkeypatch.setenv("AIRFLOW__CRM_SYNC__STAGING_BASE", f"file://{tmp_path}")
     batch = write_frame(
-        ObjectStoragePath(f"file://{tmp_path}/hubspot-update-00000.parquet"),
+        ObjectStoragePath(f"file://{tmp_path}/batches/hubspot-update-00000.parquet"),
         pd.DataFrame({"source_id": ["003A"], "target_id": ["101"], "payload": ['{"firstname": "Ann"}']}),
     )
     with DAG("crm_contact_sync", schedule=None):
@@ -39,7 +40,7 @@ def test_a_long_pool_wait_defers_the_load_task_to_the_triggerer(tmp_path, monkey
             mapping_path="include/mappings/contacts.yaml",
             shard=[{"url": batch, "action": "update", "api": "hubspot_batch"}],
         )
-    context = {"params": {"dry_run": False}, "run_id": "manual__test"}
+    context = {"params": {"dry_run": False}, "run_id": "manual__test", "dag_run": FIRST_TRY}
     before = datetime.now(UTC)
     with pytest.raises(TaskDeferred) as deferred:
         task.execute(context)

@@ -12,6 +12,7 @@ from airflow.sdk import DAG, ObjectStoragePath
 from crm_sync.hooks.results import RecordResult
 from crm_sync.operators.load import HubSpotLoadOperator
 from crm_sync.staging import write_frame
+from tests.task_context import FIRST_TRY
 
 
 class HalfAnsweredLoad(HubSpotLoadOperator):
@@ -30,7 +31,7 @@ class HalfAnsweredLoad(HubSpotLoadOperator):
 def test_a_batch_with_unanswered_records_is_not_staged(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("AIRFLOW__CRM_SYNC__STAGING_BASE", f"file://{tmp_path}")
     batch = write_frame(
-        ObjectStoragePath(f"file://{tmp_path}/hubspot-update-00000.parquet"),
+        ObjectStoragePath(f"file://{tmp_path}/batches/hubspot-update-00000.parquet"),
         pd.DataFrame({"source_id": ["003A", "003B"], "target_id": ["101", "102"], "payload": ["{}", "{}"]}),
     )
     with DAG("crm_contact_sync", schedule=None):
@@ -40,7 +41,7 @@ def test_a_batch_with_unanswered_records_is_not_staged(tmp_path, monkeypatch) ->
             shard=[{"url": batch, "action": "update", "api": "hubspot_batch"}],
         )
     with pytest.raises(RuntimeError, match="1 records got no answer"):
-        task.execute({"params": {"dry_run": False}, "run_id": "manual__test"})
+        task.execute({"params": {"dry_run": False}, "run_id": "manual__test", "dag_run": FIRST_TRY})
     assert not list(Path(tmp_path).rglob("results/*.parquet"))
 
 
