@@ -104,5 +104,24 @@ retry_queue = sa.Table(
     sa.Index("crm_sync_retry_queue_due", "status", "next_attempt_at"),
 )
 
+# Contacts gone from one CRM, keyed by the side and that side's id: why (kind), when, and the pair they were in,
+# so no later edit of the counterpart re-creates them (see `crm_sync.state.tombstones`).
+TOMBSTONE_KINDS = ("deleted", "archived", "privacy_deleted", "purged", "merged")
+tombstones = sa.Table(
+    "crm_sync_tombstones",
+    metadata,
+    sa.Column("side", sa.String(16), primary_key=True),
+    sa.Column("contact_id", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("happened_at", UTCDateTime()),
+    sa.Column("survivor_id", sa.String(64)),
+    sa.Column("counterpart_id", sa.String(64)),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("recorded_at", UTCDateTime(), nullable=False),
+    sa.CheckConstraint(sa.column("side").in_(TARGETS), name="crm_sync_tombstones_side"),
+    sa.CheckConstraint(sa.column("kind").in_(TOMBSTONE_KINDS), name="crm_sync_tombstones_kind"),
+    sa.Index("crm_sync_tombstones_counterpart", "counterpart_id"),
+)
+
 # Columns added after the first release: create_schema adds them to tables created before.
 ADDED_COLUMNS = {retry_queue: ("lease_run_id", "lease_try", "lease_expires_at")}

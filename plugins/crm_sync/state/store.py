@@ -45,6 +45,7 @@ from crm_sync.state.schema import (
     pair_snapshots,
     retry_queue,
 )
+from crm_sync.state.tombstones import TombstoneRecords
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +120,10 @@ def _due_after(counted: sa.ColumnElement[int], due: list[sa.BindParameter[Any]])
     return sa.case(*((counted == attempts, at) for attempts, at in enumerate(due[:-1], start=1)), else_=due[-1])
 
 
-class SyncStateStore:
+class SyncStateStore(TombstoneRecords):
     """The sync state in one SQL database (PostgreSQL in deployment, SQLite for the local demo).
+
+    Tombstones (contacts gone from one CRM) are read and written by the methods of `TombstoneRecords`.
 
     :param engine: a SQLAlchemy engine (see `crm_sync.state.engine.create_state_engine`).
     :param policy: the retry queue's backoff and parking rule.
