@@ -40,9 +40,9 @@ def _wrap(column: str) -> str:
     return "text" if column in LONG_TEXT else ""
 
 
-def _raw_cell(html: str, *, left: bool = True) -> str:
-    """A cell of markup built here from escaped parts."""
-    return f"<td{' class=l' if left else ''}>{html}</td>"
+def _raw_cell(html: str) -> str:
+    """A left-aligned cell of markup built here from escaped parts."""
+    return f'<td class="l">{html}</td>'
 
 
 def _count(value: Any, key: str, label: str) -> str:
