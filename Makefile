@@ -23,7 +23,7 @@ test: deps redis-server postgresql chromium compose-config  ## Lint, then the wh
 test-fast: deps redis-server postgresql  ## The inner loop: unit and DAG tests only (no sandboxes, no Airflow runs).
 	bash scripts/run_tests.sh $(XDIST) -m "not integration and not slow" -q
 
-airflow: deps redis-server  ## The real Airflow (standalone: UI, scheduler, triggerer) wired to the sandboxes.
+airflow: deps redis-server postgresql  ## The real Airflow (UI, scheduler, dag-processor, triggerer; PostgreSQL, LocalExecutor) wired to the sandboxes.
 	bash scripts/run_airflow.sh
 
 bench-scale: deps redis-server postgresql  ## The DAG at scale (3 windows) vs. the minimum of calls, the rate-limit floor and the naive script.

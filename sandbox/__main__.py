@@ -36,8 +36,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("sandbox")
 
 SNAPSHOT_FILE = "crm-data.pickle"
-# The attributes holding each app's records (and the ids and budgets tied to them); limits, sessions and
-# faults start afresh, as after a real outage.
+# The attributes holding each app's records (and the ids and API budgets tied to them); sessions, faults and
+# stats start afresh, as after a real outage.
 PERSISTED = {"hubspot": ("store", "search_engine", "limits"), "salesforce": ("ids", "store", "bulk", "budget")}
 
 
@@ -62,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
         "--persist",
         action="store_true",
         help=f"keep the CRMs' data in STATE_DIR/{SNAPSHOT_FILE} across restarts (written on SIGTERM/SIGINT, "
-        "restored instead of seeding, consumed at start)",
+        "restored instead of seeding, consumed at start); prints SANDBOX_RESTORED=1 or 0",
     )
     run.add_argument("--clock", help="start the sandbox clock at this ISO-8601 instant")
     run.add_argument("--freeze-clock", action="store_true", help="the clock only moves via the admin API")
@@ -172,8 +172,13 @@ def _restore(snapshot: Path, apps: dict[str, Any]) -> bool:
     """Load the data the last clean stop saved (our own file in our own state dir) and consume it."""
     if not snapshot.exists():
         return False
-    data = pickle.loads(snapshot.read_bytes())  # our own file, written by _save
-    snapshot.unlink()
+    try:
+        data = pickle.loads(snapshot.read_bytes())  # our own file, written by _save
+    except Exception as exc:  # written by other sandbox code (classes moved or renamed since): start afresh
+        log.warning("CRM data in %s not restored (%s: %s); seeding afresh", snapshot, type(exc).__name__, exc)
+        return False
+    finally:
+        snapshot.unlink()
     for name, app in apps.items():
         if app is not None and name in data:
             for attr, value in data[name].items():
@@ -240,7 +245,8 @@ def serve_command(args: argparse.Namespace) -> int:
     salesforce = _salesforce_app(args, clock)
     apps = {"hubspot": hubspot, "salesforce": salesforce}
     snapshot = state_dir / SNAPSHOT_FILE
-    if not (args.persist and _restore(snapshot, apps)):
+    restored = args.persist and _restore(snapshot, apps)
+    if not restored:
         _seed(args, clock, hubspot, salesforce)
 
     extra_ips = [args.salesforce_login_host] if args.salesforce_login_host else []
@@ -255,6 +261,8 @@ def serve_command(args: argparse.Namespace) -> int:
             login_url = servers[-1].url
 
     lines = env_lines(args, servers[0].url, salesforce_url, bundle, login_url)
+    if args.persist:
+        lines.append(f"SANDBOX_RESTORED={int(restored)}")  # 0: seeded afresh, so a sync state must start afresh too
     (state_dir / "env.sh").write_text("".join(f"export {line}\n" for line in lines))
     print("\n".join([*lines, "SANDBOX_READY"]), flush=True)
 

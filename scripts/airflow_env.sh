@@ -10,11 +10,16 @@ export PYTHONPATH="$ROOT:$ROOT/plugins${PYTHONPATH:+:$PYTHONPATH}"
 export PATH="$ROOT/.venv/bin:$PATH"
 mkdir -p "$AIRFLOW_HOME"
 
+# An unused loopback port.
+free_port() {
+  python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
 # Start a private redis-server on a free port; sets REDIS_PORT and AIRFLOW_CONN_REDIS_DEFAULT.
 start_redis() {
   local dir="$1"
   mkdir -p "$dir"
-  REDIS_PORT=$(python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  REDIS_PORT=$(free_port)
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" \
     --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
   for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
@@ -40,9 +45,12 @@ ensure_pools() {
   airflow pools set crm_sync_salesforce "${SALESFORCE_POOL_SLOTS:-4}" "Concurrent Salesforce load tasks" >/dev/null
 }
 
-# Stop what start_redis/start_sandbox started under a run folder.
+# Stop what start_redis/start_sandbox started under a run folder (waiting for the sandbox: it may be saving).
 stop_services() {
   local dir="$1"
-  [ -n "${SANDBOX_PID:-}" ] && kill "$SANDBOX_PID" 2>/dev/null || true
+  if [ -n "${SANDBOX_PID:-}" ]; then
+    kill "$SANDBOX_PID" 2>/dev/null || true
+    wait "$SANDBOX_PID" 2>/dev/null || true
+  fi
   [ -f "$dir/redis/redis.pid" ] && kill "$(cat "$dir/redis/redis.pid")" 2>/dev/null || true
 }

@@ -49,47 +49,87 @@ def postgres_bindir() -> Path:
     return Path(initdb).parent
 
 
-@contextmanager
-def postgres_cluster(max_connections: int = 50) -> Iterator[str]:
-    """A private PostgreSQL cluster: initdb into a temp dir, loopback port, trust auth; yields a psycopg 3 URL.
+def _pg_runner(workdir: Path) -> tuple[Path, list[str]]:
+    """The binaries and the prefix that runs them: initdb refuses root, so as root the cluster belongs to
+    Debian's `postgres` user (runuser) and so does its directory."""
+    if os.geteuid() != 0:
+        return postgres_bindir(), []
+    shutil.chown(workdir, user="postgres")
+    return postgres_bindir(), ["runuser", "-u", "postgres", "--"]
 
-    initdb refuses to run as root, so as root the cluster belongs to Debian's `postgres` user (runuser).
-    The cluster is stopped and removed on exit.
-    """
-    bindir = postgres_bindir()
-    as_root = os.geteuid() == 0
-    workdir = Path(tempfile.mkdtemp(prefix="crm-sync-pg-"))
-    run_as = ["runuser", "-u", "postgres", "--"] if as_root else []
-    if as_root:
-        shutil.chown(workdir, user="postgres")
-    data, port = workdir / "data", free_port()
 
-    def pg(tool: str, *args: str) -> None:
-        subprocess.run([*run_as, str(bindir / tool), *args], check=True, capture_output=True, timeout=60)
+def start_postgres(workdir: Path, port: int, max_connections: int = 50) -> str:
+    """Start the PostgreSQL cluster kept in `workdir` (initdb on first use; loopback, trust auth, fsync off, socket
+    in `workdir`) on `port`; returns a psycopg 3 URL. A server still running there from before is stopped first."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    bindir, run_as = _pg_runner(workdir)
+    data = workdir / "data"
+
+    def pg(tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([*run_as, str(bindir / tool), *args], check=check, capture_output=True, timeout=60)
 
     try:
-        pg("initdb", "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
+        if not (data / "PG_VERSION").exists():
+            pg("initdb", "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
+        elif pg("pg_ctl", "-D", str(data), "status", check=False).returncode == 0:
+            pg("pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop")
         options = (
             f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections={max_connections}"
         )
         pg("pg_ctl", "-D", str(data), "-l", str(workdir / "server.log"), "-w", "-t", "30", "-o", options, "start")
     except subprocess.CalledProcessError as exc:
-        shutil.rmtree(workdir, ignore_errors=True)
         raise RuntimeError(f"could not start PostgreSQL from {bindir}: {exc.stderr.decode(errors='replace')}") from exc
+    return f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+
+
+def stop_postgres(workdir: Path) -> None:
+    """Stop the cluster kept in `workdir` (fast shutdown: open sessions are ended)."""
+    bindir, run_as = _pg_runner(workdir)
+    subprocess.run(
+        [*run_as, str(bindir / "pg_ctl"), "-D", str(workdir / "data"), "-m", "fast", "-w", "stop"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+@contextmanager
+def postgres_cluster(max_connections: int = 50) -> Iterator[str]:
+    """A private, throwaway PostgreSQL cluster in a temp dir (see start_postgres); yields a psycopg 3 URL.
+
+    The cluster is stopped and removed on exit.
+    """
+    workdir = Path(tempfile.mkdtemp(prefix="crm-sync-pg-"))
     try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+        url = start_postgres(workdir, free_port(), max_connections)
+    except RuntimeError:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    try:
+        yield url
     finally:
-        pg("pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop")
+        stop_postgres(workdir)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def create_database(url: str, name: str) -> str:
-    """Create the empty database `name` on the PostgreSQL server at `url` (a SQLAlchemy URL); returns its URL."""
+def create_database(url: str, name: str, keep_existing: bool = False) -> str:
+    """Create the empty database `name` on the PostgreSQL server at `url` (a SQLAlchemy URL); returns its URL.
+    With `keep_existing`, a database of that name is kept as it is."""
     engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}).first()
+        if not (exists and keep_existing):
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     engine.dispose()
     return sa.make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(url: str, name: str) -> None:
+    """Drop the database `name` (if it exists) from the PostgreSQL server at `url`, ending its sessions."""
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
 
 
 def postgres_conn_uri(database_url: str) -> str:
@@ -143,3 +183,44 @@ def aws_connection(endpoint_url: str) -> str:
     """An Airflow `aws` connection (JSON, for AIRFLOW_CONN_...) whose S3 calls go to `endpoint_url`."""
     extra = {"endpoint_url": endpoint_url, "region_name": "us-east-1"}
     return json.dumps({"conn_type": "aws", "login": "testing", "password": "testing", "extra": extra})
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The PostgreSQL helpers for shell scripts (`make airflow`): `python -m tests.local_services --help`."""
+    import argparse
+    import shlex
+
+    parser = argparse.ArgumentParser(prog="python -m tests.local_services")
+    sub = parser.add_subparsers(dest="command", required=True)
+    start = sub.add_parser("postgres-start", help="start (initdb on first use) the cluster kept in DIR; prints its URL")
+    start.add_argument("dir", type=Path)
+    start.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    stop = sub.add_parser("postgres-stop", help="stop the cluster kept in DIR")
+    stop.add_argument("dir", type=Path)
+    database = sub.add_parser("database", help="create database NAME if missing on the server at URL")
+    database.add_argument("url")
+    database.add_argument("name")
+    database.add_argument("--fresh", action="store_true", help="drop it first")
+    database.add_argument(
+        "--print",
+        choices=["metadata-env", "connection"],
+        required=True,
+        help="Airflow's metadata-DB settings as export lines, or an Airflow connection URI",
+    )
+    args = parser.parse_args(argv)
+    if args.command == "postgres-start":
+        print(start_postgres(args.dir.resolve(), args.port or free_port()))
+    elif args.command == "postgres-stop":
+        stop_postgres(args.dir.resolve())
+    else:
+        if args.fresh:
+            drop_database(args.url, args.name)
+        url = create_database(args.url, args.name, keep_existing=True)
+        if args.print == "connection":
+            print(postgres_conn_uri(url))
+        else:
+            print("\n".join(f"export {key}={shlex.quote(value)}" for key, value in metadata_db_env(url).items()))
+
+
+if __name__ == "__main__":
+    main()
