@@ -39,6 +39,7 @@ class Reason(StrEnum):
     """Why a decision is what it is (templates: ``{source}`` and ``{target}`` are sides)."""
 
     NEW = "new in {source}"
+    RECREATED = "{target} counterpart gone; re-created"
     SOURCE_DELETED = "{source} contact deleted"
     SOURCE_CHANGED = "{source} changed"
     LINK_MISSING = "link missing"
@@ -133,8 +134,11 @@ def decide(
     is_create, is_update = code == _action(Action.CREATE), code == _action(Action.UPDATE)
     is_reject = code == _action(Action.REJECT)
     differs = any_of((~equal(g[src + f.name], g[dst + f.name]).to_numpy() for f, _, _ in written), n)
+    # A create whose source still links to a counterpart re-creates a contact the target had (and lost).
+    relinked = g[src + OWN_ID[target]].notna().to_numpy()
     reason_code = np.select(
         [
+            is_create & relinked,
             is_create,
             code == _action(Action.DELETE),
             is_update & any_field,
@@ -147,6 +151,7 @@ def decide(
             live & differs,
         ],
         [
+            _code(Reason.RECREATED),
             _code(Reason.NEW),
             _code(Reason.SOURCE_DELETED),
             _code(Reason.SOURCE_CHANGED),

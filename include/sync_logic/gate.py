@@ -5,9 +5,10 @@ updates (or deletes). Each target CRM is judged on its own, against how many con
 the run knows: the larger of the contacts the run read on that side and the pairs in the sync state (one
 contact a side each, so a lower bound on every CRM's size that costs no API call). Judged against what
 the run read alone, an ordinary incremental window (every edit read with its counterpart, which it then
-updates) sits near half and would stop at the default limit. Creates are not counted: a new contact
-overwrites nothing. A target with few changes (`min_changes`) passes whatever its share, so a window of
-five edits is never blocked.
+updates) sits near half and would stop at the default limit. A create of a new contact overwrites nothing
+and is not counted; a re-create (a contact whose counterpart is gone, written anew: `recreate`) is, so a
+full resync that would bring back every contact deleted on one side stops here. A target with few changes
+(`min_changes`) passes whatever its share, so a window of five edits is never blocked.
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-GATED_ACTIONS = ("update", "delete")
+from include.sync_logic.decisions import Reason
+from include.sync_logic.sides import Side
+
+GATED_ACTIONS = ("update", "delete", "recreate")
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,7 @@ class GateVerdict:
         """One line for the task log and the failure reason: the numbers, the limit, the way through."""
         detail = "; ".join(target.describe() for target in self.targets) or "none"
         head = (
-            f"planned updates/deletes: {detail}; limit {self.max_share:.0%} of a CRM's contacts above "
+            f"planned updates/deletes/re-creates: {detail}; limit {self.max_share:.0%} of a CRM's contacts above "
             f"{self.min_changes} changes"
         )
         if self.blocked:
@@ -101,9 +105,15 @@ def contacts_read(decisions: pd.DataFrame) -> dict[str, int]:
 
 
 def overwriting_counts(decisions: pd.DataFrame) -> dict[str, int]:
-    """`"<target>.<action>": n` of the updates and deletes that overwrite data; an update that only writes our
-    own link field (a pair matched by email, a rerun after a killed load) overwrites nothing."""
-    gated = decisions[decisions["action"].isin(GATED_ACTIONS) & (decisions["changed_fields"] != "link")]
+    """`"<target>.<action>": n` of the updates and deletes that overwrite data, and the re-creates
+    (`<target>.recreate`); an update that only writes our own link field (a pair matched by email, a rerun
+    after a killed load) overwrites nothing."""
+    recreated = {Reason.RECREATED.format(target=side) for side in Side}
+    action = decisions["action"].mask(
+        decisions["action"].eq("create") & decisions["reason"].isin(recreated), "recreate"
+    )
+    gated = decisions.assign(action=action)
+    gated = gated[gated["action"].isin(GATED_ACTIONS) & (gated["changed_fields"] != "link")]
     counts = gated.groupby(["target", "action"]).size()
     return {f"{target}.{action}": int(n) for (target, action), n in counts.items()}
 

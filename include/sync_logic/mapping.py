@@ -32,6 +32,19 @@ class ConflictRule(StrEnum):
     PREFER_HUBSPOT_UNLESS_BLANK = "prefer_hubspot_unless_blank"
 
 
+class OnCounterpartDeleted(StrEnum):
+    """What a contact does when its counterpart is deleted, archived or merged away in the other CRM.
+
+    ``keep``: left alone, never re-created (the deletion is reported once). ``recreate``: written to the other
+    CRM as a new contact. ``delete``: deleted too. A counterpart deleted for a privacy request (nothing of it
+    remains) is never re-created, whatever this says.
+    """
+
+    KEEP = "keep"
+    RECREATE = "recreate"
+    DELETE = "delete"
+
+
 class Transform(StrEnum):
     STRIP = "strip"
     LOWERCASE = "lowercase"
@@ -211,9 +224,33 @@ class MappingConfig(_Frozen):
     fields: tuple[FieldMapping, ...] = Field(min_length=1)
     match_on: Text = "email"
     conflict_default: Annotated[ConflictRule, _one_of(ConflictRule)] = ConflictRule.LATEST
-    propagate_deletes: bool = Field(False, strict=True)
+    on_counterpart_deleted: Annotated[OnCounterpartDeleted, _one_of(OnCounterpartDeleted)] = OnCounterpartDeleted.KEEP
+    # A contact merged away in one CRM whose counterpart stays separate: merge the counterpart into the survivor's
+    # counterpart too. HubSpot only (its merge API is REST); Salesforce merges only through SOAP or Apex: reported.
+    propagate_merges: bool = Field(False, strict=True)
     link: LinkConfig = Field(default_factory=LinkConfig)
     phone: PhoneConfig = Field(default_factory=PhoneConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _deprecated_propagate_deletes(cls, data: Any) -> Any:
+        """Deprecated ``propagate_deletes``: true reads as ``on_counterpart_deleted: delete``, false as the default."""
+        if not isinstance(data, dict) or "propagate_deletes" not in data:
+            return data
+        data = dict(data)
+        propagate = data.pop("propagate_deletes")
+        if not isinstance(propagate, bool):
+            raise _problem("propagate_deletes", "must be true or false")
+        implied = OnCounterpartDeleted.DELETE if propagate else OnCounterpartDeleted.KEEP
+        given = data.setdefault("on_counterpart_deleted", implied.value)
+        if propagate and given != implied:
+            raise _problem("propagate_deletes", f"true contradicts on_counterpart_deleted: {given}")
+        return data
+
+    @property
+    def propagate_deletes(self) -> bool:
+        """Deleting a contact deletes its counterpart (``on_counterpart_deleted: delete``)."""
+        return self.on_counterpart_deleted == OnCounterpartDeleted.DELETE
 
     @model_validator(mode="after")
     def _consistent(self) -> MappingConfig:

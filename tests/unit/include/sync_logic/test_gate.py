@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from include.sync_logic.decisions import Reason
 from include.sync_logic.gate import GateVerdict, contacts_read, mass_change_verdict, overwriting_counts
 
 
@@ -105,6 +106,25 @@ def test_link_only_updates_overwrite_nothing_and_are_not_counted() -> None:
             "target": ["hubspot", "hubspot", "salesforce", "salesforce"],
             "action": ["update", "update", "update", "create"],
             "changed_fields": ["link", "title,link", "link", ""],
+            "reason": ["link missing", "salesforce changed", "link missing", "new in hubspot"],
         }
     )
     assert overwriting_counts(decisions) == {"hubspot.update": 1}
+
+
+def test_re_creates_are_counted_and_can_block_a_run_new_contacts_are_not() -> None:
+    """A full resync that would write back 40 contacts deleted in HubSpot stops; 40 new contacts pass."""
+    recreated = Reason.RECREATED.format(target="hubspot")
+    decisions = pd.DataFrame(
+        {
+            "target": ["hubspot"] * 80,
+            "action": ["create"] * 80,
+            "changed_fields": ["email,lastname"] * 80,
+            "reason": [recreated] * 40 + ["new in salesforce"] * 40,
+        }
+    )
+    counts = overwriting_counts(decisions)
+    assert counts == {"hubspot.recreate": 40}
+    verdict = verdict_of(counts, {"hubspot": 60}, known_pairs=100, max_share=0.3, min_changes=10)
+    assert verdict.blocked
+    assert "hubspot 40 (recreate 40) = 40% of 100 contacts" in verdict.message()

@@ -36,6 +36,7 @@ def test_default_mapping_matches_the_contract():
     ]
     assert mapping.field("email").transforms == ("strip", "lowercase")
     assert mapping.conflict_default == "latest"
+    assert mapping.on_counterpart_deleted == "keep"
     assert mapping.propagate_deletes is False
     assert (mapping.link.salesforce, mapping.link.hubspot) == ("HubSpot_Contact_Id__c", "salesforce_contact_id")
     limits = {f.salesforce: f.max_length.get(SALESFORCE) for f in mapping.fields}
@@ -90,7 +91,7 @@ def test_relationship_field_is_never_written_to_salesforce():
 def test_config_is_frozen():
     mapping = load_mapping(DEFAULT)
     with pytest.raises(pydantic.ValidationError):
-        mapping.propagate_deletes = True  # type: ignore[misc]
+        mapping.on_counterpart_deleted = "delete"  # type: ignore[misc]
 
 
 def _broken(raw: dict, edit) -> dict:
@@ -129,6 +130,11 @@ def _broken(raw: dict, edit) -> dict:
         (lambda d: d.update(match_on="fax"), "match_on: 'fax' is not the name of a field"),
         (lambda d: d.update(conflict_default="coin_toss"), "conflict_default: must be one of"),
         (lambda d: d.update(propagate_deletes="yes"), "propagate_deletes: must be true or false"),
+        (lambda d: d.update(on_counterpart_deleted="purge"), "on_counterpart_deleted: must be one of keep, recreate"),
+        (
+            lambda d: d.update(propagate_deletes=True, on_counterpart_deleted="recreate"),
+            "propagate_deletes: true contradicts on_counterpart_deleted: recreate",
+        ),
         (lambda d: d.update(fields=[]), "fields: must be a non-empty list"),
         (lambda d: d["phone"].update(default_country_code="UK"), "phone.default_country_code:"),
         (lambda d: d["link"].update(salesforce=""), "link.salesforce: must be a non-empty string"),
@@ -153,9 +159,28 @@ def test_bad_yaml_and_missing_file(tmp_path):
 def test_field_rules_and_phone_settings_load(raw):
     doc = _broken(raw, lambda d: d["fields"][1].update(conflict="prefer_hubspot_unless_blank"))
     doc["phone"] = {"default_country_code": "+44", "national_number_length": 10, "trunk_prefix": "0"}
-    doc["propagate_deletes"] = True
+    del doc["on_counterpart_deleted"]
+    doc["propagate_deletes"] = True  # deprecated alias of on_counterpart_deleted: delete
     mapping = parse_mapping(doc)
     assert mapping.conflict_rule(mapping.field("firstname")) == "prefer_hubspot_unless_blank"
     assert mapping.conflict_rule(mapping.field("email")) == "latest"
     assert (mapping.phone.default_country_code, mapping.phone.trunk_prefix) == ("44", "0")
     assert mapping.propagate_deletes is True
+
+
+@pytest.mark.parametrize(
+    ("given", "option"),
+    [
+        ({"on_counterpart_deleted": "recreate"}, "recreate"),
+        ({"on_counterpart_deleted": "delete"}, "delete"),
+        ({"propagate_deletes": False}, "keep"),
+        ({"propagate_deletes": False, "on_counterpart_deleted": "recreate"}, "recreate"),
+        ({"propagate_deletes": True, "on_counterpart_deleted": "delete"}, "delete"),
+        ({}, "keep"),
+    ],
+)
+def test_on_counterpart_deleted_and_its_deprecated_alias(raw, given, option):
+    doc = _broken(raw, lambda d: d.pop("on_counterpart_deleted"))
+    mapping = parse_mapping({**doc, **given})
+    assert mapping.on_counterpart_deleted == option
+    assert mapping.propagate_deletes is (option == "delete")

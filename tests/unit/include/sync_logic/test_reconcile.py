@@ -304,7 +304,7 @@ def test_deletes_are_not_propagated_by_default():
 def test_deletes_propagate_when_the_mapping_says_so():
     sf = sf_row("003A", link="101", **ANN_SF)
     hs = hs_row("101", link="003A", archived=True, **ANN_HS)
-    decisions = run([sf], [hs], sf_changed=[], mapping=MAPPING.model_copy(update={"propagate_deletes": True}))
+    decisions = run([sf], [hs], sf_changed=[], mapping=MAPPING.model_copy(update={"on_counterpart_deleted": "delete"}))
     delete = one(decisions, "salesforce")
     assert (delete["action"], delete["target_id"], delete["source_id"]) == ("delete", "003A", "101")
     assert one(decisions, "hubspot")["action"] == "skip"
@@ -312,7 +312,9 @@ def test_deletes_propagate_when_the_mapping_says_so():
 
 def test_deleted_contacts_are_never_matched_by_email():
     sf = sf_row("003A", deleted=True, **ANN_SF)
-    decisions = run([sf], [hs_row("101", **ANN_HS)], mapping=MAPPING.model_copy(update={"propagate_deletes": True}))
+    decisions = run(
+        [sf], [hs_row("101", **ANN_HS)], mapping=MAPPING.model_copy(update={"on_counterpart_deleted": "delete"})
+    )
     assert writes(decisions)["action"].tolist() == ["create"]  # 101 goes to Salesforce as a new contact
     assert one(decisions, "hubspot")["reason"] == "salesforce contact deleted; no hubspot counterpart"
 

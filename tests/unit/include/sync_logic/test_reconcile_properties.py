@@ -107,7 +107,8 @@ def worlds(draw):
     rule = draw(st.sampled_from(CONFLICT_RULES))
     field = draw(st.sampled_from(["firstname", "lastname", "title"]))
     fields = tuple(f.model_copy(update={"conflict": rule}) if f.name == field else f for f in MAPPING.fields)
-    mapping = MAPPING.model_copy(update={"fields": fields, "propagate_deletes": draw(st.booleans())})
+    option = draw(st.sampled_from(["keep", "recreate", "delete"]))
+    mapping = MAPPING.model_copy(update={"fields": fields, "on_counterpart_deleted": option})
     return sf_rows, hs_rows, mapping
 
 
