@@ -18,7 +18,7 @@ from include.sync_logic.mapping import MappingConfig
 from include.sync_logic.merge import SNAPSHOT_COLUMNS, base_for, baseline, merge_field, one_way_held, source_of
 from include.sync_logic.pairing import pair_up, prepare
 from include.sync_logic.sides import Direction, Side
-from include.sync_logic.tombstones import explain, with_tombstones
+from include.sync_logic.tombstones import explain, fresh_changes, with_tombstones
 
 
 @dataclass(frozen=True)
@@ -46,15 +46,17 @@ def reconcile(
     ``sf``/``hs`` are raw staged frames (candidates plus fetched counterparts); the changed ids name the
     candidates (changed in the window, or due in the retry queue): only groups holding one get decisions.
     ``snapshots`` are the sync state's rows for these contacts (``SNAPSHOT_COLUMNS``; None: no state yet).
-    ``tombstones`` (``tombstones.TOMBSTONE_FIELDS``): contacts gone from one side; each stands beside its
-    counterpart as a deleted row (see tombstones.py), so the counterpart is not re-created unless the mapping's
-    ``on_counterpart_deleted`` says so (never for a privacy deletion).
+    ``tombstones`` (``tombstones.TOMBSTONE_FIELDS``, optional boolean ``fresh``: found by this run): contacts
+    gone from one side; each stands beside its counterpart as a deleted row (see tombstones.py), so the
+    counterpart is not re-created unless the mapping's ``on_counterpart_deleted`` says so (never for a privacy
+    deletion). A fresh one is a change of its side, as a deletion read in the window would be.
     """
     if direction not in {item.value for item in Direction}:
         raise ValueError(f"direction must be one of {', '.join(Direction)}")
     direction = Direction(direction)
     if tombstones is not None and len(tombstones):
         sf, hs = with_tombstones(sf, hs, tombstones, mapping)
+        sf_changed_ids, hs_changed_ids = fresh_changes(tombstones, sf_changed_ids, hs_changed_ids)
     s = prepare(to_canonical(sf, Side.SALESFORCE, mapping), Side.SALESFORCE, sf_changed_ids)
     h = prepare(to_canonical(hs, Side.HUBSPOT, mapping), Side.HUBSPOT, hs_changed_ids)
     pairing = pair_up(s, h)

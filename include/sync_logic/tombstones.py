@@ -20,7 +20,7 @@ No Airflow, no I/O: the operators read and write the CRMs and the state.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import pandas as pd
 
@@ -117,10 +117,10 @@ def classify(side: Side, asked: pd.DataFrame, found: pd.DataFrame, mapping: Mapp
     rows = rows.merge(asked, on="contact_id", how="left")
     silent = asked[~asked["contact_id"].isin(answered)]
     nothing = silent.assign(side=str(side), kind=GONE_WITHOUT_TRACE[side], happened_at=pd.NaT, survivor_id=None)
-    both = pd.concat([frame for frame in (rows, nothing) if len(frame)], ignore_index=True)
-    if both.empty:
+    parts = [frame for frame in (rows, nothing) if len(frame)]
+    if not parts:
         return empty_tombstones()
-    both = both.reindex(columns=TOMBSTONE_FIELDS)
+    both = pd.concat(parts, ignore_index=True).reindex(columns=TOMBSTONE_FIELDS)
     return both.assign(survivor_id=both["survivor_id"].astype(object).where(both["survivor_id"].notna(), None))
 
 
@@ -173,6 +173,17 @@ def with_tombstones(
         )
         out[side] = pd.concat([frames[side], rows], ignore_index=True) if len(rows) else frames[side]
     return out[Side.SALESFORCE], out[Side.HUBSPOT]
+
+
+def fresh_changes(
+    tombstones: pd.DataFrame, sf_changed_ids: Iterable[str], hs_changed_ids: Iterable[str]
+) -> tuple[list[str], list[str]]:
+    """The candidates' ids with the tombstones found by this run (``fresh``) added on their side."""
+    fresh = (
+        tombstones[tombstones["fresh"].fillna(False).astype(bool)] if "fresh" in tombstones else tombstones.iloc[0:0]
+    )
+    ids = {side: fresh.loc[fresh["side"] == side, "contact_id"].astype(str).tolist() for side in Side}
+    return [*map(str, sf_changed_ids), *ids[Side.SALESFORCE]], [*map(str, hs_changed_ids), *ids[Side.HUBSPOT]]
 
 
 def describe(tombstone: Mapping[str, object]) -> str:

@@ -56,8 +56,12 @@ def reconcile_staged(
     folder: ObjectStoragePath,
     partition_contacts: int = DEFAULT_PARTITION_CONTACTS,
     log: Callable[[str], None] = lambda line: None,
+    tombstones: pd.DataFrame | None = None,
 ) -> PartitionedReconciliation:
-    """Reconcile every staged contact of both sides (a full resync), one partition at a time."""
+    """Reconcile every staged contact of both sides (a full resync), one partition at a time.
+
+    `tombstones` (contacts gone from one side) go to every partition; each takes those of its counterparts.
+    """
     import pandas as pd
 
     whole, lengths = {}, {}
@@ -82,7 +86,8 @@ def reconcile_staged(
         sf, hs = frames[Side.SALESFORCE], frames[Side.HUBSPOT]
         snapshots = read_snapshots(sf["Id"].astype(str), hs["id"].astype(str))
         changed = {Side.SALESFORCE: sf["Id"].astype(str), Side.HUBSPOT: hs["id"].astype(str)}
-        write_partition(out, number, reconcile_frames(sf, hs, changed, mapping, direction, snapshots), folder)
+        result = reconcile_frames(sf, hs, changed, mapping, direction, snapshots, tombstones)
+        write_partition(out, number, result, folder)
         out.snapshots_read += len(snapshots)
         log(f"Partition {number + 1}/{partitions}: {len(sf)} + {len(hs)} contacts")
     return out
@@ -115,6 +120,7 @@ def reconcile_frames(
     mapping: MappingConfig,
     direction: Direction,
     snapshots: pd.DataFrame,
+    tombstones: pd.DataFrame | None = None,
 ) -> Reconciliation:
     """One reconcile of frames in hand; ``changed``: the candidates' ids per side (the rest are counterparts)."""
     return reconcile(
@@ -125,6 +131,7 @@ def reconcile_frames(
         mapping=mapping,
         direction=direction,
         snapshots=snapshots,
+        tombstones=tombstones,
     )
 
 

@@ -75,6 +75,8 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
             f"read plan {side}: {plan['strategy']}, {plan['keys']} keys, {plan['calls']} calls "
             f"(lookups {plan['lookup_calls']}, whole read {plan['whole_read_calls']})"
         )
+    gone = report.get("tombstones") or {}
+    lines.extend(f"gone: {line}" for line in [*gone.get("found", []), *gone.get("restored", [])])
     for key, count in sorted(report["decisions"].items()):
         lines.append(f"  decided {key}: {count}")
     for key, count in sorted(report["outcomes"].items()):

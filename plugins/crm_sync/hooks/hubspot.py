@@ -388,7 +388,14 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
         """Contacts whose unique link property (the mapping's `link.hubspot`) holds one of these Salesforce Ids."""
         return self._batch_read(properties, salesforce_ids, link_property)
 
-    def _batch_read(self, properties: Sequence[str], keys: Sequence[str], id_property: str | None) -> pd.DataFrame:
+    def read_archived_by_ids(self, ids: Sequence[str], properties: Sequence[str]) -> pd.DataFrame:
+        """Archived contacts by HubSpot id (`archived` True, `lastmodifieddate` the archive time); ids HubSpot
+        does not hold archived (live, or removed for good) are left out. One batch read per 100 ids."""
+        return self._batch_read(properties, ids, None, archived=True)
+
+    def _batch_read(
+        self, properties: Sequence[str], keys: Sequence[str], id_property: str | None, *, archived: bool = False
+    ) -> pd.DataFrame:
         import pandas as pd
 
         properties = _with_always(properties)
@@ -404,7 +411,7 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
                 "batch read",
                 lambda b=body: self._batch_api.read(
                     batch_read_input_simple_public_object_id=b,
-                    archived=False,
+                    archived=archived,
                     _preload_content=False,
                     _request_timeout=self.request_timeout,
                 ),
@@ -415,7 +422,13 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
             frame = objects_to_frame(results, properties)
             frame["lookup_key"] = [asked_key(obj, chunk, id_property) for obj in results]
             frames.append(frame)
-        self.log.info("HubSpot: batch read %d keys by %s, %d not found", len(unique), id_property or "id", missing)
+        self.log.info(
+            "HubSpot: batch read %d %skeys by %s, %d not found",
+            len(unique),
+            "archived " if archived else "",
+            id_property or "id",
+            missing,
+        )
         if not frames:
             return objects_to_frame([], properties).assign(lookup_key=pd.Series(dtype=object))
         return pd.concat(frames, ignore_index=True)

@@ -89,6 +89,8 @@ class SyncReportOperator(CrmSyncOperator):
             "decisions": reconciled.get("counts", {}),
             "settled_in_window": reconciled.get("settled_in_window", {}),
             "read_plan": reconciled.get("read_plan", {}),
+            # Contacts found gone (each reported once, by the run that found it) or back; look-up calls spent.
+            "tombstones": reconciled.get("tombstones", {}),
             "outcomes": outcome_counts(results),
             "api": merge_counters(stats),
             "sync_state": state,
