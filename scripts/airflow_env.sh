@@ -27,11 +27,12 @@ start_redis() {
   export AIRFLOW_CONN_REDIS_DEFAULT="redis://127.0.0.1:$REDIS_PORT/0"
 }
 
-# Start both CRM sandboxes as one process; sources the connection lines it prints.
+# Start both CRM sandboxes as one process; sources the connection lines it prints. It runs in a session of its
+# own, so a Ctrl-C reaches only this shell, whose stop_services then stops it in turn.
 start_sandbox() {
   local dir="$1"; shift
   mkdir -p "$dir"
-  python -m sandbox serve --state-dir "$dir" "$@" >"$dir/serve.out" 2>"$dir/serve.err" &
+  setsid python -m sandbox serve --state-dir "$dir" "$@" >"$dir/serve.out" 2>"$dir/serve.err" &
   SANDBOX_PID=$!
   for _ in $(seq 300); do grep -q SANDBOX_READY "$dir/serve.out" 2>/dev/null && break; sleep 0.1; done
   grep -q SANDBOX_READY "$dir/serve.out" || { echo "sandbox did not start:"; cat "$dir/serve.err"; return 1; }

@@ -65,7 +65,7 @@ stop_all() {
   python -m tests.local_services postgres-stop "$PG_DIR" 2>/dev/null || true
 }
 trap stop_all EXIT
-trap 'exit 130' INT TERM
+trap 'exit 0' INT TERM  # Ctrl-C is the way to stop: stop_all runs on exit
 
 PG_URL=$(python -m tests.local_services postgres-start "$PG_DIR")
 eval "$(python -m tests.local_services database "$PG_URL" airflow --print metadata-env)"
