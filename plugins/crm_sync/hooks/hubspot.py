@@ -478,12 +478,13 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
     def _link_taken_emails(self, inputs: list[dict[str, Any]], results: list[RecordResult], link: str) -> None:
         """An upsert refused because another contact holds its email (409, either shape) links that contact
         instead, when it has the same normalised email and no link yet: its link property is set, nothing else
-        (its values meet the source's in the next run's merge). The result then names it as `existing_id`."""
-        taken = {
-            i: result.existing_id
-            for i, result in enumerate(results)
-            if not result.ok and result.existing_id and (inputs[i]["properties"].get("email") or "").strip()
-        }
+        (its values meet the source's in the next run's merge). The result then names it as `existing_id`. Two
+        inputs naming one contact: only the first may link it."""
+        taken: dict[int, str] = {}
+        for i, result in enumerate(results):
+            email = (inputs[i]["properties"].get("email") or "").strip()
+            if not result.ok and result.existing_id and email and result.existing_id not in taken.values():
+                taken[i] = result.existing_id
         if not taken:
             return
         found = self._batch_read(["email", link], list(taken.values()), None)
@@ -513,9 +514,8 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
                     existing_id=taken[i],
                     message=f"linked to existing contact {taken[i]} (same email, no link); values not written",
                 )
-        self.log.info(
-            "HubSpot upsert: %d of %d taken emails linked to their unlinked contact", len(linkable), len(taken)
-        )
+        done = sum(outcome.ok for outcome in linked)
+        self.log.info("HubSpot upsert: %d of %d taken emails linked to their unlinked contact", done, len(taken))
 
     def archive_contacts(self, ids: Sequence[str], refs: Sequence[str] | None = None) -> list[RecordResult]:
         """Batch archive by id (HubSpot answers 204 for the batch, also for unknown ids)."""
