@@ -179,10 +179,12 @@ def test_an_upsert_whose_email_an_unlinked_contact_holds_links_it(both, shape):
     inputs = [
         {"idProperty": LINK, "id": "003NEW1", "properties": {"email": " SAME@example.com", "firstname": "Sales"}},
         {"idProperty": LINK, "id": "003NEW2", "properties": {"email": "other@example.com", "firstname": "Sales"}},
+        {"idProperty": LINK, "id": "003NEW3", "properties": {"email": "same@example.com", "firstname": "Twin"}},
     ]
-    first, second = hook.upsert_contacts(inputs, refs=["003NEW1", "003NEW2"])
+    first, second, third = hook.upsert_contacts(inputs, refs=["003NEW1", "003NEW2", "003NEW3"])
     assert first.ok and first.target_id == unlinked.target_id and first.existing_id == unlinked.target_id
     assert not second.ok and second.existing_id == linked.target_id and second.permanent  # linked elsewhere
+    assert not third.ok and third.existing_id == unlinked.target_id  # the first input took it
     contacts = _hs_contacts(both)
     assert contacts[unlinked.target_id][LINK] == "003NEW1"
     assert contacts[unlinked.target_id]["firstname"] == "Hub"  # only the link written; values meet next run
