@@ -11,6 +11,7 @@ from typing import Any
 
 from sandbox.core import App, Clock, Request, Response
 from sandbox.hubspot.errors import (
+    CONFLICT_SHAPES,
     PORTAL_ID,
     HubSpotError,
     correlation_id,
@@ -190,11 +191,13 @@ class HubSpotApp(App):
             "retry_after_header": self.retry_after_header,
             "scopes": sorted(self.scopes),
             "search_index_delay_seconds": self.store.index_delay_ms / 1000,
+            "conflict_shape": self.store.conflict_shape,
         }
 
     def _admin_settings(self, req: Request) -> dict:
         body = req.json() or {}
-        unknown = set(body) - {"batch_mode", "retry_after_header", "scopes", "search_index_delay_seconds"}
+        known = {"batch_mode", "retry_after_header", "scopes", "search_index_delay_seconds", "conflict_shape"}
+        unknown = set(body) - known
         if unknown:
             raise ValueError(f"unknown settings: {sorted(unknown)}")
         mode = body.get("batch_mode", self.batch_mode)
@@ -205,6 +208,10 @@ class HubSpotApp(App):
         self.scopes = set(body.get("scopes", self.scopes))
         delay = float(body.get("search_index_delay_seconds", self.store.index_delay_ms / 1000))
         self.store.index_delay_ms = int(delay * 1000)
+        shape = body.get("conflict_shape", self.store.conflict_shape)
+        if shape not in CONFLICT_SHAPES:
+            raise ValueError(f"conflict_shape must be one of {CONFLICT_SHAPES}")
+        self.store.conflict_shape = shape
         return self._settings()
 
     def _now_ms(self) -> int:

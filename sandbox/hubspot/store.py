@@ -17,6 +17,7 @@ from typing import Any
 from sandbox.hubspot.errors import (
     HubSpotError,
     contact_exists,
+    invalid_option,
     property_errors,
     unique_value_conflict,
     validation_error,
@@ -182,6 +183,7 @@ class ContactStore:
         self.link_property = link_property
         self.properties: dict[str, dict] = {}
         self.index_delay_ms = 0  # search sees a write only this long after it (GET and batch read at once)
+        self.conflict_shape = "CONFLICT"  # the 409 for a taken email: CONFLICT or OBJECT_ALREADY_EXISTS (newer)
         self.reset()
 
     def reset(self) -> None:
@@ -253,11 +255,23 @@ class ContactStore:
                     )
                     continue
                 value = email_key(value)
+            options = self._options(name)
+            refused = [v for v in value.split(";") if v and v not in options] if options is not None else []
+            if refused:
+                problems.append(invalid_option(name, refused[0], options or []))
+                continue
             clean[name] = value
         if problems:
             raise property_errors(problems)
         self._check_unique(clean, target, claims)
         return clean
+
+    def _options(self, name: str) -> list[str] | None:
+        """An enumeration property's option values (a multi-checkbox value is ";"-separated); None otherwise."""
+        definition = self.properties[name]
+        if definition["type"] != "enumeration":
+            return None
+        return [str(option.get("value")) for option in definition.get("options") or []]
 
     def _check_unique(self, clean: dict[str, str], target: Contact | None, claims: Claims | None) -> None:
         own = target.id if target else None
@@ -266,7 +280,9 @@ class ContactStore:
         for prop, value, index in values:
             holder = index.get(value)
             if holder is not None and holder != own:
-                raise (contact_exists(holder) if prop == "email" else unique_value_conflict(prop, value, holder))
+                if prop == "email":
+                    raise contact_exists(holder, self.conflict_shape)
+                raise unique_value_conflict(prop, value, holder)
             if claims is not None:
                 if (prop, value) in claims.taken:
                     raise validation_error(f"Duplicate {prop} value in batch input: {value}", propertyName=prop)

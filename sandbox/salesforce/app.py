@@ -26,7 +26,7 @@ from sandbox.salesforce.ids import QUERY_LOCATOR_PREFIX, IdFactory
 from sandbox.salesforce.recycle import ReplicationError, earliest_available, replication_window
 from sandbox.salesforce.schema import CONTACT, OBJECT_INFOS, OBJECTS, ObjectDef, object_def
 from sandbox.salesforce.store import Store
-from sandbox.salesforce.validation import RecordError, RecordFailed
+from sandbox.salesforce.validation import DUPLICATE_HEADER, RecordError, RecordFailed, header_allows_save
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,8 @@ class SalesforceApp(App):
         self.admin_route("POST", "bulk", self._admin_bulk)
         self.admin_route("POST", "merge", self._admin_merge)
         self.admin_route("POST", "undelete", self._admin_undelete)
+        self.admin_route("GET", "rules", lambda req: self.store.rules.settings())
+        self.admin_route("POST", "rules", lambda req: self.store.rules.configure(req.json() or {}))
 
     # ---- plumbing -------------------------------------------------------------------------------
     def now(self) -> datetime:
@@ -511,7 +513,7 @@ class SalesforceApp(App):
         if not isinstance(body, dict):
             raise ApiFailure(400, "JSON_PARSER_ERROR", "Expected a JSON object for the record")
         try:
-            record_id = self.store.create(obj, body, self.now())
+            record_id = self.store.create(obj, body, self.now(), allow_save=_allow_save(req))
         except RecordFailed as failed:
             return _errors_response(failed.errors)
         return Response(201, {"id": record_id, "success": True, "errors": []})
@@ -542,7 +544,7 @@ class SalesforceApp(App):
         if not isinstance(body, dict):
             raise ApiFailure(400, "JSON_PARSER_ERROR", "Expected a JSON object for the record")
         try:
-            self.store.update(obj, record_id, body, self.now())
+            self.store.update(obj, record_id, body, self.now(), allow_save=_allow_save(req))
         except RecordFailed as failed:
             return _errors_response(failed.errors)
         return Response(204)
@@ -584,7 +586,7 @@ class SalesforceApp(App):
         if not isinstance(body, dict):
             raise ApiFailure(400, "JSON_PARSER_ERROR", "Expected a JSON object for the record")
         try:
-            record_id, created = self.store.upsert(unquote(value), body, self.now())
+            record_id, created = self.store.upsert(unquote(value), body, self.now(), allow_save=_allow_save(req))
         except RecordFailed as failed:
             return _errors_response(failed.errors)
         if created:
@@ -643,7 +645,8 @@ class SalesforceApp(App):
             obj, values = self._typed(record)
             if any(k.lower() == "id" for k in values):
                 raise RecordFailed([RecordError("INVALID_FIELD", "cannot specify Id in an insert call", ["Id"])])
-            return {"id": self.store.create(obj, values, now), "success": True, "errors": []}
+            record_id = self.store.create(obj, values, now, allow_save=_allow_save(req))
+            return {"id": record_id, "success": True, "errors": []}
 
         return self._run_collection(records, all_or_none, create)
 
@@ -657,7 +660,8 @@ class SalesforceApp(App):
             if not record_id:
                 raise RecordFailed([RecordError("MISSING_ARGUMENT", "Id not specified in an update call")])
             body = {k: v for k, v in values.items() if k.lower() != "id"}
-            return {"id": self.store.update(obj, record_id, body, now), "success": True, "errors": []}
+            record_id = self.store.update(obj, record_id, body, now, allow_save=_allow_save(req))
+            return {"id": record_id, "success": True, "errors": []}
 
         return self._run_collection(records, all_or_none, update)
 
@@ -672,7 +676,7 @@ class SalesforceApp(App):
             key = next((v for k, v in values.items() if k.lower() == name.lower()), None)
             if key in (None, ""):
                 raise RecordFailed([RecordError("MISSING_ARGUMENT", f"{name} not specified")])
-            record_id, created = self.store.upsert(str(key), values, now)
+            record_id, created = self.store.upsert(str(key), values, now, allow_save=_allow_save(req))
             return {"id": record_id, "success": True, "errors": [], "created": created}
 
         return self._run_collection(records, all_or_none, upsert)
@@ -763,6 +767,11 @@ class SalesforceApp(App):
         )
         headers = {"Content-Type": "text/csv", "Sforce-NumberOfRecords": str(count), "Sforce-Locator": locator}
         return Response(200, text.encode(), headers)
+
+
+def _allow_save(req: Request) -> bool:
+    """The REST write's Sforce-Duplicate-Rule-Header allowSave (false when absent, as documented)."""
+    return header_allows_save(req.headers.get(DUPLICATE_HEADER.lower()))  # headers arrive lower-cased
 
 
 def _item_id(item: Any) -> str | None:

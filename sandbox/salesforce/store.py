@@ -12,7 +12,7 @@ Not thread-safe on its own: the App runs every handler under its lock.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,7 +23,7 @@ from sandbox.salesforce.ids import IdFactory, normalize_id
 from sandbox.salesforce.recycle import GET_DELETED_LIMIT, RecycleBin
 from sandbox.salesforce.render import truncate_ms
 from sandbox.salesforce.schema import ACCOUNT, CONTACT, LINK, OBJECTS, ObjectDef
-from sandbox.salesforce.validation import RecordError, RecordFailed, clean_values
+from sandbox.salesforce.validation import DuplicateRule, OrgRules, RecordError, RecordFailed, clean_values
 
 EXTERNAL_ID = LINK.name if LINK else ""  # the org's link field; "" when the org has none
 UNIQUE_LINK = bool(LINK and LINK.unique)  # a non-unique link field keeps duplicates (upserts take one match)
@@ -49,6 +49,7 @@ class Store:
         self._stale = 0
         self._undo: list[tuple[str, str, dict[str, Any] | None]] | None = None
         self.recycle = RecycleBin()
+        self.rules = OrgRules()  # the org's validation and duplicate rules (admin API)
 
     # ---- reads ----------------------------------------------------------------------------------
     def get(self, obj: ObjectDef, record_id: str) -> dict[str, Any] | None:
@@ -143,30 +144,43 @@ class Store:
 
     # ---- writes ---------------------------------------------------------------------------------
     def create(
-        self, obj: ObjectDef, values: dict[str, Any], now: datetime, stamps: dict[str, datetime] | None = None
+        self,
+        obj: ObjectDef,
+        values: dict[str, Any],
+        now: datetime,
+        stamps: dict[str, datetime] | None = None,
+        *,
+        allow_save: bool = False,
     ) -> str:
-        """Insert a record; `stamps` (seeding only) overrides CreatedDate/LastModifiedDate/SystemModstamp."""
+        """Insert a record; `stamps` (seeding only) overrides CreatedDate/LastModifiedDate/SystemModstamp;
+        `allow_save`: the request's Sforce-Duplicate-Rule-Header (Bulk API jobs never pass it)."""
         cleaned = clean_values(obj, values, creating=True)
         self._check_references(cleaned)
         row: dict[str, Any] = dict.fromkeys(obj.field_map)
         row.update(cleaned)
         record_id = self.ids.new(obj.key_prefix)
         self._check_unique(obj, row, record_id)
+        self._check_rules(obj, row, record_id, creating=True, allow_save=allow_save)
         row.update(Id=record_id, IsDeleted=False, CreatedDate=now, LastModifiedDate=now, SystemModstamp=now)
         row.update(stamps or {})
         self._put(obj, row, None)
         return record_id
 
-    def update(self, obj: ObjectDef, record_id: str, values: dict[str, Any], now: datetime) -> str:
+    def update(
+        self, obj: ObjectDef, record_id: str, values: dict[str, Any], now: datetime, *, allow_save: bool = False
+    ) -> str:
         current = self._writable(obj, record_id)
         cleaned = clean_values(obj, values, creating=False)
         self._check_references(cleaned)
         row = {**current, **cleaned, "LastModifiedDate": now, "SystemModstamp": now}
         self._check_unique(obj, row, current["Id"])
+        self._check_rules(obj, row, current["Id"], creating=False, allow_save=allow_save)
         self._put(obj, row, current)
         return current["Id"]
 
-    def upsert(self, value: str, values: dict[str, Any], now: datetime) -> tuple[str, bool]:
+    def upsert(
+        self, value: str, values: dict[str, Any], now: datetime, *, allow_save: bool = False
+    ) -> tuple[str, bool]:
         """Upsert a Contact on HubSpot_Contact_Id__c; return (id, created)."""
         body = {k: v for k, v in values.items() if k.lower() != EXTERNAL_ID.lower()}
         supplied = next((v for k, v in values.items() if k.lower() == EXTERNAL_ID.lower()), value)
@@ -183,8 +197,8 @@ class Store:
             )
         existing = self.by_external_id(value)
         if existing is None:
-            return self.create(CONTACT, {**body, EXTERNAL_ID: value}, now), True
-        return self.update(CONTACT, existing["Id"], body, now), False
+            return self.create(CONTACT, {**body, EXTERNAL_ID: value}, now, allow_save=allow_save), True
+        return self.update(CONTACT, existing["Id"], body, now, allow_save=allow_save), False
 
     def delete(self, obj: ObjectDef, record_id: str, now: datetime, master_id: str | None = None) -> str:
         """Move a row to the Recycle Bin; a merge names the record it was merged into (`MasterRecordId`)."""
@@ -357,6 +371,29 @@ class Store:
                     )
                 ]
             )
+
+    def _check_rules(
+        self, obj: ObjectDef, row: dict[str, Any], record_id: str, *, creating: bool, allow_save: bool
+    ) -> None:
+        if obj is CONTACT:
+            self.rules.check(row, creating=creating, allow_save=allow_save, matches=self._duplicates(record_id))
+
+    def _duplicates(self, record_id: str) -> Callable[[DuplicateRule, dict[str, Any]], list[str]]:
+        """The rule's matches for a row: other live Contacts equal (case-insensitively) on its match fields."""
+
+        def matches(rule: DuplicateRule, row: dict[str, Any]) -> list[str]:
+            candidates = self._by_email.get(_key(row["Email"]), set()) if "Email" in rule.match_fields else None
+            rows = self.rows["Contact"]
+            pool = [rows[i] for i in sorted(candidates)] if candidates is not None else list(rows.values())
+            return [
+                other["Id"]
+                for other in pool
+                if other["Id"] != record_id
+                and not other["IsDeleted"]
+                and all(_key(str(other.get(f) or "")) == _key(str(row[f])) for f in rule.match_fields)
+            ]
+
+        return matches
 
     def _put(self, obj: ObjectDef, row: dict[str, Any], old: dict[str, Any] | None, log: bool = True) -> None:
         if log and self._undo is not None:
