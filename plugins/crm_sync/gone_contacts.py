@@ -29,12 +29,14 @@ from include.sync_logic.tombstones import (
 
 if TYPE_CHECKING:
     import pandas as pd
+    from airflow.sdk import ObjectStoragePath
 
     from crm_sync.hooks.hubspot import HubSpotContactsHook
     from crm_sync.hooks.salesforce import SalesforceContactsHook
     from crm_sync.state.store import SyncStateStore
     from include.sync_logic.mapping import MappingConfig
 
+EVENT_COLUMNS = ["side", "contact_id", "counterpart_id", "event", "reason"]
 # The staged columns tombstone detection reads from a full resync's parts (ids, link, deleted flag, time).
 IDENTITY_COLUMNS = {
     Side.SALESFORCE: ["Id", "IsDeleted", "LastModifiedDate"],
@@ -45,15 +47,25 @@ IDENTITY_COLUMNS = {
 @dataclass
 class GoneContacts:
     """What a run knows about gone contacts: every tombstone that concerns it (``tombstones``, with ``fresh``
-    True for those found by this run), the ones restored, and the API calls the look-ups spent per side."""
+    True for those found by this run), the ones restored, and the API calls the look-ups spent per side.
+    ``events``: one row per contact found gone or back (side, contact_id, counterpart_id, event, reason), staged
+    by reconcile for the sync-health view's contact history."""
 
     tombstones: pd.DataFrame
+    events: pd.DataFrame
     found: list[str] = field(default_factory=list)
     restored: list[str] = field(default_factory=list)
     api_calls: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {"found": self.found, "restored": self.restored, "api_calls": self.api_calls}
+
+    def stage_events(self, folder: ObjectStoragePath) -> None:
+        """Stage `events` as `tombstones/part-00000.parquet` of the run's try folder (nothing when none)."""
+        from crm_sync.staging import write_frame
+
+        if len(self.events):
+            write_frame(folder / "tombstones" / "part-00000.parquet", self.events)
 
 
 def read_alive_again(frames: dict[Side, pd.DataFrame], store: SyncStateStore) -> pd.DataFrame:
@@ -122,7 +134,14 @@ def find_gone_contacts(
         f"Tombstones: {len(gone)} known, {len(fresh)} found, {len(back)} cleared; look-ups spent "
         + ", ".join(f"{side} {n} calls" for side, n in calls.items())
     )
-    return GoneContacts(everything, found=words, restored=returned, api_calls=calls)
+    events = pd.concat(
+        [
+            fresh.assign(event="gone", reason=words)[EVENT_COLUMNS],
+            back.assign(counterpart_id=None, event="back", reason=returned)[EVENT_COLUMNS],
+        ],
+        ignore_index=True,
+    )
+    return GoneContacts(everything, events, found=words, restored=returned, api_calls=calls)
 
 
 def _keys(frame: pd.DataFrame) -> pd.Series:

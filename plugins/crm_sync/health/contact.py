@@ -58,6 +58,34 @@ def _answers(staged: str, ids: set[str]) -> list[dict[str, Any]]:
     return rows
 
 
+def _tombstone_events(staged: str, ids: set[str], report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Contacts of these ids (or paired with them) a run found gone (deleted, archived, privacy-deleted, purged,
+    merged: the tombstone's reason) or back (restored, undeleted), from the `tombstones/` part reconcile stages."""
+    parts = [str(path) for path in _parts(ObjectStoragePath(staged), "tombstones/*.parquet")]
+    rows = [row for part in iter_frames(parts) for row in part.to_dict(orient="records")]
+    events = []
+    for row in rows:
+        paired = _text(row["counterpart_id"])
+        if str(row["contact_id"]) not in ids and paired not in ids:
+            continue
+        ids.add(str(row["contact_id"]))
+        events.append(
+            {
+                "run_id": report["run_id"],
+                "window": report["window"],
+                "target": row["side"],
+                "action": row["event"],
+                "source": f"{row['side']}:{row['contact_id']}",
+                "target_id": paired,
+                "matched_by": None,
+                "reason": row["reason"],
+                "fields_written": {},
+                "answers": [],
+            }
+        )
+    return events
+
+
 def _text(value: Any) -> str | None:
     return None if value is None or value != value or value == "" else str(value)
 
@@ -75,6 +103,7 @@ def contact_history(query: str, *, limit_runs: int = 200) -> dict[str, Any]:
         if not parts:
             continue
         log_pii = bool(report.get("log_pii"))
+        events += _tombstone_events(staged, ids, report)  # first: a gone counterpart's id finds its decisions
         import pandas as pd
 
         hit = pd.concat(

@@ -12,9 +12,12 @@ from crm_sync.report import merge_counters
 from crm_sync.staging import read_frames
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pandas as pd
     from airflow.sdk import Context, ObjectStoragePath
 
+    from crm_sync.gone_contacts import GoneContacts
     from crm_sync.hooks.hubspot import HubSpotContactsHook
     from crm_sync.hooks.salesforce import SalesforceContactsHook
     from crm_sync.partitioned import PartitionedReconciliation
@@ -45,6 +48,9 @@ class ReconcileContactsOperator(CrmSyncOperator):
         self.hubspot_extract = hubspot_extract
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from functools import partial
+
+        from crm_sync.gone_contacts import find_gone_contacts, staged_identity
         from crm_sync.hooks.hubspot import HubSpotContactsHook
         from crm_sync.hooks.salesforce import SalesforceContactsHook
         from crm_sync.partitioned import DEFAULT_PARTITION_CONTACTS, reconcile_staged
@@ -63,20 +69,35 @@ class ReconcileContactsOperator(CrmSyncOperator):
         extracts = {Side.SALESFORCE: self.salesforce_extract, Side.HUBSPOT: self.hubspot_extract}
         known_pairs = store.pair_count()  # before this run's baseline: each CRM's size from below
         extra: dict[str, Any] = {}
+        find_gone = partial(
+            find_gone_contacts,
+            store=store,
+            hooks=(sf_hook, hs_hook),
+            mapping=mapping,
+            run_id=context["run_id"],
+            dry_run=settings.dry_run,
+            log=self.log.info,
+        )
         if settings.full_resync:
             # Every contact of both CRMs is in the staged parts: nothing to look up, partitions bound memory.
+            # Only the partners gone from them are looked up, then every partition takes its tombstones.
+            parts = {side: extracts[side]["paths"] for side in Side}
+            gone = find_gone(staged_identity(parts, mapping), store.read_all_snapshots())
+            gone.stage_events(folder)
+            extra = {"tombstones": gone.as_dict()}
             outcome = reconcile_staged(
-                {side: extracts[side]["paths"] for side in Side},
+                parts,
                 mapping,
                 direction=direction,
                 read_snapshots=store.read_snapshots,
                 folder=folder,
                 partition_contacts=conf.getint("crm_sync", "partition_contacts", fallback=DEFAULT_PARTITION_CONTACTS),
                 log=self.log.info,
+                tombstones=gone.tombstones,
             )
         else:
             outcome, extra = self._reconcile_window(
-                extracts, due, mapping, direction, (sf_hook, hs_hook), store, folder, known_pairs
+                extracts, due, mapping, direction, (sf_hook, hs_hook), store, folder, known_pairs, find_gone
             )
         if settings.dry_run:
             recorded = 0
@@ -115,12 +136,14 @@ class ReconcileContactsOperator(CrmSyncOperator):
         store: SyncStateStore,
         folder: ObjectStoragePath,
         known_pairs: int,
+        find_gone: Callable[..., GoneContacts],
     ) -> tuple[PartitionedReconciliation, dict[str, Any]]:
         """A window: due retries added, settled contacts dropped, counterparts found by the read plan (which
         takes the sync state's `known_pairs` as each side's size from below)."""
         import pandas as pd
 
         from crm_sync.counterpart_sources import plan_reads, side_readers
+        from crm_sync.gone_contacts import read_alive_again
         from crm_sync.partitioned import PartitionedReconciliation, reconcile_frames, write_partition
         from include.sync_logic.counterparts import STAGED_ID, close_counterparts, counterpart_requests, union_staged
         from include.sync_logic.settled import drop_settled
@@ -135,7 +158,9 @@ class ReconcileContactsOperator(CrmSyncOperator):
             candidates[side] = union_staged([window, fetched], side) if fetched is not None else window
         window_ids = {side: candidates[side][STAGED_ID[side]].astype(str) for side in Side}
         known = store.read_snapshots(window_ids[Side.SALESFORCE], window_ids[Side.HUBSPOT])
-        candidates, settled = drop_settled(candidates, mapping, known, due)
+        back = read_alive_again(candidates, store)  # restored contacts stay candidates: their pair resumes
+        keep = {side: [*due[side], *back.loc[back["side"] == side, "contact_id"]] for side in Side}
+        candidates, settled = drop_settled(candidates, mapping, known, keep)
         self.log.info(
             "Equal to the sync state (own writes echoing back, or unmapped changes): %s; no lookup, no write",
             ", ".join(f"{side} {n}" for side, n in settled.items()),
@@ -159,10 +184,14 @@ class ReconcileContactsOperator(CrmSyncOperator):
         self.log.info("Sync state: %d snapshots for %d + %d contacts", len(snapshots), len(sf_all), len(hs_all))
         changed = {side: candidates[side][STAGED_ID[side]].astype(str) for side in Side}
         outcome = PartitionedReconciliation(snapshots_read=len(snapshots))
-        write_partition(outcome, 0, reconcile_frames(sf_all, hs_all, changed, mapping, direction, snapshots), folder)
+        gone = find_gone({Side.SALESFORCE: sf_all, Side.HUBSPOT: hs_all}, snapshots)
+        gone.stage_events(folder)
+        result = reconcile_frames(sf_all, hs_all, changed, mapping, direction, snapshots, gone.tombstones)
+        write_partition(outcome, 0, result, folder)
         return outcome, {
             "settled_in_window": {str(side): n for side, n in settled.items()},
             "read_plan": {str(side): plan.as_dict() for side, plan in plans.items()},
+            "tombstones": gone.as_dict(),
         }
 
     def _due_retries(self, store: SyncStateStore, direction: Direction, context: Context) -> dict[Side, list[str]]:
