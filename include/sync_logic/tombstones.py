@@ -30,6 +30,8 @@ from include.sync_logic.sides import Action, Side
 
 TOMBSTONE_FIELDS = ["side", "contact_id", "kind", "happened_at", "survivor_id", "counterpart_id"]
 PRIVACY_DELETED = "privacy_deleted"
+MERGED = "merged"
+NEVER_RECREATED = (PRIVACY_DELETED, MERGED)  # whatever on_counterpart_deleted says
 # What a look-up that answers nothing means, per side: HubSpot keeps archived contacts readable for 90 days
 # and removes privacy deletions at once; Salesforce's queryAll sees the Recycle Bin until its purge.
 GONE_WITHOUT_TRACE = {Side.HUBSPOT: PRIVACY_DELETED, Side.SALESFORCE: "purged"}
@@ -42,7 +44,7 @@ _WORDS = {
     "archived": "archived",
     PRIVACY_DELETED: "deleted for good (privacy deletion or purge: nothing of it remains)",
     "purged": "purged from the Recycle Bin",
-    "merged": "merged away",
+    MERGED: "merged away",
 }
 
 
@@ -95,7 +97,7 @@ def deleted_in_frames(frames: Mapping[Side, pd.DataFrame], mapping: MappingConfi
                 {
                     "side": str(side),
                     "contact_id": identity[OWN_ID[side]].to_numpy(),
-                    "kind": survivor.map(lambda master, plain=plain: plain if master is None else "merged").to_numpy(),
+                    "kind": survivor.map(lambda master, plain=plain: plain if master is None else MERGED).to_numpy(),
                     "happened_at": pd.to_datetime(column(gone, _MODIFIED[side]), utc=True, errors="coerce").to_numpy(),
                     "survivor_id": survivor.to_numpy(),
                     "counterpart_id": identity[OWN_ID[side.other]].to_numpy(),
@@ -139,12 +141,13 @@ def tombstone_rows(tombstones: pd.DataFrame, side: Side, present: pd.Series, map
     """Staged rows of `side` standing for its tombstones whose counterpart is among `present` (the other side's
     ids in the run): deleted, linked to the counterpart, modified when the deletion happened.
 
-    With `on_counterpart_deleted: recreate` only privacy deletions get a row: the others' counterparts are
-    written as new contacts, as the option asks.
+    With `on_counterpart_deleted: recreate` only privacy deletions and merges get a row: the others'
+    counterparts are written as new contacts, as the option asks (a merged-away contact lives on in its survivor,
+    so re-creating it would make a duplicate).
     """
     mine = tombstones[(tombstones["side"] == side) & tombstones["counterpart_id"].isin(present.astype(str))]
     if mapping.on_counterpart_deleted == OnCounterpartDeleted.RECREATE:
-        mine = mine[mine["kind"] == PRIVACY_DELETED]
+        mine = mine[mine["kind"].isin(NEVER_RECREATED)]
     link = mapping.link.on(side)
     return pd.DataFrame(
         {
@@ -178,10 +181,12 @@ def with_tombstones(
 def fresh_changes(
     tombstones: pd.DataFrame, sf_changed_ids: Iterable[str], hs_changed_ids: Iterable[str]
 ) -> tuple[list[str], list[str]]:
-    """The candidates' ids with the tombstones found by this run (``fresh``) added on their side."""
+    """The candidates' ids with the tombstones found by this run (``fresh``) added on their side; a merge is not a
+    deletion to propagate (merges.py decides about the loser's counterpart), so it is never a change."""
     fresh = (
         tombstones[tombstones["fresh"].fillna(False).astype(bool)] if "fresh" in tombstones else tombstones.iloc[0:0]
     )
+    fresh = fresh[fresh["kind"] != MERGED]
     ids = {side: fresh.loc[fresh["side"] == side, "contact_id"].astype(str).tolist() for side in Side}
     return [*map(str, sf_changed_ids), *ids[Side.SALESFORCE]], [*map(str, hs_changed_ids), *ids[Side.HUBSPOT]]
 
@@ -189,7 +194,7 @@ def fresh_changes(
 def describe(tombstone: Mapping[str, object]) -> str:
     """`hubspot contact 101 deleted for good (...) at 2026-03-02 09:30 UTC`: one tombstone in words."""
     what = _WORDS[str(tombstone["kind"])]
-    if tombstone["kind"] == "merged" and tombstone.get("survivor_id"):
+    if tombstone["kind"] == MERGED and tombstone.get("survivor_id"):
         what = f"merged into {tombstone['survivor_id']}"
     at = pd.Timestamp(tombstone["happened_at"]) if pd.notna(tombstone.get("happened_at")) else None
     when = f" at {at.tz_convert('UTC'):%Y-%m-%d %H:%M} UTC" if at is not None else ""

@@ -159,3 +159,11 @@ def test_describe_names_the_survivor_of_a_merge():
     assert (
         describe({**row, "survivor_id": "003M"}) == "salesforce contact 003A merged into 003M at 2026-01-05 10:05 UTC"
     )
+
+
+@pytest.mark.parametrize("option", ["recreate", "delete"])
+def test_a_merged_away_contact_is_neither_re_created_nor_propagated_as_a_delete(option):
+    gone = tombstones((SF, "003A", "merged", "101")).assign(survivor_id="003M", fresh=True)
+    decisions = decide([], [hs_row("101", link="003A", **ANN_HS)], gone, option, hs_changed=["101"])
+    assert set(decisions["action"]) == {"skip"}
+    assert decisions["reason"].str.startswith("salesforce contact 003A merged into 003M").all()
