@@ -82,7 +82,7 @@ class ReconcileContactsOperator(CrmSyncOperator):
             # Every contact of both CRMs is in the staged parts: nothing to look up, partitions bound memory.
             # Only the partners gone from them are looked up, then every partition takes its tombstones.
             parts = {side: extracts[side]["paths"] for side in Side}
-            gone = find_gone(staged_identity(parts, mapping), store.read_all_snapshots())
+            gone = find_gone(staged_identity(parts, mapping), store.read_pair_ids())
             gone.stage_events(folder)
             extra = {"tombstones": gone.as_dict()}
             outcome = reconcile_staged(

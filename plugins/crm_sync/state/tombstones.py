@@ -17,7 +17,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from crm_sync.state.batch import key_in, rows_table
-from crm_sync.state.schema import TARGETS, TOMBSTONE_KINDS, UTCDateTime, tombstones
+from crm_sync.state.schema import TARGETS, TOMBSTONE_KINDS, UTCDateTime, pair_snapshots, tombstones
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,13 @@ class TombstoneRecords:
         """Every tombstone (a full resync, the health view)."""
         with self.engine.connect() as conn:
             return self._tombstone_frame(conn.execute(sa.select(tombstones)).all())
+
+    def read_pair_ids(self) -> pd.DataFrame:
+        """Every pair's `salesforce_id` and `hubspot_id`, without the field values: what a full resync's tombstone
+        detection needs to know which partner each contact had (a tenth of `read_all_snapshots`' memory)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(pair_snapshots.c.salesforce_id, pair_snapshots.c.hubspot_id)).all()
+        return pd.DataFrame.from_records([tuple(row) for row in rows], columns=["salesforce_id", "hubspot_id"])
 
     def clear_tombstones(self, frame: pd.DataFrame) -> int:
         """Forget the tombstones of (`side`, `contact_id`) rows (a restore or undelete); returns rows deleted."""

@@ -90,3 +90,9 @@ def test_create_schema_adds_the_table_to_a_database_created_before_it(state_url)
     state.record_tombstones(pd.DataFrame([tombstone("hubspot", "1", "deleted")]), run_id="r1")
     assert len(state.read_all_tombstones()) == 1
     engine.dispose()
+
+
+def test_pair_ids_are_read_without_their_field_values(store):
+    pairs = pd.DataFrame({"salesforce_id": ["003A"], "hubspot_id": ["101"], "field_values": ['{"email": "a@x.io"}']})
+    store.merge_snapshots(pairs, run_id="r1")
+    assert store.read_pair_ids().values.tolist() == [["003A", "101"]]
