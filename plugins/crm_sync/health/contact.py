@@ -58,6 +58,36 @@ def _answers(staged: str, ids: set[str]) -> list[dict[str, Any]]:
     return rows
 
 
+def _merge_events(staged: str, ids: set[str], report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The merges a run found (reconcile stages them as tombstone rows) that touch these ids; the ids of the other
+    contacts of each merge join `ids`, so the history follows a contact into its survivor."""
+    events: list[dict[str, Any]] = []
+    parts = [str(path) for path in _parts(ObjectStoragePath(staged), "merges/*.parquet")]
+    rows = [row for part in iter_frames(parts) for row in part.to_dict(orient="records")]
+    for row in rows:
+        paired = _text(row["counterpart_id"])
+        own = {str(row["contact_id"]), str(row["survivor_id"])} | ({paired} if paired else set())
+        if not own & ids:
+            continue
+        ids |= own
+        events.append(
+            {
+                "run_id": report["run_id"],
+                "window": report["window"],
+                "target": row["side"],
+                "action": "merged",
+                "source": f"{row['side']}:{row['contact_id']}",
+                "target_id": str(row["survivor_id"]),
+                "matched_by": None,
+                "reason": f"merged into {row['survivor_id']} in {row['side']}"
+                + (f" (was paired with {paired})" if paired else ""),
+                "fields_written": {},
+                "answers": [],
+            }
+        )
+    return events
+
+
 def _tombstone_events(staged: str, ids: set[str], report: dict[str, Any]) -> list[dict[str, Any]]:
     """Contacts of these ids (or paired with them) a run found gone (deleted, archived, privacy-deleted, purged,
     merged: the tombstone's reason) or back (restored, undeleted), from the `tombstones/` part reconcile stages."""
@@ -103,6 +133,7 @@ def contact_history(query: str, *, limit_runs: int = 200) -> dict[str, Any]:
         if not parts:
             continue
         log_pii = bool(report.get("log_pii"))
+        events += _merge_events(staged, ids, report)  # first: the merge's ids find this run's decisions too
         events += _tombstone_events(staged, ids, report)  # first: a gone counterpart's id finds its decisions
         import pandas as pd
 

@@ -44,6 +44,7 @@ from crm_sync.state.schema import (
     metadata,
     pair_snapshots,
     retry_queue,
+    tombstones,
 )
 from crm_sync.state.tombstones import TombstoneRecords
 
@@ -221,6 +222,32 @@ class SyncStateStore(TombstoneRecords):
                     deleted += conn.execute(sa.delete(pair_snapshots).where(where)).rowcount
         log.info("sync state: %d pair snapshots deleted", deleted)
         return deleted
+
+    def relink_pair(self, side: str, old_id: str, new_id: str) -> int:
+        """Move a pair's `side` id from `old_id` to `new_id` (a merge's survivor), its agreed values kept; returns
+        1 when moved, 0 when no pair holds `old_id` or a pair already holds `new_id` (it keeps its own)."""
+        _refuse_outside([{"side": side}], "side", TARGETS, "relink_pair")
+        column = f"{side}_id"
+        holder = pair_snapshots.alias("holder")
+        stmt = (
+            sa.update(pair_snapshots)
+            .where(pair_snapshots.c[column] == old_id, ~sa.exists().where(holder.c[column] == new_id))
+            .values({column: new_id})
+        )
+        with self.engine.begin() as conn:
+            moved = conn.execute(stmt).rowcount
+        log.info("sync state: %s pair %s %s to %s", side, old_id, "moved" if moved else "not moved", new_id)
+        return moved
+
+    def read_merged_into(self, side: str, survivor_ids: Iterable[str]) -> pd.DataFrame:
+        """The `merged` tombstones of `side` whose survivor is one of these ids (tombstone columns)."""
+        _refuse_outside([{"side": side}], "side", TARGETS, "read_merged_into")
+        keys = _unique_ids(survivor_ids)
+        stored = tombstones.c
+        where = sa.and_(stored.side == side, stored.kind == "merged", key_in(self._dialect, stored.survivor_id, keys))
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(tombstones).where(where)).all() if keys else []
+        return self._tombstone_frame(rows)
 
     @staticmethod
     def _snapshot_select() -> sa.Select[Any]:
