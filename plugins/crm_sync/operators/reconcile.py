@@ -209,8 +209,7 @@ class ReconcileContactsOperator(CrmSyncOperator):
             due = store.due()
             due = due[due["target"].isin(targets)]
         else:
-            due = store.due()  # OLD BEHAVIOUR (temporary)
-            due = due[due["target"].isin(targets)]
+            due = store.claim_due(run_id=context["run_id"], run_try=run_try(context), targets=targets)
         by_side = {side: sorted(set(due.loc[due["target"] == side.other, "source_id"].astype(str))) for side in Side}
         self.log.info(
             "Retry queue: %d due entries %s (%s)",
