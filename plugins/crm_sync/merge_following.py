@@ -128,6 +128,7 @@ def follow_merges(
     survivors = {side: tombstones.loc[tombstones["side"] == side, "survivor_id"].dropna() for side in Side}
     pairs = store.read_snapshots(survivors[Side.SALESFORCE], survivors[Side.HUBSPOT])
     out = dict(candidates)
+    out[Side.SALESFORCE] = _claim_held_links(out[Side.SALESFORCE], mapping, store)  # blank as read, not as cleared
     for side in Side:  # a moved pair's counterpart meets the survivor in this run, changed or not
         mates = set(plan.relinks.loc[plan.relinks["side"] == side.other, "counterpart_id"])
         out[side] = _with_ids(out[side], side, mates, readers)
@@ -146,7 +147,6 @@ def follow_merges(
                 out[side] = follow_survivor(out[side], side, mapping, found.moved, meet)
             log("Merge: %d %s contacts follow their pair to the survivor", len(found.moved), side)
     # This run's merges report their separate counterparts whether or not these changed; earlier ones when they do.
-    out[Side.SALESFORCE] = _claim_held_links(out[Side.SALESFORCE], mapping, store)
     apart = pd.concat([plan.separate, *separate], ignore_index=True).drop_duplicates(["side", "contact_id"])
     if merge_hubspot is not None:
         apart = _propagate_to_hubspot(apart, merge_hubspot, store, run_id, log)
@@ -158,7 +158,7 @@ def follow_merges(
     return FollowedMerges(
         candidates={side: frame.reset_index(drop=True) for side, frame in out.items()},
         skips=skips,
-        merged=plan.tombstones,
+        merged=_with_moved_counterparts(plan),
         counts={
             "merged_away": len(plan.tombstones),
             "pairs_moved": len(plan.relinks),
@@ -203,6 +203,14 @@ def _propagate_to_hubspot(
     return apart.assign(note=pd.Series(notes, index=apart.index, dtype="object"))
 
 
+def _with_moved_counterparts(plan: MergePlan) -> pd.DataFrame:
+    """The plan's tombstones naming, for the contact history, the counterpart of a pair that moved to the survivor
+    too (the tombstone itself names only a counterpart left behind)."""
+    moved = {(row.side, row.old_id): row.counterpart_id for row in plan.relinks.itertuples(index=False)}
+    keys = plan.tombstones[["side", "contact_id", "counterpart_id"]].to_numpy()
+    return plan.tombstones.assign(counterpart_id=[moved.get((side, loser), mate) for side, loser, mate in keys])
+
+
 def _claim_held_links(salesforce: pd.DataFrame, mapping: MappingConfig, store: SyncStateStore) -> pd.DataFrame:
     """Salesforce survivors with a blank link that took a loser's pair while the loser is in the Recycle Bin: read as
     linked to their pair's counterpart (`claim_link`), in every run until the loser is purged and the link can be
@@ -210,7 +218,8 @@ def _claim_held_links(salesforce: pd.DataFrame, mapping: MappingConfig, store: S
     link = mapping.link.salesforce
     blank = salesforce.loc[salesforce[link].isna(), "Id"] if link in salesforce.columns else salesforce["Id"]
     held = store.read_merged_into(str(Side.SALESFORCE), blank.astype("str"))
-    held = held[held["happened_at"] > pd.Timestamp.now(tz="UTC") - RECYCLE_BIN]
+    # A loser whose counterpart moved to the survivor (no counterpart left behind) held that pair's link value.
+    held = held[held["counterpart_id"].isna() & (held["happened_at"] > pd.Timestamp.now(tz="UTC") - RECYCLE_BIN)]
     if held.empty:
         return salesforce
     pairs = store.read_snapshots(salesforce_ids=held["survivor_id"])

@@ -77,6 +77,9 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
         )
     gone = report.get("tombstones") or {}
     lines.extend(f"gone: {line}" for line in [*gone.get("found", []), *gone.get("restored", [])])
+    merges = report.get("merges") or {}
+    if merges.get("merged_away") or merges.get("separate_counterparts"):
+        lines.append("merges: " + ", ".join(f"{key} {value}" for key, value in merges.items()))
     for key, count in sorted(report["decisions"].items()):
         lines.append(f"  decided {key}: {count}")
     for key, count in sorted(report["outcomes"].items()):

@@ -55,7 +55,8 @@ DEFAULT_HOST = "https://api.hubapi.com"
 BATCH_SIZE = 100  # batch endpoints take up to 100 inputs
 LIST_PAGE_SIZE = 100  # the list endpoint's largest page
 TEN_SECONDS = 10.0
-_ALWAYS = ("lastmodifieddate",)
+# Read with every contact: the change time, and the ids merged into it (how a merge is detected, see merges.py).
+_ALWAYS = ("lastmodifieddate", "hs_merged_object_ids")
 
 
 class HubSpotContactsHook(ContactsHookMixin, BaseHook):
@@ -434,6 +435,20 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
         return pd.concat(frames, ignore_index=True)
 
     # -- writes ---------------------------------------------------------------------------------
+
+    def merge_contacts(self, primary_id: str, merged_id: str) -> str:
+        """Merge `merged_id` into `primary_id` (`POST .../contacts/merge`); returns the id HubSpot answers, a new
+        record's since HubSpot's merge change. Never resent once it may have been applied: a second merge of the
+        same ids is refused (both now read as the new record)."""
+        body = {"primaryObjectId": str(primary_id), "objectIdToMerge": str(merged_id)}
+        _, data = self._request(
+            "merge",
+            lambda: self._basic_api.merge(
+                public_merge_input=body, _preload_content=False, _request_timeout=self.request_timeout
+            ),
+            idempotent=False,
+        )
+        return str((data or {})["id"])
 
     def create_contacts(
         self, inputs: Sequence[Mapping[str, Any]], refs: Sequence[str] | None = None

@@ -9,7 +9,7 @@ from airflow.sdk import conf
 
 from crm_sync.operators.base import CrmSyncOperator, api_stats, load_mapping_file, run_try
 from crm_sync.report import merge_counters
-from crm_sync.staging import read_frames
+from crm_sync.staging import read_frames, write_frame
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from crm_sync.gone_contacts import GoneContacts
     from crm_sync.hooks.hubspot import HubSpotContactsHook
     from crm_sync.hooks.salesforce import SalesforceContactsHook
+    from crm_sync.merge_following import MergeFollowing
     from crm_sync.partitioned import PartitionedReconciliation
     from crm_sync.state.store import SyncStateStore
     from include.sync_logic.mapping import MappingConfig
@@ -96,8 +97,9 @@ class ReconcileContactsOperator(CrmSyncOperator):
                 tombstones=gone.tombstones,
             )
         else:
+            follow = self._merge_follower(extracts, mapping, direction, (sf_hook, hs_hook), store, context)
             outcome, extra = self._reconcile_window(
-                extracts, due, mapping, direction, (sf_hook, hs_hook), store, folder, known_pairs, find_gone
+                extracts, due, mapping, direction, (sf_hook, hs_hook), store, folder, known_pairs, follow, find_gone
             )
         if settings.dry_run:
             recorded = 0
@@ -136,6 +138,7 @@ class ReconcileContactsOperator(CrmSyncOperator):
         store: SyncStateStore,
         folder: ObjectStoragePath,
         known_pairs: int,
+        follow: MergeFollowing,
         find_gone: Callable[..., GoneContacts],
     ) -> tuple[PartitionedReconciliation, dict[str, Any]]:
         """A window: due retries added, settled contacts dropped, counterparts found by the read plan (which
@@ -144,6 +147,7 @@ class ReconcileContactsOperator(CrmSyncOperator):
 
         from crm_sync.counterpart_sources import plan_reads, side_readers
         from crm_sync.gone_contacts import read_alive_again
+        from crm_sync.merge_following import both_passes, with_skips
         from crm_sync.partitioned import PartitionedReconciliation, reconcile_frames, write_partition
         from include.sync_logic.counterparts import STAGED_ID, close_counterparts, counterpart_requests, union_staged
         from include.sync_logic.settled import drop_settled
@@ -156,6 +160,8 @@ class ReconcileContactsOperator(CrmSyncOperator):
             window = _frame_or_empty(extracts[side]["paths"], columns[side])
             fetched = readers[side].fetchers[f"{side}_ids"](due[side]) if due[side] else None
             candidates[side] = union_staged([window, fetched], side) if fetched is not None else window
+        merges = follow.window(candidates, readers)  # before the snapshots are read: a merge may move a pair
+        candidates = merges.candidates
         window_ids = {side: candidates[side][STAGED_ID[side]].astype(str) for side in Side}
         known = store.read_snapshots(window_ids[Side.SALESFORCE], window_ids[Side.HUBSPOT])
         back = read_alive_again(candidates, store)  # restored contacts stay candidates: their pair resumes
@@ -172,6 +178,11 @@ class ReconcileContactsOperator(CrmSyncOperator):
         sf_all, hs_all = close_counterparts(
             candidates[Side.SALESFORCE], candidates[Side.HUBSPOT], mapping, fetchers, log=self.log.info
         )
+        closed = follow.redirects({Side.SALESFORCE: sf_all, Side.HUBSPOT: hs_all}, readers)  # merged before
+        sf_all, hs_all = closed.candidates[Side.SALESFORCE], closed.candidates[Side.HUBSPOT]
+        merges = both_passes(merges, closed)
+        if len(merges.merged):  # for the contact history
+            write_frame(folder / "merges" / "part-00000.parquet", merges.merged)
         # The candidates' snapshots were read above: only the fetched counterparts' are still missing.
         fetched = {
             side: frame[STAGED_ID[side]].astype(str)
@@ -187,12 +198,40 @@ class ReconcileContactsOperator(CrmSyncOperator):
         gone = find_gone({Side.SALESFORCE: sf_all, Side.HUBSPOT: hs_all}, snapshots)
         gone.stage_events(folder)
         result = reconcile_frames(sf_all, hs_all, changed, mapping, direction, snapshots, gone.tombstones)
-        write_partition(outcome, 0, result, folder)
+        write_partition(outcome, 0, with_skips(result, merges.skips), folder)
         return outcome, {
             "settled_in_window": {str(side): n for side, n in settled.items()},
             "read_plan": {str(side): plan.as_dict() for side, plan in plans.items()},
+            "merges": merges.counts,
             "tombstones": gone.as_dict(),
         }
+
+    def _merge_follower(
+        self,
+        extracts: dict[Side, Any],
+        mapping: MappingConfig,
+        direction: Direction,
+        hooks: tuple[SalesforceContactsHook, HubSpotContactsHook],
+        store: SyncStateStore,
+        context: Context,
+    ) -> MergeFollowing:
+        """Merges made in the CRMs, followed on the window's candidates (`crm_sync.merge_following`)."""
+        from datetime import datetime
+
+        from crm_sync.merge_following import MergeFollowing
+        from include.sync_logic.sides import Side
+
+        start, end = (datetime.fromisoformat(extracts[Side.SALESFORCE][f"window_{edge}"]) for edge in ("start", "end"))
+        return MergeFollowing(
+            window_bounds=(start, end),
+            hooks=dict(zip(Side, hooks, strict=True)),
+            store=store,
+            mapping=mapping,
+            targets=direction.targets,
+            run_id=context["run_id"],
+            dry_run=self.settings(context).dry_run,
+            log=self.log.info,
+        )
 
     def _due_retries(self, store: SyncStateStore, direction: Direction, context: Context) -> dict[Side, list[str]]:
         """Source ids of the due retry-queue entries this run takes, per source side, for the targets it writes.

@@ -91,6 +91,8 @@ class SyncReportOperator(CrmSyncOperator):
             "read_plan": reconciled.get("read_plan", {}),
             # Contacts found gone (each reported once, by the run that found it) or back; look-up calls spent.
             "tombstones": reconciled.get("tombstones", {}),
+            # Merges made in the CRMs this window: found, pairs moved, counterparts left separate; calls spent.
+            "merges": reconciled.get("merges", {}),
             "outcomes": outcome_counts(results),
             "api": merge_counters(stats),
             "sync_state": state,

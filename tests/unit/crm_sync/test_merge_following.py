@@ -95,6 +95,7 @@ def test_a_hubspot_merge_moves_the_pair_and_leaves_the_secondarys_counterpart_ap
         ["101", "103", None],
         ["102", "103", "003B"],
     ]
+    assert followed.merged[["contact_id", "counterpart_id"]].values.tolist() == [["101", "003A"], ["102", "003B"]]
     assert followed.counts == {
         "merged_away": 2,
         "pairs_moved": 1,
@@ -183,7 +184,7 @@ def test_a_salesforce_survivor_keeps_pairing_by_link_while_its_loser_holds_the_l
     """A later run: 003Z took 003B's pair (003B, in the Recycle Bin, keeps link value 102); 102 now links to 003Z."""
     store.relink_pair("salesforce", "003B", "003Z")
     merged = pd.DataFrame(
-        [("salesforce", "003B", "merged", pd.Timestamp.now(tz="UTC"), "003Z", "102")],
+        [("salesforce", "003B", "merged", pd.Timestamp.now(tz="UTC"), "003Z", None)],
         columns=["side", "contact_id", "kind", "happened_at", "survivor_id", "counterpart_id"],
     )
     store.record_tombstones(merged, run_id="run-1")
@@ -192,3 +193,18 @@ def test_a_salesforce_survivor_keeps_pairing_by_link_while_its_loser_holds_the_l
     followed = run.redirects({Side.SALESFORCE: sf, Side.HUBSPOT: hs}, readers={})
     assert followed.candidates[Side.SALESFORCE]["HubSpot_Contact_Id__c"].tolist() == ["102"]
     assert followed.candidates[Side.HUBSPOT]["id"].tolist() == ["102"] and followed.skips.empty
+
+
+def test_a_survivor_whose_loser_left_its_counterpart_separate_claims_no_link(store):
+    """003B's counterpart 102 stayed separate (its tombstone names it): 003A's blank link is not 003B's to fill."""
+    store.merge_snapshots(
+        pd.DataFrame([("003Z", "105", "{}")], columns=["salesforce_id", "hubspot_id", "field_values"]), run_id="x"
+    )
+    merged = pd.DataFrame(
+        [("salesforce", "003B", "merged", pd.Timestamp.now(tz="UTC"), "003Z", "102")],
+        columns=["side", "contact_id", "kind", "happened_at", "survivor_id", "counterpart_id"],
+    )
+    store.record_tombstones(merged, run_id="run-1")
+    sf, hs = frames([sf_row("003Z", Email="zed@example.com")], [])
+    followed = following(store).redirects({Side.SALESFORCE: sf, Side.HUBSPOT: hs}, readers={})
+    assert followed.candidates[Side.SALESFORCE]["HubSpot_Contact_Id__c"].isna().all()
