@@ -135,7 +135,7 @@ def test_hubspot_window_picks_exactly_its_contacts(fresh):
     hook = HubSpotContactsHook()
     frame = pd.concat(list(hook.iter_changed_contacts(HS_PROPS, START, END)), ignore_index=True)
     assert set(frame["id"]) == {ids[name] for name in INSIDE}
-    assert list(frame.columns) == ["id", *HS_PROPS, "lastmodifieddate", "archived"]
+    assert list(frame.columns) == ["id", *HS_PROPS, "lastmodifieddate", "hs_merged_object_ids", "archived"]
     assert str(frame["lastmodifieddate"].dt.tz) == "UTC" and not frame["archived"].any()
 
 
