@@ -24,7 +24,6 @@ from include.sync_logic.mapping import MappingConfig
 from include.sync_logic.sides import Action, Side
 
 MERGED = "merged"
-SIDE_NAMES = {Side.SALESFORCE: "Salesforce", Side.HUBSPOT: "HubSpot"}
 # HubSpot's read-only property listing the ids merged into a record, ";"-separated (chains included).
 HUBSPOT_MERGED_IDS = "hs_merged_object_ids"
 EVENT_COLUMNS = ["side", "loser_id", "survivor_id", "happened_at"]
@@ -135,9 +134,9 @@ def describe(row: Mapping[str, str]) -> str:
     """The report's sentence for a counterpart left separate: ``row`` holds ``SEPARATE_COLUMNS``."""
     merged_side = Side(row["side"]).other
     return (
-        f"{SIDE_NAMES[merged_side]} {row['loser_id']} merged into {row['survivor_id']}, paired with "
-        f"{SIDE_NAMES[Side(row['side'])]} {row['survivor_counterpart_id']}; "
-        f"{SIDE_NAMES[Side(row['side'])]} {row['contact_id']} still separate"
+        f"{merged_side.label} {row['loser_id']} merged into {row['survivor_id']}, paired with "
+        f"{Side(row['side']).label} {row['survivor_counterpart_id']}; "
+        f"{Side(row['side']).label} {row['contact_id']} still separate"
     )
 
 

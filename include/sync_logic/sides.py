@@ -19,6 +19,11 @@ class Side(StrEnum):
         """The CRM a value from this side is written to."""
         return Side.HUBSPOT if self is Side.SALESFORCE else Side.SALESFORCE
 
+    @property
+    def label(self) -> str:
+        """The CRM's own spelling, for people (reasons, the view)."""
+        return "Salesforce" if self is Side.SALESFORCE else "HubSpot"
+
 
 class Direction(StrEnum):
     """Which way changes flow (the DAG's ``direction`` param and a field's ``direction``)."""

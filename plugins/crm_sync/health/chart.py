@@ -13,10 +13,10 @@ from typing import Any
 
 from crm_sync.health.times import parse_time
 from crm_sync.metrics import CRMS
+from include.sync_logic.sides import Side
 
 WRITE_ACTIONS = ("create", "update", "delete")
 MIN_SLOTS = 10
-SIDE_NAMES = {"salesforce": "Salesforce", "hubspot": "HubSpot"}
 COLORS = {"read": "#98a2b3", "writes": "#2e90fa", "rejects": "#d92d20", "Salesforce": "#0b5cab", "HubSpot": "#ff7a59"}
 
 
@@ -94,7 +94,7 @@ def _drawn(data_json: str) -> str:
         "Contacts per run: read in the window, writes accepted (create, update, delete), rejects", fontsize=11
     )
 
-    _bars(axes[1], {SIDE_NAMES[side]: data["calls"][side] for side in CRMS}, COLORS)
+    _bars(axes[1], {Side(side).label: data["calls"][side] for side in CRMS}, COLORS)
     for side in CRMS:
         for x, count in zip(positions, data["throttled"][side], strict=True):
             if count:
@@ -103,7 +103,7 @@ def _drawn(data_json: str) -> str:
 
     if data["budgets"]:
         for name, figures in data["budgets"].items():
-            label = SIDE_NAMES.get(name.split(" ")[0], name)
+            label = Side(name.split(" ")[0]).label
             axes[2].plot(positions, figures["used"], marker="o", color=COLORS.get(label), label=f"{label}: used")
             axes[2].plot(positions, figures["maximum"], color="#344054", linestyle="--", label=f"{label}: maximum")
             axes[2].plot(positions, figures["ceiling"], color="#f79009", linestyle=":", label=f"{label}: sync stops")

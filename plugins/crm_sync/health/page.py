@@ -10,9 +10,10 @@ from collections.abc import Iterable, Mapping
 from html import escape
 from typing import Any
 
-from crm_sync.health.chart import SIDE_NAMES, chart_data, runs_chart_svg
+from crm_sync.health.chart import chart_data, runs_chart_svg
 from crm_sync.health.times import readable_duration, readable_run_id, readable_time, readable_window
 from crm_sync.metrics import CRMS
+from include.sync_logic.sides import Side
 
 ACTIONS = ("create", "update", "delete", "skip", "reject")
 STATUSES = ("ok", "rejected", "dry_run")
@@ -95,8 +96,8 @@ def _run_name(run: Mapping[str, Any]) -> str:
 
 def _runs(runs: list[dict[str, Any]]) -> str:
     headers = ["run", "window (UTC)", "read SF / HS"]
-    headers += [f"{SIDE_NAMES[side]} decisions" for side in CRMS]
-    headers += [f"{SIDE_NAMES[side]} API" for side in CRMS]
+    headers += [f"{Side(side).label} decisions" for side in CRMS]
+    headers += [f"{Side(side).label} API" for side in CRMS]
     headers += ["rejects", "lag"]
     rows = []
     for run in runs:
@@ -142,7 +143,7 @@ def _outcomes(runs: list[dict[str, Any]]) -> str:
         return heading + "<p class='muted' id='outcomes'>This run sent nothing to the CRMs.</p>"
     rows = []
     for target, action in pairs:
-        cells = [_cell(SIDE_NAMES.get(target, target), left=True), _cell(action, left=True)]
+        cells = [_cell(Side(target).label, left=True), _cell(action, left=True)]
         for status in STATUSES:
             key = f"{target}.{action}.{status}"
             count = latest["outcomes"].get(key, 0)
