@@ -3,18 +3,26 @@
 Read from the run folders (extract parts to resolve an email; decisions/*.parquet and results/*.parquet of the
 try each run's report names), oldest run first so ids learned on the way (a create's new id, a link) carry
 into later runs. Emails and phones are masked unless the run that wrote them had `log_pii` on.
+The retry queue's entries of the contact's ids come last (newest): writes a CRM refused for good (parked) or
+that wait for their next try (retrying).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
+import pandas as pd
 from airflow.sdk import ObjectStoragePath
 
+from crm_sync.health.queue import STATE_CONN_ID, stored_entries
 from crm_sync.health.runs import run_folders
+from crm_sync.health.times import readable_time
 from crm_sync.pii import mask_fields, redact
 from crm_sync.staging import iter_frames, read_frame, read_json, result_urls
+from crm_sync.state.schema import PARKED
+from include.sync_logic.sides import Side
 
 # Per CRM: its id column, its link column and its email column in the staged extract.
 EXTRACT_KEYS = {
@@ -116,18 +124,64 @@ def _tombstone_events(staged: str, ids: set[str], report: dict[str, Any]) -> lis
     return events
 
 
+def queue_events(entries: pd.DataFrame, reports: Mapping[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Retry-queue entries as history events: "parked" (a refusal no retry passes, or out of attempts: not tried
+    again until the contact's data changes or someone releases it) or "retrying", with the CRM's code and message.
+
+    `reports`: the runs' reports by run id; an entry's run gives its window and its `log_pii` (no report: masked).
+    """
+    events = []
+    for entry in entries.to_dict(orient="records"):
+        report = reports.get(entry["run_id"], {})
+        log_pii = bool(report.get("log_pii"))
+        attempts = f"{entry['attempts']} attempt{'s' if entry['attempts'] != 1 else ''}"
+        if entry["status"] == PARKED:
+            kind, reason = "parked", f"parked after {attempts}: not retried until the contact changes or is released"
+        else:
+            kind, reason = "retrying", f"{attempts}, next try {readable_time(entry['next_attempt_at'])} UTC"
+        target_id = _text(entry["target_id"])
+        events.append(
+            {
+                "run_id": entry["run_id"],
+                "window": report.get("window", ""),
+                "target": entry["target"],
+                "action": kind,
+                "source": f"{Side(entry['target']).other}:{entry['source_id']}",
+                "target_id": target_id,
+                "matched_by": None,
+                "reason": reason,
+                "fields_written": {},
+                "answers": [
+                    {
+                        "action": entry["action"],
+                        "ok": False,
+                        "target_id": target_id,
+                        "code": _text(entry["code"]),
+                        "message": redact(_text(entry["message"]) or "", log_pii=log_pii),
+                        "dry_run": False,
+                    }
+                ],
+            }
+        )
+    return events
+
+
 def _text(value: Any) -> str | None:
     return None if value is None or value != value or value == "" else str(value)
 
 
-def contact_history(query: str, *, limit_runs: int = 200) -> dict[str, Any]:
-    """`{"query", "ids", "events": [...]}`, newest event first; `query` is an id of either CRM or an email."""
+def contact_history(query: str, *, limit_runs: int = 200, state_conn_id: str = STATE_CONN_ID) -> dict[str, Any]:
+    """`{"query", "ids", "events": [...]}`, newest event first; `query` is an id of either CRM or an email.
+
+    The retry queue's entries come first; an unreadable sync state leaves them out (see `stored_entries`)."""
     folders = list(reversed(run_folders(limit_runs)))  # oldest first
     query = query.strip()
     ids = ids_for_email(query, folders) if "@" in query else {query}
     events: list[dict[str, Any]] = []
+    reports: dict[str, dict[str, Any]] = {}
     for folder in folders:
         report = read_json(str(folder / "report.json"))
+        reports[report["run_id"]] = report
         staged = staged_folder(report, folder)
         parts = _parts(ObjectStoragePath(staged), "decisions/*.parquet") if staged else []
         if not parts:
@@ -135,8 +189,6 @@ def contact_history(query: str, *, limit_runs: int = 200) -> dict[str, Any]:
         log_pii = bool(report.get("log_pii"))
         events += _merge_events(staged, ids, report)  # first: the merge's ids find this run's decisions too
         events += _tombstone_events(staged, ids, report)  # first: a gone counterpart's id finds its decisions
-        import pandas as pd
-
         hit = pd.concat(
             [
                 part[part["source_id"].astype(str).isin(ids) | part["target_id"].astype(str).isin(ids)]
@@ -183,4 +235,7 @@ def contact_history(query: str, *, limit_runs: int = 200) -> dict[str, Any]:
                     ],
                 }
             )
+    queued = stored_entries(state_conn_id, sorted(ids))
+    if queued is not None:
+        events += queue_events(queued, reports)
     return {"query": query, "ids": sorted(ids), "events": list(reversed(events))}

@@ -17,6 +17,7 @@ from include.sync_logic.sides import Side
 
 ACTIONS = ("create", "update", "delete", "skip", "reject")
 STATUSES = ("ok", "rejected", "dry_run")
+REFUSED = frozenset({"reject", "parked"})  # history events that end a contact's write until someone acts
 LONG_TEXT = frozenset({"reason", "message"})  # columns wrapped anywhere (CRM messages hold long JSON tokens)
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:16px;color:#1f2933;font-size:14px;overflow-wrap:break-word}
@@ -167,7 +168,10 @@ def _rejects(rejects: list[dict[str, Any]]) -> str:
 
 def _queue(entries: list[dict[str, Any]] | None) -> str:
     if entries is None:
-        return "<h2>Retry queue</h2><p class='muted'>No sync-state connection (crm_sync_state_default).</p>"
+        return (
+            "<h2>Retry queue</h2><p class='muted'>No sync-state connection (crm_sync_state_default), "
+            "or its database did not answer (see the api-server log).</p>"
+        )
     columns = ["target", "source_id", "target_id", "action", "status", "attempts", "code", "message"]
     times = ["last_attempt_at", "next_attempt_at"]
     rows = [
@@ -261,7 +265,7 @@ def contact_page(history: dict[str, Any], queue: list[dict[str, Any]] | None) ->
             + _run_cell(event["run_id"])
             + _window_cell(event["window"])
             + _cell(event["target"], left=True)
-            + _cell(event["action"], left=True, key="decision", css="bad" if event["action"] == "reject" else "")
+            + _cell(event["action"], left=True, key="decision", css="bad" if event["action"] in REFUSED else "")
             + _cell(event["source"], left=True)
             + _cell(event["target_id"], left=True)
             + _cell(event["reason"], left=True, key="reason", css="text")

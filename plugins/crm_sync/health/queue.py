@@ -1,10 +1,17 @@
-"""The retry queue as the sync-state store holds it; None when no state connection is defined."""
+"""The retry queue as the sync-state store holds it; None when no state connection is defined, or its database
+does not answer (logged): the view still shows the runs."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from typing import Any
 
+import pandas as pd
+import sqlalchemy as sa
 from airflow.sdk.exceptions import AirflowNotFoundException
+
+log = logging.getLogger(__name__)
 
 STATE_CONN_ID = "crm_sync_state_default"
 
@@ -24,6 +31,17 @@ def queue_size(conn_id: str = STATE_CONN_ID) -> dict[str, int] | None:
     return store.queue_size() if store is not None else None
 
 
+def stored_entries(conn_id: str = STATE_CONN_ID, source_ids: Iterable[str] | None = None) -> pd.DataFrame | None:
+    """The store's queue entries (all, or those of some source ids), messages as the CRM gave them; None without
+    a state store or when its database cannot be read."""
+    try:
+        store = _store(conn_id)
+        return store.entries(source_ids=source_ids) if store is not None else None
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("sync state (connection %s) unreadable, retry queue left out: %s", conn_id, exc)
+        return None
+
+
 def queue_entries(conn_id: str = STATE_CONN_ID, source_ids: list[str] | None = None) -> list[dict[str, Any]] | None:
     """Queue entries (all, or those of some source ids) as JSON-ready dicts, most attempts first.
 
@@ -32,9 +50,8 @@ def queue_entries(conn_id: str = STATE_CONN_ID, source_ids: list[str] | None = N
     from crm_sync.pii import redact
     from crm_sync.report import json_records
 
-    store = _store(conn_id)
-    if store is None:
+    frame = stored_entries(conn_id, source_ids)
+    if frame is None:
         return None
-    frame = store.entries(source_ids=source_ids)
     frame = frame.sort_values(["attempts", "last_attempt_at"], ascending=False).drop(columns=["data_hash"])
     return [{**entry, "message": redact(entry["message"] or "")} for entry in json_records(frame)]
