@@ -46,16 +46,27 @@ def edit_salesforce(sandbox: SandboxProcess, contact_id: str, fields: dict[str, 
     resp.raise_for_status()
 
 
-def edit_hubspot(sandbox: SandboxProcess, contact_id: str, properties: dict[str, Any]) -> None:
+def _hubspot_write(sandbox: SandboxProcess, method: str, path: str, properties: dict[str, Any]) -> dict[str, Any]:
     with requests.Session() as session:
         session.trust_env = False
-        resp = session.patch(
-            f"{sandbox.hubspot_url}/crm/v3/objects/contacts/{contact_id}",
+        resp = session.request(
+            method,
+            f"{sandbox.hubspot_url}/crm/v3/objects/contacts{path}",
             json={"properties": properties},
             headers={"Authorization": f"Bearer {sandbox.hubspot_token}"},
             timeout=30,
         )
     resp.raise_for_status()
+    return resp.json()
+
+
+def edit_hubspot(sandbox: SandboxProcess, contact_id: str, properties: dict[str, Any]) -> None:
+    _hubspot_write(sandbox, "PATCH", f"/{contact_id}", properties)
+
+
+def create_hubspot(sandbox: SandboxProcess, properties: dict[str, Any]) -> str:
+    """A contact created through HubSpot's API (search sees it only after the index delay); returns its id."""
+    return str(_hubspot_write(sandbox, "POST", "", properties)["id"])
 
 
 class CrmEditor:
