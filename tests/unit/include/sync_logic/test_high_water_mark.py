@@ -1,0 +1,90 @@
+"""The Salesforce poll's mark: news once, ties on a second kept, merges and deletes named."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+
+from include.sync_logic.events import EventKind
+from include.sync_logic.high_water_mark import POLL_FIELDS, PollMark, news_since, polls_per_day
+from include.sync_logic.sides import Side
+
+T = datetime(2026, 12, 6, 10, 0, 0, tzinfo=UTC)
+
+
+def rows(*items: tuple[str, str, bool, str | None]) -> pd.DataFrame:
+    """(Id, SystemModstamp ISO, IsDeleted, MasterRecordId) rows as the hook frames them."""
+    frame = pd.DataFrame(list(items), columns=list(POLL_FIELDS))
+    frame["SystemModstamp"] = pd.to_datetime(frame["SystemModstamp"], utc=True)
+    return frame
+
+
+def test_first_poll_passes_on_every_row_oldest_first_and_moves_the_mark_to_the_newest_second() -> None:
+    read = rows(
+        ("003B", "2026-12-06T10:00:05.000Z", False, None),
+        ("003A", "2026-12-06T10:00:02.000Z", False, None),
+    )
+    outcome = news_since(read, PollMark.starting_at(T))
+    assert [event.contact_id for event in outcome.events] == ["003A", "003B"]
+    assert {event.kind for event in outcome.events} == {EventKind.CHANGED}
+    assert {event.side for event in outcome.events} == {Side.SALESFORCE}
+    assert outcome.events[0].occurred_at_ms == int(datetime(2026, 12, 6, 10, 0, 2, tzinfo=UTC).timestamp() * 1000)
+    assert outcome.mark.second == datetime(2026, 12, 6, 10, 0, 5, tzinfo=UTC)
+    assert outcome.mark.seen == {outcome.events[1].event_id.removeprefix("sf-poll:")}
+
+
+def test_a_row_read_again_at_the_marks_second_is_not_news_but_a_new_row_in_that_second_is() -> None:
+    first = news_since(rows(("003A", "2026-12-06T10:00:05.100Z", False, None)), PollMark.starting_at(T))
+    again = rows(
+        ("003A", "2026-12-06T10:00:05.100Z", False, None),  # the `>=` query reads the mark's second again
+        ("003C", "2026-12-06T10:00:05.900Z", False, None),  # committed later within the same second
+    )
+    second = news_since(again, first.mark)
+    assert [event.contact_id for event in second.events] == ["003C"]
+    assert len(second.mark.seen) == 2
+    third = news_since(again, second.mark)
+    assert third.events == []
+    assert third.mark == second.mark
+
+
+def test_a_contact_changed_again_is_news_again_and_the_mark_forgets_older_seconds() -> None:
+    first = news_since(rows(("003A", "2026-12-06T10:00:05Z", False, None)), PollMark.starting_at(T))
+    later = news_since(rows(("003A", "2026-12-06T10:00:09Z", False, None)), first.mark)
+    assert [event.contact_id for event in later.events] == ["003A"]
+    assert later.events[0].event_id != first.events[0].event_id  # a new delivery, not a duplicate of the first
+    assert later.mark.second == datetime(2026, 12, 6, 10, 0, 9, tzinfo=UTC)
+    assert len(later.mark.seen) == 1
+
+
+def test_a_quiet_poll_keeps_the_mark() -> None:
+    mark = PollMark(T, frozenset({"003A@1"}))
+    outcome = news_since(rows(), mark)
+    assert outcome.events == []
+    assert outcome.mark is mark
+
+
+def test_merged_away_rows_name_their_master_and_deleted_rows_are_deletions() -> None:
+    read = rows(
+        ("003L", "2026-12-06T10:00:03Z", True, "003M"),
+        ("003D", "2026-12-06T10:00:04Z", True, None),
+    )
+    merged, deleted = news_since(read, PollMark.starting_at(T)).events
+    assert (merged.kind, merged.contact_id, merged.merged_ids) == (EventKind.MERGED, "003M", ("003L",))
+    assert (deleted.kind, deleted.contact_id, deleted.merged_ids) == (EventKind.DELETED, "003D", ())
+
+
+def test_the_mark_round_trips_through_json_and_refuses_fractions_and_naive_times() -> None:
+    mark = PollMark(T, frozenset({"003A@1", "003B@2"}))
+    assert PollMark.from_json(mark.to_json()) == mark
+    assert PollMark.starting_at(T.replace(microsecond=500)).second == T
+    with pytest.raises(ValueError, match="whole second"):
+        PollMark(T.replace(microsecond=1))
+    with pytest.raises(ValueError, match="timezone"):
+        PollMark(T.replace(tzinfo=None))
+
+
+@pytest.mark.parametrize(("seconds", "calls"), [(30, 2880), (60, 1440), (45, 1920)])
+def test_polls_per_day_is_the_daily_budget_a_quiet_org_pays(seconds: int, calls: int) -> None:
+    assert polls_per_day(seconds) == calls
