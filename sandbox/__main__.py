@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("sandbox")
 
 SNAPSHOT_FILE = "crm-data.pickle"
+WEBHOOKS_ENV = "SANDBOX_HUBSPOT_WEBHOOKS"  # JSON settings; the environment keeps the client secret off argv
 # The attributes holding each app's records (and the ids and API budgets tied to them); sessions, faults and
 # stats start afresh, as after a real outage.
 PERSISTED = {"hubspot": ("store", "search_engine", "limits"), "salesforce": ("ids", "store", "bulk", "budget")}
@@ -81,6 +82,11 @@ def _parser() -> argparse.ArgumentParser:
         "--hubspot-link-property", default=DEFAULT_LINK_PROPERTY, help="the unique link property ('' for none)"
     )
     run.add_argument("--hubspot-search-index-delay", type=float, default=0.0, help="seconds before search sees a write")
+    run.add_argument(
+        "--hubspot-webhooks",
+        default=os.environ.get(WEBHOOKS_ENV),
+        help=f"the private app's webhook settings as JSON, as POST /__admin/webhooks takes (default: ${WEBHOOKS_ENV})",
+    )
     run.add_argument("--salesforce-daily-limit", type=int, default=100_000)
     run.add_argument("--salesforce-page-size", type=int, default=2000)
     run.add_argument("--consumer-key", default="sandbox-consumer-key")
@@ -248,6 +254,8 @@ def serve_command(args: argparse.Namespace) -> int:
     restored = args.persist and _restore(snapshot, apps)
     if not restored:
         _seed(args, clock, hubspot, salesforce)
+    if args.hubspot_webhooks:  # after seeding: the initial data is the portal as the app finds it, not an import
+        hubspot.configure_webhooks(json.loads(args.hubspot_webhooks))
 
     extra_ips = [args.salesforce_login_host] if args.salesforce_login_host else []
     context, bundle = make_tls(state_dir, extra_ips)
@@ -273,6 +281,7 @@ def serve_command(args: argparse.Namespace) -> int:
         pass
     for server in servers:
         server.shutdown()
+    hubspot.webhooks.stop()
     if args.persist:
         _save(snapshot, apps)
     log.info("sandbox stopped")

@@ -32,6 +32,20 @@ from sandbox.hubspot.store import (
     iso_ms,
     to_ms,
 )
+from sandbox.hubspot.webhook_sender import WebhookSender
+from sandbox.hubspot.webhooks import (
+    API,
+    CREATION,
+    CRM_UI,
+    DELETION,
+    IMPORT,
+    MERGE,
+    PRIVACY_DELETION,
+    PROPERTY_CHANGE,
+    RESTORE,
+    Change,
+    WebhookConfig,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +87,16 @@ class HubSpotApp(App):
         self.store = ContactStore(link_property)
         self.store.index_delay_ms = int(search_index_delay_seconds * 1000)
         self.search_engine = SearchEngine(self.store)
+        self.webhooks = WebhookSender()
         self._routes_for_contacts()
         self.admin_route("GET", "limits", lambda req: self.limits.settings())
         self.admin_route("POST", "limits", self._admin_limits)
         self.admin_route("GET", "settings", lambda req: self._settings())
         self.admin_route("POST", "settings", self._admin_settings)
         self.admin_route("POST", "restore", self._admin_restore)
+        self.admin_route("GET", "webhooks", lambda req: self._webhook_state())
+        self.admin_route("POST", "webhooks", lambda req: self.configure_webhooks(req.json() or {}))
+        self.admin_route("DELETE", "webhooks", lambda req: self.configure_webhooks(None))
 
     def _routes_for_contacts(self) -> None:
         one = rf"{CONTACTS}/(?P<contact_id>[^/]+)"
@@ -168,13 +186,19 @@ class HubSpotApp(App):
     def reset(self) -> None:
         self.store.reset()
         self.limits.clear()
+        self.webhooks.clear()
 
     def seed(self, payload: Any) -> Any:
         records = payload.get("contacts", []) if isinstance(payload, dict) else payload
         if not isinstance(records, list):
             raise ValueError("seed takes {'contacts': [...]} or a list of contacts")
-        result = self.store.seed(records, self._now_ms())
+        now = self._now_ms()
+        result = self.store.seed(records, now)
         log.info("hubspot seed: %d created, %d rejected", result["created"], len(result["rejected"]))
+        if self.webhooks.config is not None:  # an import fires creation events like any other create
+            for contact in (self.store.contacts[int(i)] for i in result["ids"]):
+                if not contact.archived:
+                    self._emit(CREATION, contact.id, now, IMPORT, dict(contact.props))
         return result
 
     def records(self) -> Any:
@@ -217,6 +241,47 @@ class HubSpotApp(App):
     def _now_ms(self) -> int:
         return to_ms(self.clock.now())
 
+    # ---- webhooks --------------------------------------------------------------------------------
+    def configure_webhooks(self, settings: dict | None) -> dict:
+        """Apply a private app's webhook settings (None: off); see sandbox/hubspot/webhooks.py."""
+        config = None if settings is None else WebhookConfig.from_json(settings, self.store.link_property)
+        self.webhooks.configure(config)
+        log.info(
+            "hubspot webhooks: %s",
+            "off" if config is None else f"{len(config.subscriptions)} subscriptions, app {config.app_id}",
+        )
+        return self._webhook_state()
+
+    def _webhook_state(self) -> dict:
+        config = self.webhooks.config
+        return {**self.webhooks.stats(), "config": None if config is None else config.public()}
+
+    def _emit(
+        self,
+        kind: str,
+        object_id: int,
+        now: int,
+        source: str = API,
+        properties: dict[str, str] | None = None,
+        merge: dict[str, Any] | None = None,
+    ) -> None:
+        self.webhooks.emit(Change(kind, object_id, now, source, properties or {}, merge or {}))
+
+    def _create(self, clean: dict[str, str], now: int) -> Contact:
+        contact = self.store.create(clean, now)
+        self._emit(CREATION, contact.id, now, properties={k: v for k, v in clean.items() if v})
+        return contact
+
+    def _update(self, contact: Contact, clean: dict[str, str], now: int) -> Contact:
+        changed = {k: v for k, v in clean.items() if contact.props.get(k, "") != v}
+        self.store.update(contact, clean, now)
+        self._emit(PROPERTY_CHANGE, contact.id, now, properties=changed)
+        return contact
+
+    def _archive(self, contact: Contact, now: int) -> None:
+        self.store.archive(contact, now)
+        self._emit(DELETION, contact.id, now)
+
     # ---- basic API -------------------------------------------------------------------------------
     def list_contacts(self, req: Request) -> Response:
         limit = _int_arg(req, "limit", 10)
@@ -243,7 +308,7 @@ class HubSpotApp(App):
     def create_contact(self, req: Request) -> Response:
         body = _json_object(req)
         clean = self.store.validate(body.get("properties") or {}, None)
-        contact = self.store.create(clean, self._now_ms())
+        contact = self._create(clean, self._now_ms())
         return Response(201, self._written(contact))
 
     def update_contact(self, req: Request, contact_id: str) -> Response:
@@ -252,13 +317,13 @@ class HubSpotApp(App):
         if contact is None:
             raise _missing(contact_id)
         clean = self.store.validate(body.get("properties") or {}, contact)
-        self.store.update(contact, clean, self._now_ms())
+        self._update(contact, clean, self._now_ms())
         return Response(200, self._written(contact))
 
     def archive_contact(self, req: Request, contact_id: str) -> Response:
         contact = self.store.find(contact_id)
         if contact is not None:
-            self.store.archive(contact, self._now_ms())
+            self._archive(contact, self._now_ms())
         return Response(204)
 
     # ---- merge and GDPR delete -------------------------------------------------------------------
@@ -273,8 +338,17 @@ class HubSpotApp(App):
             raise _missing(primary_id if primary is None else secondary_id)
         if primary is secondary:
             raise validation_error(f"Cannot merge contact {primary.id} with itself", objectIdToMerge=secondary_id)
-        merged = self.store.merge(primary, secondary, self._now_ms())
+        moved = sum(1 for name, value in secondary.props.items() if value and not primary.props.get(name))
+        now = self._now_ms()
+        merged = self.store.merge(primary, secondary, now)
         log.info("hubspot merge: %d and %d -> %d", primary.id, secondary.id, merged.id)
+        ids = {
+            "primaryObjectId": primary.id,
+            "mergedObjectIds": [secondary.id],
+            "newObjectId": merged.id,
+            "numberOfPropertiesMoved": moved,
+        }
+        self._emit(MERGE, primary.id, now, merge=ids)
         return Response(200, self._written(merged))
 
     def gdpr_delete(self, req: Request) -> Response:
@@ -285,7 +359,11 @@ class HubSpotApp(App):
             raise validation_error("objectId is required")
         contact = self.store.find(object_id, id_property) or self.store.find(object_id, id_property, archived=True)
         if contact is not None:
+            was_live, now = not contact.archived, self._now_ms()
             self.store.purge(contact)
+            self._emit(PRIVACY_DELETION, contact.id, now)
+            if was_live:  # "A privacy deletion event will also trigger the contact deletion event"
+                self._emit(DELETION, contact.id, now)
         elif id_property == "email":
             self.store.block_email(object_id)
         else:
@@ -303,7 +381,9 @@ class HubSpotApp(App):
             try:
                 if contact is None:
                     raise _missing(value)
-                self.store.restore(contact, self._now_ms())
+                now = self._now_ms()
+                self.store.restore(contact, now)
+                self._emit(RESTORE, contact.id, now, CRM_UI)
                 restored.append(value)
             except HubSpotError as exc:
                 failed.append({"id": value, "reason": exc.message})
@@ -359,7 +439,7 @@ class HubSpotApp(App):
         props = item.get("properties") or {}
         if kind == "create":
             clean = self.store.validate(props, None, claims)
-            return lambda: self._written(self.store.create(clean, now))
+            return lambda: self._written(self._create(clean, now))
         value, id_property = str(item.get("id", "")), item.get("idProperty")
         if kind == "upsert" and id_property not in self.store.unique_properties():
             raise validation_error(
@@ -371,16 +451,16 @@ class HubSpotApp(App):
             raise not_found([value])
         if target is None:
             clean = self.store.validate({**props, id_property: value}, None, claims)
-            return lambda: {**self._written(self.store.create(clean, now)), "new": True}
+            return lambda: {**self._written(self._create(clean, now)), "new": True}
         clean = self.store.validate(props, target, claims)
         extra = {"new": False} if kind == "upsert" else {}
-        return lambda: {**self._written(self.store.update(target, clean, now)), **extra}
+        return lambda: {**self._written(self._update(target, clean, now)), **extra}
 
     def batch_archive(self, req: Request) -> Response:
         for item in _inputs(_json_object(req)):
             contact = self.store.find(str(item.get("id", "")))
             if contact is not None:
-                self.store.archive(contact, self._now_ms())
+                self._archive(contact, self._now_ms())
         return Response(204)
 
     def _batch_response(self, ok: int, results: list, errors: list[HubSpotError], started: str) -> Response:
