@@ -1,0 +1,119 @@
+"""The Salesforce poll against the HTTPS sandbox and a real Redis: one query a poll, each change queued once,
+deletes and merges named, the mark kept in Redis and moved only after the events were queued."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+
+from crm_sync.events.sf_poll import MARK_KEY_PREFIX, SalesforceChangePoll
+from crm_sync.hooks.contacts import contacts_hook
+from include.sync_logic.events import ContactEvent, EventKind
+from include.sync_logic.sides import Side
+from sandbox.testing import SandboxProcess
+from tests.integration.conftest import wired_sandbox
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
+REDIS_DB = 7
+
+
+@pytest.fixture(scope="module")
+def crm(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[SandboxProcess]:
+    with wired_sandbox(tmp_path_factory.mktemp("sandbox"), redis_url, REDIS_DB, NOW) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def sf(crm: SandboxProcess, redis_url: str) -> SandboxProcess:
+    crm.admin("salesforce", "POST", "reset")
+    crm.admin("salesforce", "POST", "clock", json={"set": NOW.isoformat()})
+    redis.Redis.from_url(f"{redis_url.rsplit('/', 1)[0]}/{REDIS_DB}").flushdb()
+    return crm
+
+
+def _seed(crm: SandboxProcess, *names: str) -> list[str]:
+    contacts = [{"Email": f"{name}@example.com", "LastName": name.title()} for name in names]
+    result = crm.admin("salesforce", "POST", "seed", json={"contacts": contacts}).json()
+    assert not result["rejected"], result["rejected"]
+    return list(result["ids"])
+
+
+def _advance(crm: SandboxProcess, seconds: float) -> None:
+    crm.admin("salesforce", "POST", "clock", json={"advance_seconds": seconds})
+
+
+def _requests(crm: SandboxProcess) -> int:
+    return int(crm.admin("salesforce", "GET", "stats").json()["total"]["requests"])
+
+
+def _poll(redis_url: str) -> SalesforceChangePoll:
+    client = redis.Redis.from_url(f"{redis_url.rsplit('/', 1)[0]}/{REDIS_DB}")
+    hook = contacts_hook(Side.SALESFORCE, "salesforce_default", redis_conn_id="redis_default")
+    hook.get_conn()  # the token request is no API call in Salesforce's limits: not part of a poll's cost
+    return SalesforceChangePoll(hook, client, conn_id="salesforce_default", now=lambda: NOW)
+
+
+class Queue:
+    """What the poll hands its events to."""
+
+    def __init__(self) -> None:
+        self.events: list[ContactEvent] = []
+
+    def __call__(self, events: Sequence[ContactEvent]) -> None:
+        self.events.extend(events)
+
+
+def test_each_change_is_queued_once_at_one_query_a_poll(sf: SandboxProcess, redis_url: str) -> None:
+    first, second = _seed(sf, "ada", "bob")
+    poll, queue = _poll(redis_url), Queue()
+    before = _requests(sf)
+    poll.poll(queue)
+    assert [(e.contact_id, e.kind) for e in queue.events] == [(first, EventKind.CHANGED), (second, EventKind.CHANGED)]
+    assert {e.side for e in queue.events} == {Side.SALESFORCE}
+    assert poll.poll(queue) == []  # the same second read again: nothing new
+    assert _requests(sf) - before == 2
+    _advance(sf, 5)
+    poll.hook.get_conn().Contact.update(second, {"Title": "Engineer"})  # an edit through the API, as a user's
+    before = _requests(sf)
+    news = poll.poll(queue)
+    assert [(e.contact_id, e.kind) for e in news] == [(second, EventKind.CHANGED)]
+    assert news[0].occurred_at_ms == int((NOW + timedelta(seconds=5)).timestamp() * 1000)
+    assert _requests(sf) - before == 1
+    stored = poll.redis.get(MARK_KEY_PREFIX + "salesforce_default")
+    assert stored is not None and (NOW + timedelta(seconds=5)).isoformat() in stored.decode()
+
+
+def test_deletes_and_merges_are_named_and_a_new_poll_resumes_from_the_stored_mark(
+    sf: SandboxProcess, redis_url: str
+) -> None:
+    master, loser, gone = _seed(sf, "master", "loser", "gone")
+    _poll(redis_url).poll(Queue())
+    _advance(sf, 3)
+    sf.admin("salesforce", "POST", "merge", json={"masterRecord": {"Id": master}, "recordToMergeIds": [loser]})
+    poll = _poll(redis_url)  # a restarted triggerer: the mark comes from Redis
+    poll.hook.get_conn().Contact.delete(gone)
+    queue = Queue()
+    poll.poll(queue)
+    kinds = {(e.kind, e.contact_id, e.merged_ids) for e in queue.events}
+    assert (EventKind.MERGED, master, (loser,)) in kinds
+    assert (EventKind.DELETED, gone, ()) in kinds
+    assert (EventKind.CHANGED, master, ()) in kinds  # the master's own values changed with the merge
+
+
+def test_the_mark_stays_when_the_events_could_not_be_queued(sf: SandboxProcess, redis_url: str) -> None:
+    (contact,) = _seed(sf, "dora")
+    poll = _poll(redis_url)
+
+    def broken(events: Sequence[ContactEvent]) -> None:
+        raise ConnectionError("queue unreachable")
+
+    with pytest.raises(ConnectionError):
+        poll.poll(broken)
+    queue = Queue()
+    poll.poll(queue)
+    assert [e.contact_id for e in queue.events] == [contact]
