@@ -15,9 +15,10 @@ sync: deps redis-server  ## One real sync, end to end, against the local CRM san
 # sandboxes and Airflow project (tests/conftest.py), and a file's module fixtures stay in one worker.
 XDIST := -n auto --dist loadfile
 
-test: deps redis-server postgresql chromium compose-config  ## Lint, then the whole test suite (unit, DAG integrity, integration).
+test: deps redis-server postgresql chromium compose-config  ## Lint (ruff, mypy), then the whole test suite (unit, DAG integrity, integration).
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	bash scripts/run_tests.sh $(XDIST)
 
 test-fast: deps redis-server postgresql  ## The inner loop: unit and DAG tests only (no sandboxes, no Airflow runs).
@@ -35,9 +36,11 @@ bench-scheduled: deps redis-server postgresql  ## bench-scale's initial sync und
 compose-config: docker-compose  ## Validate docker-compose.yaml without a Docker daemon.
 	docker-compose -f docker-compose.yaml config -q
 
-lint: deps
+# mypy: strict on plugins/ and include/ (pyproject.toml [tool.mypy]); its cache in .mypy_cache keeps a re-run quick.
+lint: deps  ## ruff, then the type checker.
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 deps: $(VENV)/.installed
 
@@ -75,4 +78,4 @@ chromium:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 clean:
-	rm -rf .airflow .pytest_cache .ruff_cache
+	rm -rf .airflow .pytest_cache .ruff_cache .mypy_cache
