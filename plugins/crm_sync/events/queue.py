@@ -153,7 +153,7 @@ class ContactEventQueue:
                 self.stream, self.group, consumer, self.lease_ms, start_id=cursor, count=count - len(taken)
             )
             taken += [(entry_id, fields) for entry_id, fields in entries if fields]
-            if _text(cursor) == "0-0":
+            if as_text(cursor) == "0-0":
                 break
         return taken
 
@@ -161,12 +161,12 @@ class ContactEventQueue:
         claimed, unreadable = [], []
         for entry_id, fields in entries:
             try:
-                event = ContactEvent.from_fields({_text(k): _text(v) for k, v in fields.items()})
+                event = ContactEvent.from_fields({as_text(k): as_text(v) for k, v in fields.items()})
             except ValueError as exc:
                 log.error("event queue entry %s is not a contact event (%s): acknowledged and dropped", entry_id, exc)
-                unreadable.append(_text(entry_id))
+                unreadable.append(as_text(entry_id))
                 continue
-            claimed.append(ClaimedEvent(_text(entry_id), event))
+            claimed.append(ClaimedEvent(as_text(entry_id), event))
         self.ack(unreadable)
         return claimed
 
@@ -191,7 +191,7 @@ class ContactEventQueue:
         if count:
             first = self.client.xpending_range(self.stream, self.group, "-", "+", 1)
             oldest_idle_ms = int(first[0]["time_since_delivered"]) if first else 0
-        consumers = {_text(c["name"]): int(c["pending"]) for c in summary.get("consumers") or []}
+        consumers = {as_text(c["name"]): int(c["pending"]) for c in summary.get("consumers") or []}
         return {"count": count, "consumers": consumers, "oldest_idle_ms": oldest_idle_ms}
 
     def lag(self) -> int:
@@ -201,7 +201,7 @@ class ContactEventQueue:
             pipe.xinfo_groups(self.stream)
             pipe.xlen(self.stream)
             groups, length = pipe.execute()
-        group = next(g for g in groups if _text(g["name"]) == self.group)
+        group = next(g for g in groups if as_text(g["name"]) == self.group)
         if group.get("lag") is not None:
             return int(group["lag"])
         return max(0, int(length) - int(group["pending"]))  # Redis cannot tell: acknowledged entries are deleted
@@ -214,7 +214,7 @@ class ContactEventQueue:
         oldest_age_s = 0.0
         if oldest:
             server_s, server_us = self.client.time()
-            oldest_age_s = max(0.0, server_s + server_us / 1e6 - int(_text(oldest[0][0]).split("-")[0]) / 1000)
+            oldest_age_s = max(0.0, server_s + server_us / 1e6 - int(as_text(oldest[0][0]).split("-")[0]) / 1000)
         return {
             "length": int(self.client.xlen(self.stream)),
             "lag": lag,
@@ -225,7 +225,8 @@ class ContactEventQueue:
         }
 
 
-def _text(value: Any) -> str:
+def as_text(value: Any) -> str:
+    """A Redis reply as text, whether the client decodes responses or not."""
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
