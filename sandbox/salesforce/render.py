@@ -12,7 +12,7 @@ from sandbox.salesforce.soql import Path
 
 
 def truncate_ms(when: datetime) -> datetime:
-    """Salesforce keeps dateTimes to the millisecond."""
+    """The sandbox clock to the millisecond, as the API renders dateTimes (stored values end in .000)."""
     when = when if when.tzinfo else when.replace(tzinfo=UTC)
     return when.astimezone(UTC).replace(microsecond=when.microsecond // 1000 * 1000)
 

@@ -562,7 +562,9 @@ def _parse_datetime(tok: Token, parser: _Parser) -> datetime:
     if re.search(r"[+-]\d{4}$", text):
         text = f"{text[:-2]}:{text[-2:]}"
     try:
-        return datetime.fromisoformat(text).astimezone(UTC)
+        # A fraction is accepted (as SOQL accepts one on Time literals) and dropped: SOQL "ignores the
+        # milliseconds for the purposes of considering two values equal", and records keep whole seconds.
+        return datetime.fromisoformat(text).astimezone(UTC).replace(microsecond=0)
     except ValueError:
         _fail(parser.text, tok.pos, f"line 1:{tok.pos} no viable alternative at character '{tok.text}'")
         raise

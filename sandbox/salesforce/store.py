@@ -21,7 +21,6 @@ from sandbox.core import parse_iso
 from sandbox.salesforce import soql
 from sandbox.salesforce.ids import IdFactory, normalize_id
 from sandbox.salesforce.recycle import GET_DELETED_LIMIT, RecycleBin
-from sandbox.salesforce.render import truncate_ms
 from sandbox.salesforce.schema import ACCOUNT, CONTACT, LINK, OBJECTS, ObjectDef
 from sandbox.salesforce.validation import DuplicateRule, OrgRules, RecordError, RecordFailed, clean_values
 
@@ -36,6 +35,13 @@ def not_found() -> RecordError:
 
 def _key(value: str) -> str:
     return value.casefold()
+
+
+def stamp(when: datetime) -> datetime:
+    """A dateTime as a record keeps it: whole seconds. Salesforce zeroes the milliseconds of what it stores
+    ("Datetime fields do not store milliseconds"; LastModifiedDate is stamped "to the second, the millisecond
+    value simply zeroed out", as practitioners report), so many rows share a SystemModstamp second."""
+    return when.replace(microsecond=0)
 
 
 class Store:
@@ -154,6 +160,7 @@ class Store:
     ) -> str:
         """Insert a record; `stamps` (seeding only) overrides CreatedDate/LastModifiedDate/SystemModstamp;
         `allow_save`: the request's Sforce-Duplicate-Rule-Header (Bulk API jobs never pass it)."""
+        now = stamp(now)
         cleaned = clean_values(obj, values, creating=True)
         self._check_references(cleaned)
         row: dict[str, Any] = dict.fromkeys(obj.field_map)
@@ -169,6 +176,7 @@ class Store:
     def update(
         self, obj: ObjectDef, record_id: str, values: dict[str, Any], now: datetime, *, allow_save: bool = False
     ) -> str:
+        now = stamp(now)
         current = self._writable(obj, record_id)
         cleaned = clean_values(obj, values, creating=False)
         self._check_references(cleaned)
@@ -202,6 +210,7 @@ class Store:
 
     def delete(self, obj: ObjectDef, record_id: str, now: datetime, master_id: str | None = None) -> str:
         """Move a row to the Recycle Bin; a merge names the record it was merged into (`MasterRecordId`)."""
+        now = stamp(now)
         current = self._writable(obj, record_id)
         row = {**current, "IsDeleted": True, "SystemModstamp": now}
         if master_id is not None:
@@ -217,6 +226,7 @@ class Store:
         so queryAll finds them (SOAP API guide, "merge()"). A unique value may move from a loser to the
         master. The org's validation and duplicate rules are not applied to merges here. Returns the
         losers' ids."""
+        now = stamp(now)
         master = self._writable(CONTACT, master_id)
         losers = [self._writable(CONTACT, loser_id) for loser_id in loser_ids]
         cleaned = clean_values(CONTACT, values, creating=False)
@@ -240,7 +250,7 @@ class Store:
             raise RecordFailed([not_found()])
         if current is None or not current["IsDeleted"]:
             raise RecordFailed([RecordError("UNDELETE_FAILED", "Entity is not in the recycle bin")])
-        row = {**current, "IsDeleted": False, "SystemModstamp": now}
+        row = {**current, "IsDeleted": False, "SystemModstamp": stamp(now)}
         self._check_unique(obj, row, normalized)
         self._put(obj, row, current)
         return normalized
@@ -290,7 +300,7 @@ class Store:
         values = dict(values)
         delay = float(values.pop("CommitDelaySeconds", 0) or 0)
         given = {
-            k: truncate_ms(parse_iso(v) if isinstance(v, str) else v)
+            k: stamp(parse_iso(v) if isinstance(v, str) else v)
             for k, v in values.items()
             if k in ("LastModifiedDate", "SystemModstamp", "CreatedDate") and v
         }

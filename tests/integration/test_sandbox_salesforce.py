@@ -239,6 +239,89 @@ def test_stale_query_locator(sf_sandbox, sf, token):
     assert resp.status_code == 400 and resp.json()[0]["errorCode"] == "INVALID_QUERY_LOCATOR"
 
 
+# ---- the high-water-mark poll of the event path (no Change Data Capture here) ----------------------------
+POLL = "SELECT Id, SystemModstamp FROM Contact WHERE SystemModstamp {op} {mark} ORDER BY SystemModstamp ASC, Id ASC"
+
+
+def at(sandbox: SandboxProcess, moment: datetime) -> None:
+    sandbox.admin("salesforce", "POST", "clock", json={"set": moment.isoformat()})
+
+
+def soql_time(moment: datetime) -> str:
+    return (
+        moment.strftime("%Y-%m-%dT%H:%M:%S")
+        + (f".{moment.microsecond // 1000:03d}" if moment.microsecond else "")
+        + "Z"
+    )
+
+
+def test_writes_in_one_second_share_a_modstamp_so_a_poll_must_take_the_marks_second_again(sf_sandbox, sf):
+    at(sf_sandbox, T0 + timedelta(milliseconds=200))
+    first = sf.Contact.create({"LastName": "first"})["id"]
+    at(sf_sandbox, T0 + timedelta(milliseconds=700))
+    second = sf.Contact.create({"LastName": "second"})["id"]
+    stamps = {r["Id"]: r["SystemModstamp"] for r in sf.query(POLL.format(op=">=", mark=soql_time(T0)))["records"]}
+    assert stamps == {first: "2026-11-28T14:00:00.000+0000", second: "2026-11-28T14:00:00.000+0000"}
+    assert sf.query(POLL.format(op=">", mark=soql_time(T0)))["records"] == []  # `>` the mark loses the second
+    late_literal = soql_time(T0 + timedelta(milliseconds=500))  # accepted, and its milliseconds ignored
+    assert len(sf.query(POLL.format(op=">=", mark=late_literal))["records"]) == 2
+    assert sf.query(POLL.format(op=">", mark=late_literal))["records"] == []
+
+
+def test_poll_query_pages_a_busy_second_by_id_and_reads_deletes_and_merges_with_query_all(sf_sandbox, sf):
+    ids = seed(sf_sandbox, [{"LastName": f"bulk{i}", "SystemModstamp": "2026-11-28T13:59:00Z"} for i in range(2_500)])
+    first = sf.query(POLL.format(op=">=", mark="2026-11-28T13:59:00Z") + " LIMIT 2000")
+    assert first["done"] is True and len(first["records"]) == 2_000
+    assert [r["Id"] for r in first["records"]] == sorted(ids, key=lambda i: i[:15])[:2_000]
+    last = first["records"][-1]["Id"]
+    rest = sf.query_all(
+        "SELECT Id FROM Contact WHERE SystemModstamp >= 2026-11-28T13:59:00Z"
+        f" AND (SystemModstamp > 2026-11-28T13:59:00Z OR Id > '{last}') ORDER BY SystemModstamp ASC, Id ASC LIMIT 2000"
+    )
+    assert len(rest["records"]) == 500 and {r["Id"] for r in first["records"] + rest["records"]} == set(ids)
+
+    master, loser, gone = ids[:3]
+    sf_sandbox.admin("salesforce", "POST", "merge", json={"masterRecord": {"Id": master}, "recordToMergeIds": [loser]})
+    sf.Contact.delete(gone)
+    soql = (
+        "SELECT Id, SystemModstamp, IsDeleted, MasterRecordId FROM Contact WHERE SystemModstamp > 2026-11-28T13:59:59Z"
+        " ORDER BY SystemModstamp ASC, Id ASC LIMIT 2000"
+    )
+    rows = {r["Id"]: (r["IsDeleted"], r["MasterRecordId"]) for r in sf.query_all(soql, include_deleted=True)["records"]}
+    assert rows == {master: (False, None), loser: (True, master), gone: (True, None)}
+    assert {r["Id"] for r in sf.query(soql)["records"]} == {master}  # query (not queryAll) skips deleted rows
+
+
+def test_a_long_transaction_shows_up_behind_the_mark(sf_sandbox, sf):
+    (slow,) = seed(
+        sf_sandbox, [{"LastName": "slow", "SystemModstamp": "2026-11-28T14:00:00Z", "CommitDelaySeconds": 30}]
+    )
+    poll = POLL.format(op=">=", mark="2026-11-28T14:00:00Z")
+    assert sf.query(poll)["records"] == []  # not committed yet
+    advance(sf_sandbox, 31)
+    assert [r["Id"] for r in sf.query(poll)["records"]] == [slow]  # stamped when it began: a poll needs overlap
+
+
+@pytest.mark.parametrize(
+    ("soql", "code"),
+    [
+        (POLL.format(op=">", mark="'2026-11-28T14:00:00Z'"), "INVALID_FIELD"),  # quoted
+        (POLL.format(op=">", mark="2026-11-28T14:00:00"), "MALFORMED_QUERY"),  # no zone
+        (POLL.format(op=">", mark="2026-11-28T14:00:00Z") + " LIMIT 2000 OFFSET 2001", "NUMBER_OUTSIDE_VALID_RANGE"),
+        ("SELECT Id FROM Contact WHERE SystemModstamp > 2026-11-28T14:00:00Z LIMIT 5 ORDER BY Id", "MALFORMED_QUERY"),
+        (
+            "SELECT Id FROM Contact WHERE SystemModstamp > 2026-11-28T14:00:00Z AND Email = 'x' OR IsDeleted = true",
+            "MALFORMED_QUERY",
+        ),
+        ("SELECT Id FROM Contact WHERE Id > 'not-an-id'", "INVALID_QUERY_FILTER_OPERATOR"),
+    ],
+)
+def test_poll_queries_salesforce_refuses_are_refused(sf, soql, code):
+    with pytest.raises(SalesforceMalformedRequest) as exc:
+        sf.query_all(soql)
+    assert errors_of(exc)[0]["errorCode"] == code
+
+
 # ---- sObject CRUD -------------------------------------------------------------------------------------
 def test_crud_and_timestamps(sf_sandbox, sf):
     created = sf.Contact.create({"LastName": "Turing", "Email": "alan@example.com"})
@@ -250,7 +333,7 @@ def test_crud_and_timestamps(sf_sandbox, sf):
     assert sf.Contact.update(created["id"], {"Title": "Mathematician"}) == 204
     record = sf.Contact.get(created["id"])
     assert record["Title"] == "Mathematician"
-    assert record["LastModifiedDate"] == record["SystemModstamp"] == "2026-11-28T14:01:01.500+0000"
+    assert record["LastModifiedDate"] == record["SystemModstamp"] == "2026-11-28T14:01:01.000+0000"  # no ms kept
     assert record["CreatedDate"] == "2026-11-28T14:00:00.000+0000"
     assert sf.Contact.get(created["id"][:15])["Id"] == created["id"]
     assert sf.Contact.delete(created["id"]) == 204
