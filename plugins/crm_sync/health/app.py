@@ -14,6 +14,8 @@ from airflow.api_fastapi.core_api.security import requires_access_dag
 from fastapi import Depends, FastAPI, Query
 from fastapi.responses import HTMLResponse
 
+from crm_sync.events import queue_names
+from crm_sync.events.figures import event_figures
 from crm_sync.health import page
 from crm_sync.health.contact import contact_history
 from crm_sync.health.queue import queue_entries
@@ -46,6 +48,12 @@ def retry_queue() -> list[dict[str, Any]] | None:
 @app.get("/api/pools")
 def pools() -> dict[str, Any]:
     return crm_pool_states(*POOL_CONNECTIONS)
+
+
+@app.get("/api/events")
+def events() -> dict[str, Any]:
+    """The event path: the contact-event queue's length, lag and pending entries, and the webhook's counts."""
+    return event_figures(queue_names.REDIS_CONN_ID)
 
 
 @app.get("/api/contact")
