@@ -90,8 +90,7 @@ class WebhookConfig:
     @classmethod
     def from_json(cls, body: Mapping[str, Any], link_property: str | None = None) -> WebhookConfig:
         """Validate admin/CLI settings; raises ValueError (the admin route's 400) on anything invalid."""
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(body) - known
+        unknown = set(body) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown webhook settings: {sorted(unknown)}")
         target_url, secret = str(body.get("target_url") or ""), str(body.get("client_secret") or "")
