@@ -153,3 +153,18 @@ def test_the_group_comes_back_after_redis_lost_its_data(client: redis.Redis, que
     assert queue.claim("run", count=5) == []
     assert queue.add(events(2)) == 2
     assert len(queue.claim("run", count=5)) == 2
+
+
+def test_enqueue_latency_of_a_full_delivery(queue: ContactEventQueue) -> None:
+    # One HubSpot delivery (100 events) is one script call: its time is most of what the webhook adds to an answer.
+    timings = []
+    for n in range(200):
+        batch = events(100, start=100 * n)
+        started = time.perf_counter()
+        assert queue.add(batch) == 100
+        timings.append(time.perf_counter() - started)
+    timings.sort()
+    p50, p95 = timings[len(timings) // 2], timings[int(0.95 * len(timings)) - 1]
+    print(f"\nenqueue of 100 events: p50 {1000 * p50:.1f} ms, p95 {1000 * p95:.1f} ms, max {1000 * timings[-1]:.1f} ms")
+    assert p95 < 0.5, "well within HubSpot's 5 s"
+    assert queue.lag() == 20_000
