@@ -36,7 +36,7 @@ class WebhookSettings:
         portal = extras.get("portal_id")
         return cls(
             client_secret=password,
-            target_url=str(extras["target_url"]).rstrip("?") if extras.get("target_url") else None,
+            target_url=str(extras["target_url"]) if extras.get("target_url") else None,
             portal_id=int(portal) if portal not in (None, "") else None,
             max_body_bytes=int(extras.get("max_body_bytes") or DEFAULT_MAX_BODY_BYTES),
         )
