@@ -7,6 +7,7 @@ Column arithmetic only; the per-field winners come from the three-way merge (mer
 from __future__ import annotations
 
 from enum import StrEnum
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -90,9 +91,7 @@ def decide(
             outcome = outcomes[item.name]
             wins = live & (outcome.winner[rows] == WINS[source])
             rule = mapping.conflict_rule(item)
-            conflicts.append(
-                fragment(wins & outcome.conflict[rows], lambda f=item, r=rule: _conflict_text(f, r, source, g))
-            )
+            conflicts.append(fragment(wins & outcome.conflict[rows], partial(_conflict_text, item, rule, source, g)))
         else:
             wins = live & ~equal(value, g[dst + item.name]).to_numpy() & _one_way_wins(item, source, value)
         include = wins | (create & value.notna().to_numpy())
@@ -173,9 +172,9 @@ def decide(
     blank = "null" if target == Side.SALESFORCE else '""'
     payload_entries = [(item.on(target), inc & writes, val) for item, inc, val in written]
     payload_entries.append((mapping.link.on(target), include_link & writes, own_src))
-    names = [fragment(inc, lambda name=item.name: name) for item, inc, _ in written]
-    names.append(fragment(include_link & ~create, lambda: "link"))
-    refused_names = join([fragment(bad, lambda name=name: name) for name, bad, _ in refused], n, sep=",").fillna("")
+    names = [fragment(inc, item.name) for item, inc, _ in written]
+    names.append(fragment(include_link & ~create, "link"))
+    refused_names = join([fragment(bad, name) for name, bad, _ in refused], n, sep=",").fillna("")
     changed = join(names, n, sep=",").fillna("").where(writes, refused_names.where(is_reject, ""))
     data_hash = _data_hash(g, src, [item.name for item in mapping.fields])
     frame = pd.DataFrame(
@@ -194,7 +193,7 @@ def decide(
             "data_hash": data_hash,
         }
     )
-    partly_refused = is_update & refused_any
+    partly_refused: np.ndarray = is_update & refused_any
     if not partly_refused.any():
         return frame
     extra = frame[partly_refused].assign(
@@ -208,12 +207,18 @@ def decide(
     return pd.concat([frame, extra], ignore_index=True)
 
 
+def decision_counts(decisions: pd.DataFrame) -> dict[str, int]:
+    """``"<target>.<action>": n`` per target and action present: the keys of the run's counts."""
+    counts = decisions.groupby(["target", "action"]).size()
+    return {f"{target}.{action}": int(n) for (target, action), n in zip(counts.index, counts, strict=True)}
+
+
 def _one_way_wins(item: FieldMapping, source: Side, value: pd.Series) -> np.ndarray:
     """A one-way field's value flows from its from-side; a blank one clears only under its explicit rule,
     so a contact created from HubSpot keeps its company when Salesforce has no Account yet."""
     if not item.writes_to(source.other):
         return np.zeros(len(value), dtype=bool)
-    if item.conflict == source:
+    if item.conflict == ConflictRule(source):
         return np.ones(len(value), dtype=bool)
     return value.notna().to_numpy()
 
@@ -226,10 +231,10 @@ def _refusals(
     if target in item.required and target not in item.default_if_blank:
         missing = include & value.isna().to_numpy()
         text = f"missing required {item.on(target)}"
-        checks.append((missing, fragment(missing, lambda: text)))
+        checks.append((missing, fragment(missing, text)))
     if item.validate_as == Validator.EMAIL:
         invalid = include & ~is_valid_email(value).to_numpy()
-        checks.append((invalid, fragment(invalid, lambda: "invalid email")))
+        checks.append((invalid, fragment(invalid, "invalid email")))
     limit = item.max_length.get(target)
     if limit is not None:
         length = value.str.len()

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from include.sync_logic.decisions import Reason
+from include.sync_logic.decisions import Reason, decision_counts
 from include.sync_logic.sides import Side
 
 GATED_ACTIONS = ("update", "delete", "recreate")
@@ -114,8 +114,7 @@ def overwriting_counts(decisions: pd.DataFrame) -> dict[str, int]:
     )
     gated = decisions.assign(action=action)
     gated = gated[gated["action"].isin(GATED_ACTIONS) & (gated["changed_fields"] != "link")]
-    counts = gated.groupby(["target", "action"]).size()
-    return {f"{target}.{action}": int(n) for (target, action), n in counts.items()}
+    return decision_counts(gated)
 
 
 def mass_change_verdict(

@@ -120,7 +120,7 @@ def source_of(item: FieldMapping) -> Side | None:
 
 def keeps_blank(item: FieldMapping, source: Side) -> bool:
     """Whether a blank on the from-side leaves the other side's value alone (unless the field's rule is that side)."""
-    return item.conflict != source
+    return item.conflict != ConflictRule(source)
 
 
 def one_way_held(groups: pd.DataFrame, item: FieldMapping, base: Base, live: np.ndarray) -> BaselineEntry:

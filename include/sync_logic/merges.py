@@ -11,8 +11,9 @@ re-create the loser. Merges are rare, so the planning walks events one by one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -102,8 +103,8 @@ def plan_merges(
     links = dict(survivor_links or {})
     counterpart = {side: _lookup(snapshots[_PAIR_ID[side]], snapshots[_PAIR_ID[side.other]]) for side in Side}
     relinks, tombstones, separate = [], [], []
-    for (side_name, survivor), group in events.groupby(["side", "survivor_id"], sort=True):
-        side = Side(side_name)
+    for (side_name, survivor_id), group in events.groupby(["side", "survivor_id"], sort=True):
+        side, survivor = Side(str(side_name)), str(survivor_id)
         pairs = counterpart[side]
         named = links.get(survivor)
         group = group.assign(named=[named is not None and pairs.get(loser) == named for loser in group["loser_id"]])
@@ -130,7 +131,7 @@ def _none_for_missing(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.astype(dict.fromkeys(ids, object)).where(frame.notna(), None) if len(frame) else frame
 
 
-def describe(row: Mapping[str, str]) -> str:
+def describe(row: Mapping[Hashable, Any]) -> str:
     """The report's sentence for a counterpart left separate: ``row`` holds ``SEPARATE_COLUMNS``."""
     merged_side = Side(row["side"]).other
     return (

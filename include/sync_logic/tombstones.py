@@ -20,7 +20,8 @@ No Airflow, no I/O: the operators read and write the CRMs and the state.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -118,7 +119,12 @@ def classify(side: Side, asked: pd.DataFrame, found: pd.DataFrame, mapping: Mapp
     rows = rows[rows["contact_id"].isin(asked["contact_id"])].drop(columns="counterpart_id")
     rows = rows.merge(asked, on="contact_id", how="left")
     silent = asked[~asked["contact_id"].isin(answered)]
-    nothing = silent.assign(side=str(side), kind=GONE_WITHOUT_TRACE[side], happened_at=pd.NaT, survivor_id=None)
+    nothing = silent.assign(
+        side=str(side),
+        kind=GONE_WITHOUT_TRACE[side],
+        happened_at=pd.NaT,  # type: ignore[arg-type]  # pandas-stubs: assign() refuses the NaT scalar pandas takes
+        survivor_id=None,
+    )
     parts = [frame for frame in (rows, nothing) if len(frame)]
     if not parts:
         return empty_tombstones()
@@ -191,7 +197,7 @@ def fresh_changes(
     return [*map(str, sf_changed_ids), *ids[Side.SALESFORCE]], [*map(str, hs_changed_ids), *ids[Side.HUBSPOT]]
 
 
-def describe(tombstone: Mapping[str, object]) -> str:
+def describe(tombstone: Mapping[Hashable, Any]) -> str:
     """`hubspot contact 101 deleted for good (...) at 2026-03-02 09:30 UTC`: one tombstone in words."""
     what = _WORDS[str(tombstone["kind"])]
     if tombstone["kind"] == MERGED and tombstone.get("survivor_id"):

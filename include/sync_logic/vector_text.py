@@ -30,15 +30,16 @@ def any_of(masks: Iterable[pd.Series | np.ndarray], n: int) -> np.ndarray:
     return out
 
 
-def fragment(condition: pd.Series | np.ndarray, make_text: Callable[[], str | pd.Series]) -> pd.Series | None:
-    """A text fragment where ``condition`` holds, NA elsewhere; None (text never built) if it holds nowhere."""
+def fragment(condition: pd.Series | np.ndarray, text: str | Callable[[], str | pd.Series]) -> pd.Series | None:
+    """A text fragment where ``condition`` holds, NA elsewhere; None if it holds nowhere (a callable ``text``,
+    one that builds a text per row, is then never called)."""
     mask = np.asarray(condition, dtype=bool)
     if not mask.any():
         return None
-    text = make_text()
-    if isinstance(text, str):
-        return labels(np.where(mask, 0, -1), [text])
-    return text.reset_index(drop=True).where(mask)
+    made = text() if callable(text) else text
+    if isinstance(made, str):
+        return labels(np.where(mask, 0, -1), [made])
+    return made.reset_index(drop=True).where(mask)
 
 
 def join(parts: Iterable[pd.Series | None], n: int, sep: str = "; ") -> pd.Series:
