@@ -39,8 +39,16 @@ def mounts(service: dict[str, Any]) -> dict[str, str]:
     return {match.group(2): match.group(1) for match in parsed}
 
 
-def redis_db(url: str) -> int:
+def broker_db(url: str) -> int:
+    """Celery's broker URL names its database in the path."""
     return int(urlparse(url).path.lstrip("/") or 0)
+
+
+def hook_db(uri: str) -> int:
+    """The database RedisHook selects for a connection URI: its `db` extra (RedisHook ignores the URI's path)."""
+    from airflow.models.connection import Connection
+
+    return int(Connection(uri=uri).extra_dejson.get("db") or 0)
 
 
 def test_every_component_of_a_celery_deployment_is_there(services) -> None:
@@ -65,7 +73,14 @@ def test_broker_and_rate_limit_pool_share_redis_on_separate_dbs(services) -> Non
     env = services["airflow-worker"]["environment"]
     broker, pool = env["AIRFLOW__CELERY__BROKER_URL"], env["AIRFLOW_CONN_REDIS_DEFAULT"]
     assert urlparse(broker).hostname == urlparse(pool).hostname == "redis"
-    assert redis_db(broker) != redis_db(pool)
+    assert broker_db(broker) != hook_db(pool)
+
+
+def test_redis_keeps_queued_events_across_restarts_and_memory_pressure(services) -> None:
+    command = services["redis"]["command"]
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
+    assert "/data" in mounts(services["redis"])
 
 
 def test_sync_state_is_its_own_database_created_by_the_postgres_service(services) -> None:
