@@ -67,7 +67,7 @@ def readable_duration(seconds: float | None) -> str:
         return f"{seconds:.1f} s" if seconds % 1 else f"{seconds:.0f} s"
     units = (("d", 86_400), ("h", 3_600), ("min", 60), ("s", 1))
     left = round(seconds)
-    parts = []
+    parts: list[str] = []
     for name, size in units:
         count, left = divmod(left, size)
         if count or parts:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 #: Header figures a limit can be corrected from (see `headers.parse_rate_headers`).
 HeaderSource = Literal["hubspot-interval", "hubspot-secondly", "sforce-api-usage"]
@@ -87,6 +87,10 @@ def _guard(window_seconds: float) -> float:
     return min(0.1, window_seconds * 0.05)
 
 
+@overload
+def _positive_int(extras: Mapping[str, Any], key: str, default: int) -> int: ...
+@overload
+def _positive_int(extras: Mapping[str, Any], key: str, default: None) -> int | None: ...
 def _positive_int(extras: Mapping[str, Any], key: str, default: int | None) -> int | None:
     """Extras may hold numbers or strings (the Airflow UI stores what was typed)."""
     raw = extras.get(key, default)

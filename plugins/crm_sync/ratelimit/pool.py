@@ -134,7 +134,8 @@ class RateLimitPool:
         """The Redis key of one limit (or of `"pause"`)."""
         return f"{KEY_PREFIX}:{{{self.account}}}:{name}"
 
-    def _run(self, script: Any, keys: list[str], args: list[Any]) -> list[Any]:
+    def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        """The script's reply as redis-py decodes it: acquire's a list, pause's the pause left (ms)."""
         try:
             return script(keys=keys, args=args)
         except redis.RedisError as exc:

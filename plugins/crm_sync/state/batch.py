@@ -29,7 +29,8 @@ def _elements(dialect: str, items: Sequence[Any]) -> sa.TableValuedAlias:
 def _item(dialect: str, value: sa.ColumnElement[Any], index: int) -> sa.ColumnElement[Any]:
     """Element `index` of a JSON array, as text (JSON null as NULL)."""
     if dialect == "postgresql":
-        return value[index].astext
+        text: sa.ColumnElement[Any] = value[index].astext  # JSON's comparator: ->>, untyped in SQLAlchemy
+        return text
     return sa.func.json_extract(value, f"$[{index}]")
 
 

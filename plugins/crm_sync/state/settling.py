@@ -62,7 +62,7 @@ def settle_parts(
     totals = SettleTotals()
     for decisions_url in decisions:
         part = read_frame(decisions_url)
-        answers = None if results is None else results[refs.isin(part["source_id"])]
+        answers = None if results is None or refs is None else results[refs.isin(part["source_id"])]
         outcome = settle(part, answers)
         totals.snapshots_written += sum(
             store.merge_snapshots(frame, run_id=run_id) for frame in outcome.snapshots if len(frame)

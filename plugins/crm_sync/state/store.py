@@ -552,8 +552,8 @@ class SyncStateStore(TombstoneRecords):
         """Entries per status; every status is present, 0 when none."""
         query = sa.select(retry_queue.c.status, sa.func.count()).group_by(retry_queue.c.status)
         with self.engine.connect() as conn:
-            counts = dict(conn.execute(query).all())
-        return {status: int(counts.get(status, 0)) for status in STATUSES}
+            counts = {status: int(n) for status, n in conn.execute(query)}
+        return {status: counts.get(status, 0) for status in STATUSES}
 
     def _queue_filter(
         self, target: str | None, status: str | None, source_ids: Iterable[str] | None
@@ -563,7 +563,7 @@ class SyncStateStore(TombstoneRecords):
             raise ValueError(f"target must be one of {list(TARGETS)}, got {target!r}")
         if status is not None and status not in STATUSES:
             raise ValueError(f"status must be one of {list(STATUSES)}, got {status!r}")
-        clauses = [sa.true()]
+        clauses: list[sa.ColumnElement[bool]] = [sa.true()]
         if target is not None:
             clauses.append(retry_queue.c.target == target)
         if status is not None:

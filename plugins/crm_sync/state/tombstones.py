@@ -38,11 +38,13 @@ def _given_rows(frame: pd.DataFrame, dialect: str) -> list[dict[str, Any]]:
     if missing:
         raise ValueError(f"record_tombstones: missing columns {missing}")
     given = frame.reindex(columns=_GIVEN).astype(object)
-    happened = pd.to_datetime(given["happened_at"], utc=True)
-    text = (lambda at: at.isoformat()) if dialect == "postgresql" else (lambda at: at.strftime(_SQLITE_TIME))
-    given["happened_at"] = happened.map(lambda at: None if pd.isna(at) else text(at))
+
+    def text(at: pd.Timestamp) -> str:
+        return at.isoformat() if dialect == "postgresql" else at.strftime(_SQLITE_TIME)
+
+    given["happened_at"] = pd.to_datetime(given["happened_at"], utc=True).map(text, na_action="ignore")  # NaT stays
     rows = [
-        {name: (None if pd.isna(value) else str(value)) for name, value in row.items()}
+        {str(name): (None if pd.isna(value) else str(value)) for name, value in row.items()}
         for row in given.to_dict("records")
     ]
     for column, allowed in (("side", TARGETS), ("kind", TOMBSTONE_KINDS)):
@@ -78,7 +80,7 @@ class TombstoneRecords:
         return len(rows)
 
     def _tombstone_upsert(self, given: sa.Subquery, now: datetime, run_id: str) -> Any:
-        happened = given.c.happened_at
+        happened: sa.ColumnElement[Any] = given.c.happened_at
         if self._dialect == "postgresql":
             happened = sa.cast(happened, sa.DateTime(timezone=True))
         rows = sa.select(
