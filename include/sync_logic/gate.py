@@ -28,7 +28,7 @@ GATED_ACTIONS = ("update", "delete", "recreate")
 class TargetShare:
     """One target CRM's planned overwrites against the contacts it holds as far as the run knows."""
 
-    target: str
+    target: Side
     changes: dict[str, int]  # action -> count
     read: int
     known_pairs: int
@@ -135,6 +135,6 @@ def mass_change_verdict(
         if action in GATED_ACTIONS and int(count) > 0:
             changes.setdefault(target, {})[action] = int(count)
     targets = tuple(
-        TargetShare(target, changes[target], int(read.get(target, 0)), known_pairs) for target in sorted(changes)
+        TargetShare(Side(target), changes[target], int(read.get(target, 0)), known_pairs) for target in sorted(changes)
     )
     return GateVerdict(targets, max_share, min_changes)

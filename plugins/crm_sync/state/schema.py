@@ -10,7 +10,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, UserDefinedType
 
-TARGETS = ("salesforce", "hubspot")
+from include.sync_logic.sides import Side
+
+TARGETS = tuple(side.value for side in Side)  # what a target or side column holds
 ACTIONS = ("create", "update", "delete", "link")
 PENDING, PARKED = "pending", "parked"
 STATUSES = (PENDING, PARKED)

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from crm_sync.state.batch import key_in, rows_table
 from crm_sync.state.schema import TARGETS, TOMBSTONE_KINDS, UTCDateTime, pair_snapshots, tombstones
+from include.sync_logic.sides import Side
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +113,10 @@ class TombstoneRecords:
         stored = tombstones.c
         found: list[Any] = []
         with self.engine.connect() as conn:
-            for side, ids in (("salesforce", salesforce_ids), ("hubspot", hubspot_ids)):
+            for side, ids in ((Side.SALESFORCE, salesforce_ids), (Side.HUBSPOT, hubspot_ids)):
                 keys = sorted({str(value) for value in ids})
                 if keys:
-                    where = sa.and_(stored.side == side, key_in(self._dialect, stored.contact_id, keys))
+                    where = sa.and_(stored.side == side.value, key_in(self._dialect, stored.contact_id, keys))
                     found.extend(conn.execute(sa.select(tombstones).where(where)))
         return self._tombstone_frame(found)
 
