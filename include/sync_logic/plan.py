@@ -17,6 +17,9 @@ from include.sync_logic.sides import WRITE_ACTIONS, Side
 HUBSPOT_BATCH = "hubspot_batch"
 SALESFORCE_COLLECTIONS = "salesforce_collections"
 SALESFORCE_BULK = "salesforce_bulk"
+# Above this many records of one action: one Salesforce Bulk API 2.0 job (writes), or a Bulk query (a window's
+# reads); the Salesforce connection extra `bulk_threshold` overrides it for both.
+SALESFORCE_BULK_THRESHOLD = 10_000
 
 
 @dataclass(frozen=True)
@@ -25,7 +28,7 @@ class PlanConfig:
 
     hubspot_batch_size: int = 100  # inputs per HubSpot batch create/update/archive call
     salesforce_batch_size: int = 200  # records per sObject Collections request
-    salesforce_bulk_threshold: int = 10_000  # above this many records of one action: one Bulk API 2.0 job
+    salesforce_bulk_threshold: int = SALESFORCE_BULK_THRESHOLD
     max_shards: int = 16
 
     def __post_init__(self) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-CRMS = ("salesforce", "hubspot")
+from include.sync_logic.sides import Side
 
 
 @dataclass(frozen=True)
@@ -30,14 +30,14 @@ def run_metrics(report: Mapping[str, Any]) -> list[Metric]:
     ]
     metrics += [Metric("incr", f"crm_sync.records.{key}", n) for key, n in sorted(report.get("outcomes", {}).items())]
     api = report.get("api", {})
-    for crm in CRMS:
-        if f"{crm}_api_calls" not in api:
+    for side in Side:
+        if f"{side}_api_calls" not in api:
             continue
         metrics += [
-            Metric("incr", f"crm_sync.api_calls.{crm}", api[f"{crm}_api_calls"]),
-            Metric("incr", f"crm_sync.throttled.{crm}", api.get(f"{crm}_rate_limit_throttled_responses", 0)),
-            Metric("incr", f"crm_sync.rate_limit_waits.{crm}", api.get(f"{crm}_rate_limit_waited_acquires", 0)),
-            Metric("timing", f"crm_sync.rate_limit_wait.{crm}", 1000 * api.get(f"{crm}_rate_limit_wait_seconds", 0)),
+            Metric("incr", f"crm_sync.api_calls.{side}", api[f"{side}_api_calls"]),
+            Metric("incr", f"crm_sync.throttled.{side}", api.get(f"{side}_rate_limit_throttled_responses", 0)),
+            Metric("incr", f"crm_sync.rate_limit_waits.{side}", api.get(f"{side}_rate_limit_waited_acquires", 0)),
+            Metric("timing", f"crm_sync.rate_limit_wait.{side}", 1000 * api.get(f"{side}_rate_limit_wait_seconds", 0)),
         ]
     for target, count in sorted(rejects_by_target(report).items()):
         metrics.append(Metric("incr", f"crm_sync.rejects.{target}", count))
@@ -45,9 +45,9 @@ def run_metrics(report: Mapping[str, Any]) -> list[Metric]:
     queue = report.get("retry_queue")
     if queue:
         metrics += [Metric("gauge", f"crm_sync.retry_queue.{status}", n) for status, n in sorted(queue.items())]
-    for crm, pool in sorted(report.get("rate_limit_pool", {}).items()):
+    for side, pool in sorted(report.get("rate_limit_pool", {}).items()):
         for name, limit in sorted(pool.get("limits", {}).items()):
-            metrics.append(Metric("gauge", f"crm_sync.pool_used.{crm}.{name}", limit["used"]))
+            metrics.append(Metric("gauge", f"crm_sync.pool_used.{side}.{name}", limit["used"]))
     if "lag_seconds" in report:
         metrics.append(Metric("gauge", "crm_sync.run_lag_seconds", report["lag_seconds"]))
     return metrics
@@ -55,7 +55,7 @@ def run_metrics(report: Mapping[str, Any]) -> list[Metric]:
 
 def rejects_by_target(report: Mapping[str, Any]) -> dict[str, int]:
     """Reject counts per target CRM: decision rejects plus what the CRM refused at load."""
-    counts = {target: 0 for target in CRMS}
+    counts = {str(target): 0 for target in Side}
     for key, n in report.get("decisions", {}).items():
         target, _, action = key.partition(".")
         if action == "reject":

@@ -1,8 +1,8 @@
 """Alerts through the SMTP provider's `SmtpNotifier`, on the connection and to the addresses the params name.
 
-`alert_conn_id` (default `smtp_default`: host, port, login/password, extra `from_email`) and `alert_to`
-(comma-separated; empty turns alerts off, so a fresh install mails nobody). Used as the DAG's
-`on_failure_callback` (run by the dag processor, or in-process by `airflow dags test`) and by the report
+`alert_conn_id` (default `[crm_sync] alert_conn_id`, `smtp_default`: host, port, login/password, extra
+`from_email`) and `alert_to` (comma-separated; empty turns alerts off, so a fresh install mails nobody). Used as
+the DAG's `on_failure_callback` (run by the dag processor, or in-process by `airflow dags test`) and by the report
 task for threshold alerts.
 """
 
@@ -12,6 +12,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseNotifier
+
+from crm_sync.settings import crm_sync_settings
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -60,7 +62,7 @@ class SyncAlertNotifier(BaseNotifier):
         if not recipients:
             log.info("alert not sent (param alert_to is empty): %s", self.subject)
             return
-        conn_id = str(params.get("alert_conn_id") or "smtp_default")
+        conn_id = str(params.get("alert_conn_id") or crm_sync_settings().alert_conn_id)
         SmtpNotifier(to=recipients, smtp_conn_id=conn_id, subject=self.subject, html_content=self.body).notify(
             _renderable(context)
         )

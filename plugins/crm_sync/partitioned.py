@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from crm_sync.settings import DEFAULTS
 from crm_sync.staging import iter_frames, write_frame
 from include.sync_logic.canonical import identity_columns
 from include.sync_logic.partition import components, partition_numbers
@@ -26,9 +27,6 @@ if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
     from include.sync_logic.mapping import MappingConfig
-
-# Contacts of the larger side per partition: a reconcile of 100,000 a side peaks near 500 MiB.
-DEFAULT_PARTITION_CONTACTS = 100_000
 
 IDENTITY = ["sf_id", "hs_id", "email_key"]
 SnapshotReader = Callable[["pd.Series", "pd.Series"], "pd.DataFrame"]
@@ -54,7 +52,7 @@ def reconcile_staged(
     direction: Direction,
     read_snapshots: SnapshotReader,
     folder: ObjectStoragePath,
-    partition_contacts: int = DEFAULT_PARTITION_CONTACTS,
+    partition_contacts: int = DEFAULTS.partition_contacts,
     log: Callable[[str], None] = lambda line: None,
     tombstones: pd.DataFrame | None = None,
 ) -> PartitionedReconciliation:

@@ -5,7 +5,10 @@ Used by the report (a snapshot per run: daily budget alerts and metrics) and by 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+
+from include.sync_logic.sides import Side
 
 
 def pool_state(pool: Any) -> dict[str, Any]:
@@ -29,19 +32,14 @@ def pool_state(pool: Any) -> dict[str, Any]:
     return {"account": pool.account, "paused_seconds": round(float(usage["paused_seconds"]), 3), "limits": limits}
 
 
-def crm_pool_states(salesforce_conn_id: str, hubspot_conn_id: str, redis_conn_id: str) -> dict[str, Any]:
-    """Both CRMs' pools by the Airflow connections; a pool that cannot be read says why instead."""
-    from crm_sync.hooks.hubspot import HubSpotContactsHook
-    from crm_sync.hooks.salesforce import SalesforceContactsHook
+def crm_pool_states(conn_ids: Mapping[Side, str], redis_conn_id: str) -> dict[str, Any]:
+    """Each CRM's pool by its Airflow connection; a pool that cannot be read says why instead."""
+    from crm_sync.hooks.contacts import contacts_hook
 
-    hooks = {
-        "salesforce": SalesforceContactsHook(salesforce_conn_id, redis_conn_id=redis_conn_id),
-        "hubspot": HubSpotContactsHook(hubspot_conn_id, redis_conn_id=redis_conn_id),
-    }
     states: dict[str, Any] = {}
-    for crm, hook in hooks.items():
+    for side, conn_id in conn_ids.items():
         try:
-            states[crm] = pool_state(hook.rate_limit_pool)
+            states[str(side)] = pool_state(contacts_hook(side, conn_id, redis_conn_id=redis_conn_id).rate_limit_pool)
         except Exception as exc:  # a missing connection or an unreachable Redis must not hide the rest
-            states[crm] = {"error": f"{type(exc).__name__}: {exc}"}
+            states[str(side)] = {"error": f"{type(exc).__name__}: {exc}"}
     return states

@@ -17,18 +17,22 @@ import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import ObjectStoragePath, conf
+from airflow.sdk import ObjectStoragePath
+
+from crm_sync.settings import crm_sync_settings
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
 def staging_base() -> ObjectStoragePath:
-    """The configured base, or file://$AIRFLOW_HOME/crm_sync_staging."""
-    default = "file://" + os.path.join(
-        os.environ.get("AIRFLOW_HOME", os.path.expanduser("~/airflow")), "crm_sync_staging"
+    """`[crm_sync] staging_base`, or file://$AIRFLOW_HOME/crm_sync_staging."""
+    configured = crm_sync_settings().staging_base
+    if configured:
+        return ObjectStoragePath(configured)
+    return ObjectStoragePath(
+        "file://" + os.path.join(os.environ.get("AIRFLOW_HOME", os.path.expanduser("~/airflow")), "crm_sync_staging")
     )
-    return ObjectStoragePath(conf.get("crm_sync", "staging_base", fallback=default))
 
 
 def run_folder(dag_id: str, run_id: str) -> ObjectStoragePath:

@@ -19,10 +19,10 @@ from crm_sync.events.figures import event_figures
 from crm_sync.health import page
 from crm_sync.health.contact import contact_history
 from crm_sync.health.queue import queue_entries
-from crm_sync.health.runs import DAG_ID, recent_rejects, recent_runs
+from crm_sync.health.runs import recent_rejects, recent_runs
 from crm_sync.pool_state import crm_pool_states
-
-POOL_CONNECTIONS = ("salesforce_default", "hubspot_default", "redis_default")
+from crm_sync.settings import DAG_ID, crm_sync_settings
+from include.sync_logic.sides import Side
 
 app = FastAPI(
     title="CRM sync health",
@@ -40,6 +40,12 @@ def rejects(runs: int = Query(5, ge=1, le=100)) -> list[dict[str, Any]]:
     return recent_rejects(runs)
 
 
+def _pools() -> dict[str, Any]:
+    """The pools of the `[crm_sync]` connections: the view sees no run's params."""
+    settings = crm_sync_settings()
+    return crm_pool_states({side: settings.conn_id(side) for side in Side}, settings.redis_conn_id)
+
+
 @app.get("/api/retry-queue")
 def retry_queue() -> list[dict[str, Any]] | None:
     return queue_entries()
@@ -47,7 +53,7 @@ def retry_queue() -> list[dict[str, Any]] | None:
 
 @app.get("/api/pools")
 def pools() -> dict[str, Any]:
-    return crm_pool_states(*POOL_CONNECTIONS)
+    return _pools()
 
 
 @app.get("/api/events")
@@ -63,7 +69,7 @@ def contact(q: str = Query(..., min_length=1)) -> dict[str, Any]:
 
 @app.get("/", response_class=HTMLResponse)
 def overview() -> str:
-    return page.overview_page(recent_runs(20), recent_rejects(5), queue_entries(), crm_pool_states(*POOL_CONNECTIONS))
+    return page.overview_page(recent_runs(20), recent_rejects(5), queue_entries(), _pools())
 
 
 @app.get("/contact", response_class=HTMLResponse)

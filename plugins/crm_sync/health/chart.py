@@ -12,7 +12,6 @@ from functools import lru_cache
 from typing import Any
 
 from crm_sync.health.times import parse_time
-from crm_sync.metrics import CRMS
 from include.sync_logic.sides import Side
 
 WRITE_ACTIONS = ("create", "update", "delete")
@@ -51,8 +50,8 @@ def chart_data(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "read": [sum(run["extracted"].values()) for run in ordered],
         "writes": [writes(run["outcomes"]) for run in ordered],
         "rejects": [run["rejects"] for run in ordered],
-        "calls": {side: [run["api"][side]["calls"] for run in ordered] for side in CRMS},
-        "throttled": {side: [run["api"][side]["throttled"] for run in ordered] for side in CRMS},
+        "calls": {str(side): [run["api"][side]["calls"] for run in ordered] for side in Side},
+        "throttled": {str(side): [run["api"][side]["throttled"] for run in ordered] for side in Side},
         "budgets": budgets,
     }
 
@@ -94,8 +93,8 @@ def _drawn(data_json: str) -> str:
         "Contacts per run: read in the window, writes accepted (create, update, delete), rejects", fontsize=11
     )
 
-    _bars(axes[1], {Side(side).label: data["calls"][side] for side in CRMS}, COLORS)
-    for side in CRMS:
+    _bars(axes[1], {side.label: data["calls"][side] for side in Side}, COLORS)
+    for side in Side:
         for x, count in zip(positions, data["throttled"][side], strict=True):
             if count:
                 axes[1].annotate(f"{count}×429", (x, data["calls"][side][x]), color=COLORS["rejects"], fontsize=8)

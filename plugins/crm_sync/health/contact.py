@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 from airflow.sdk import ObjectStoragePath
 
-from crm_sync.health.queue import STATE_CONN_ID, stored_entries
+from crm_sync.health.queue import stored_entries
 from crm_sync.health.runs import run_folders
 from crm_sync.health.times import readable_time
 from crm_sync.pii import mask_fields, redact
@@ -170,7 +170,7 @@ def _text(value: Any) -> str | None:
     return None if value is None or value != value or value == "" else str(value)
 
 
-def contact_history(query: str, *, limit_runs: int = 200, state_conn_id: str = STATE_CONN_ID) -> dict[str, Any]:
+def contact_history(query: str, *, limit_runs: int = 200, state_conn_id: str | None = None) -> dict[str, Any]:
     """`{"query", "ids", "events": [...]}`, newest event first; `query` is an id of either CRM or an email.
 
     The retry queue's entries come first; an unreadable sync state leaves them out (see `stored_entries`)."""

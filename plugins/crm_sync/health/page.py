@@ -12,7 +12,6 @@ from typing import Any
 
 from crm_sync.health.chart import chart_data, runs_chart_svg
 from crm_sync.health.times import readable_duration, readable_run_id, readable_time, readable_window
-from crm_sync.metrics import CRMS
 from include.sync_logic.sides import Side
 
 ACTIONS = ("create", "update", "delete", "skip", "reject")
@@ -97,8 +96,8 @@ def _run_name(run: Mapping[str, Any]) -> str:
 
 def _runs(runs: list[dict[str, Any]]) -> str:
     headers = ["run", "window (UTC)", "read SF / HS"]
-    headers += [f"{Side(side).label} decisions" for side in CRMS]
-    headers += [f"{Side(side).label} API" for side in CRMS]
+    headers += [f"{side.label} decisions" for side in Side]
+    headers += [f"{side.label} API" for side in Side]
     headers += ["rejects", "lag"]
     rows = []
     for run in runs:
@@ -107,12 +106,12 @@ def _runs(runs: list[dict[str, Any]]) -> str:
             _window_cell(run["window"]),
             _cell(f"{run['extracted'].get('salesforce', 0)} / {run['extracted'].get('hubspot', 0)}", key="read"),
         ]
-        for side in CRMS:
+        for side in Side:
             counts = [
                 _count(run["decisions"].get(f"{side}.{action}", 0), f"{side}.{action}", action) for action in ACTIONS
             ]
             cells.append(_raw_cell(", ".join(counts)))
-        for side in CRMS:
+        for side in Side:
             api = run["api"][side]
             throttled = _count(api["throttled"], f"{side}.throttled", "×429")
             if api["throttled"]:

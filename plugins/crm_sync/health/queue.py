@@ -1,5 +1,5 @@
 """The retry queue as the sync-state store holds it; None when no state connection is defined, or its database
-does not answer (logged): the view still shows the runs."""
+does not answer (logged): the view still shows the runs. A connection id of None means `[crm_sync] state_conn_id`."""
 
 from __future__ import annotations
 
@@ -13,27 +13,32 @@ from airflow.sdk.exceptions import AirflowNotFoundException
 
 log = logging.getLogger(__name__)
 
-STATE_CONN_ID = "crm_sync_state_default"
+
+def _state_conn_id(conn_id: str | None) -> str:
+    from crm_sync.settings import crm_sync_settings
+
+    return conn_id or crm_sync_settings().state_conn_id
 
 
-def _store(conn_id: str) -> Any:
+def _store(conn_id: str | None) -> Any:
     from crm_sync.state.hook import SyncStateHook
 
     try:
-        return SyncStateHook(state_conn_id=conn_id).get_store()
+        return SyncStateHook(state_conn_id=_state_conn_id(conn_id)).get_store()
     except AirflowNotFoundException:
         return None
 
 
-def queue_size(conn_id: str = STATE_CONN_ID) -> dict[str, int] | None:
+def queue_size(conn_id: str | None = None) -> dict[str, int] | None:
     """Entries per status (`pending`, `parked`), or None without a state store."""
     store = _store(conn_id)
     return store.queue_size() if store is not None else None
 
 
-def stored_entries(conn_id: str = STATE_CONN_ID, source_ids: Iterable[str] | None = None) -> pd.DataFrame | None:
+def stored_entries(conn_id: str | None = None, source_ids: Iterable[str] | None = None) -> pd.DataFrame | None:
     """The store's queue entries (all, or those of some source ids), messages as the CRM gave them; None without
     a state store or when its database cannot be read."""
+    conn_id = _state_conn_id(conn_id)
     try:
         store = _store(conn_id)
         return store.entries(source_ids=source_ids) if store is not None else None
@@ -42,7 +47,7 @@ def stored_entries(conn_id: str = STATE_CONN_ID, source_ids: Iterable[str] | Non
         return None
 
 
-def queue_entries(conn_id: str = STATE_CONN_ID, source_ids: list[str] | None = None) -> list[dict[str, Any]] | None:
+def queue_entries(conn_id: str | None = None, source_ids: list[str] | None = None) -> list[dict[str, Any]] | None:
     """Queue entries (all, or those of some source ids) as JSON-ready dicts, most attempts first.
 
     The CRM's message is redacted: an entry outlives the run (and its `log_pii`) that queued it.

@@ -8,10 +8,10 @@ from typing import Any
 from airflow.sdk import ObjectStoragePath
 
 from crm_sync.health.times import parse_time
-from crm_sync.metrics import CRMS, rejects_by_target
+from crm_sync.metrics import rejects_by_target
+from crm_sync.settings import DAG_ID
 from crm_sync.staging import read_json, staging_base
-
-DAG_ID = "crm_contact_sync"
+from include.sync_logic.sides import Side
 
 
 def run_folders(limit: int) -> list[ObjectStoragePath]:
@@ -37,14 +37,14 @@ def run_summary(report: dict[str, Any]) -> dict[str, Any]:
         "decisions": report.get("decisions", {}),
         "outcomes": report.get("outcomes", {}),
         "api": {
-            crm: {
-                "calls": api.get(f"{crm}_api_calls", 0),
-                "waits": api.get(f"{crm}_rate_limit_waited_acquires", 0),
-                "wait_seconds": api.get(f"{crm}_rate_limit_wait_seconds", 0),
-                "throttled": api.get(f"{crm}_rate_limit_throttled_responses", 0),
-                "pauses": api.get(f"{crm}_rate_limit_pauses", 0),
+            str(side): {
+                "calls": api.get(f"{side}_api_calls", 0),
+                "waits": api.get(f"{side}_rate_limit_waited_acquires", 0),
+                "wait_seconds": api.get(f"{side}_rate_limit_wait_seconds", 0),
+                "throttled": api.get(f"{side}_rate_limit_throttled_responses", 0),
+                "pauses": api.get(f"{side}_rate_limit_pauses", 0),
             }
-            for crm in CRMS
+            for side in Side
         },
         "rejects": report.get("rejects", {}).get("count", 0),
         "rejects_by_target": rejects_by_target(report),

@@ -11,6 +11,8 @@ from crm_sync.operators.base import CrmSyncOperator
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from crm_sync.task_results import GateResult, ReconcileResult
+
 
 class MassChangeGateOperator(CrmSyncOperator):
     """Fails the run (no retry: the same data gives the same verdict) when it would change too much.
@@ -23,17 +25,17 @@ class MassChangeGateOperator(CrmSyncOperator):
     template_fields = ("reconcile_result",)
     ui_color = "#fde2e2"
 
-    def __init__(self, *, reconcile_result: Any, **kwargs: Any) -> None:
+    def __init__(self, *, reconcile_result: ReconcileResult, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.reconcile_result = reconcile_result
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> GateResult:
         from collections import Counter
 
         from crm_sync.staging import iter_frames
         from include.sync_logic.gate import contacts_read, mass_change_verdict, overwriting_counts
 
-        settings = self.settings(context)
+        params = self.run_params(context)
         changes: Counter[str] = Counter()
         read: Counter[str] = Counter()
         for decisions in iter_frames(self.reconcile_result["decisions"]):  # partitions hold disjoint contacts
@@ -42,15 +44,15 @@ class MassChangeGateOperator(CrmSyncOperator):
         verdict = mass_change_verdict(
             dict(changes),
             read,
-            known_pairs=int(self.reconcile_result.get("known_pairs", 0)),
-            max_share=settings.max_change_share,
-            min_changes=settings.mass_change_min_count,
+            known_pairs=self.reconcile_result["known_pairs"],
+            max_share=params.max_change_share,
+            min_changes=params.mass_change_min_count,
         )
-        let_through = settings.allow_mass_change or settings.dry_run
+        let_through = params.allow_mass_change or params.dry_run
         if verdict.blocked and not let_through:
             raise AirflowFailException(verdict.message())
         if verdict.blocked:
-            reason = "allow_mass_change" if settings.allow_mass_change else "dry run"
+            reason = "allow_mass_change" if params.allow_mass_change else "dry run"
             self.log.warning("%s Let through (%s).", verdict.message().split(". Nothing")[0], reason)
         else:
             self.log.info("%s", verdict.message())

@@ -1,4 +1,4 @@
-"""Plan: cut each target's write decisions into API-sized batch files, grouped into shards for mapping."""
+"""Plan: cut one side's write decisions into API-sized batch files, grouped into shards for mapping."""
 
 from __future__ import annotations
 
@@ -6,100 +6,115 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import ObjectStoragePath
 
-from crm_sync.operators.base import CrmSyncOperator
+from crm_sync.operators.base import CrmSyncOperator, param_template
 from crm_sync.staging import iter_frames, write_frame
+from include.sync_logic.sides import Side
 
 if TYPE_CHECKING:
     import pandas as pd
     from airflow.sdk import Context
 
+    from crm_sync.task_results import BatchDescriptor, ReconcileResult, Shard
+
 
 class PlanWritesOperator(CrmSyncOperator):
-    """Returns one target's shards (each a list of batch descriptors) for the load task to map over.
+    """Returns the shards of the writes to one side (each a list of batch descriptors) for its load to map over.
 
     A shard is the unit of dynamic task mapping, so the number of task instances stays bounded
-    (`max_shards`) however many batches a resync produces. One plan task per target: a mapped task
+    (`max_shards`) however many batches a resync produces. One plan task per side: a mapped task
     can only expand over a task's return value.
+
+    :param side: the side written to.
+    :param reconcile_result: the reconcile task's result (its `.output`).
+    :param salesforce_bulk_threshold: above this many Salesforce writes of one action, one Bulk API 2.0 job;
+        default: the Salesforce hook's (connection extra `bulk_threshold`).
+    :param salesforce_conn_id: the Salesforce connection (templated; default: the run's param).
     """
 
-    template_fields = ("reconcile_result",)
+    template_fields = ("reconcile_result", "salesforce_conn_id")
     ui_color = "#fdf3e1"
 
     def __init__(
         self,
         *,
-        reconcile_result: Any,
-        target: str,
+        side: Side,
+        reconcile_result: ReconcileResult,
         max_shards: int = 8,
         hubspot_batch_size: int = 100,
         salesforce_batch_size: int = 200,
         salesforce_bulk_threshold: int | None = None,
+        salesforce_conn_id: str = param_template("salesforce_conn_id"),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if target not in ("hubspot", "salesforce"):
-            raise ValueError(f"target must be hubspot or salesforce, not {target!r}")
+        self.side = Side(side)
         self.reconcile_result = reconcile_result
-        self.target = target
         self.max_shards = max_shards
         self.hubspot_batch_size = hubspot_batch_size
         self.salesforce_batch_size = salesforce_batch_size
         self.salesforce_bulk_threshold = salesforce_bulk_threshold
+        self.salesforce_conn_id = salesforce_conn_id
 
-    def execute(self, context: Context) -> list[list[dict[str, Any]]]:
+    def execute(self, context: Context) -> list[Shard]:
         from include.sync_logic.plan import PlanConfig, plan_target
 
-        decisions = target_writes(self.reconcile_result["decisions"], self.target)
+        decisions = target_writes(self.reconcile_result["decisions"], self.side)
         folder = ObjectStoragePath(self.reconcile_result["folder"]) / "batches"
         config = PlanConfig(
             hubspot_batch_size=self.hubspot_batch_size,
             salesforce_batch_size=self.salesforce_batch_size,
-            salesforce_bulk_threshold=self.bulk_threshold(context),
+            salesforce_bulk_threshold=self.bulk_threshold(),
             max_shards=self.max_shards,
         )
-        planned = plan_target(decisions, self.target, config)
+        planned = plan_target(decisions, self.side, config)
         by_batch = dict(tuple(planned.writes.groupby("batch", sort=True))) if not planned.empty else {}
         meta = planned.batches.set_index("batch")
-        shards: list[list[dict[str, Any]]] = []
+        shards: list[Shard] = []
         for shard_number, batch_numbers in enumerate(planned.shards):
-            batches = []
+            batches: Shard = []
             for number in batch_numbers:
-                action, api = meta.at[number, "action"], meta.at[number, "api"]
-                name = f"{self.target}-{action}-{number:05d}.parquet"
+                action, api = str(meta.at[number, "action"]), str(meta.at[number, "api"])
+                name = f"{self.side}-{action}-{number:05d}.parquet"
                 url = write_frame(folder / name, by_batch[number].drop(columns=["batch", "api"]))
-                batches.append({"url": url, "action": action, "api": api, "rows": int(meta.at[number, "size"])})
+                batch: BatchDescriptor = {
+                    "url": url,
+                    "action": action,
+                    "api": api,
+                    "rows": int(meta.at[number, "size"]),
+                }
+                batches.append(batch)
             shards.append(batches)
             self.log.info(
                 "%s shard %d: %d batches, %d records",
-                self.target,
+                self.side,
                 shard_number,
                 len(batches),
                 sum(batch["rows"] for batch in batches),
             )
         self.log.info(
             "%s plan: %d records in %d batches, %d shards",
-            self.target,
+            self.side,
             len(planned.writes),
             len(planned.batches),
             len(shards),
         )
         return shards
 
-    def bulk_threshold(self, context: Context) -> int:
-        """Above this many Salesforce writes of one action, one Bulk API 2.0 job: the argument, else the
-        Salesforce connection extra `bulk_threshold` (the one that also switches reads), else 10,000."""
+    def bulk_threshold(self) -> int:
+        """The argument, else (writes to Salesforce) the Salesforce hook's, the one that also switches its reads."""
+        from include.sync_logic.plan import SALESFORCE_BULK_THRESHOLD
+
         if self.salesforce_bulk_threshold is not None:
             return self.salesforce_bulk_threshold
-        if self.target != "salesforce":
-            return 10_000
-        from airflow.sdk import BaseHook
+        if self.side is not Side.SALESFORCE:
+            return SALESFORCE_BULK_THRESHOLD  # HubSpot has no bulk API: never used
+        from crm_sync.hooks.salesforce import SalesforceContactsHook
 
-        extras = BaseHook.get_connection(self.settings(context).salesforce_conn_id).extra_dejson
-        return int(extras.get("bulk_threshold") or 10_000)
+        return SalesforceContactsHook(self.salesforce_conn_id).bulk_threshold
 
 
-def target_writes(urls: list[str], target: str) -> pd.DataFrame:
-    """One target's write decisions from the decision parts: a large resync's skips never sit in memory."""
+def target_writes(urls: list[str], target: Side) -> pd.DataFrame:
+    """The write decisions to one side from the decision parts: a large resync's skips never sit in memory."""
     import pandas as pd
 
     from include.sync_logic.sides import WRITE_ACTIONS

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import conf
-
 from crm_sync.operators.base import CrmSyncOperator, api_stats, load_mapping_file, run_try
 from crm_sync.report import merge_counters
 from crm_sync.staging import read_frames, write_frame
@@ -54,7 +52,8 @@ class ReconcileContactsOperator(CrmSyncOperator):
         from crm_sync.gone_contacts import find_gone_contacts, staged_identity
         from crm_sync.hooks.hubspot import HubSpotContactsHook
         from crm_sync.hooks.salesforce import SalesforceContactsHook
-        from crm_sync.partitioned import DEFAULT_PARTITION_CONTACTS, reconcile_staged
+        from crm_sync.partitioned import reconcile_staged
+        from crm_sync.settings import crm_sync_settings
         from crm_sync.state.hook import SyncStateHook
         from crm_sync.state.settling import record_baseline
         from include.sync_logic.sides import Direction, Side
@@ -92,7 +91,7 @@ class ReconcileContactsOperator(CrmSyncOperator):
                 direction=direction,
                 read_snapshots=store.read_snapshots,
                 folder=folder,
-                partition_contacts=conf.getint("crm_sync", "partition_contacts", fallback=DEFAULT_PARTITION_CONTACTS),
+                partition_contacts=crm_sync_settings().partition_contacts,
                 log=self.log.info,
                 tombstones=gone.tombstones,
             )

@@ -2,32 +2,75 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from crm_sync.operators.base import CrmSyncOperator, run_try
+from crm_sync.operators.base import CrmConnectionsOperator, param_template, run_try
 from crm_sync.staging import iter_frames, read_frames, result_urls, write_frame, write_json
+from include.sync_logic.sides import Side
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-STATS_TASKS = (
-    "extract_salesforce",
-    "extract_hubspot",
-    "reconcile",
-    "load_hubspot",
-    "load_salesforce",
-    "link_back",
-)
+    from crm_sync.task_results import (
+        ExtractResult,
+        LinkBackResult,
+        LoadTotals,
+        ReconcileResult,
+        ReportResult,
+        SettleResult,
+        SyncReport,
+    )
+
 REJECTS_IN_XCOM = 50
 
 
-class SyncReportOperator(CrmSyncOperator):
-    """Runs whatever happened upstream (trigger rule all_done), so a failed load still gets its report."""
+class SyncReportOperator(CrmConnectionsOperator):
+    """Runs whatever happened upstream (trigger rule all_done), so a failed load still gets its report.
 
+    Every input is an upstream task's result (its `.output`, wired in the DAG file); a task that failed left
+    none, and the report counts it as nothing done.
+
+    :param extracts: each side's extract result.
+    :param reconcile_result: the reconcile task's result.
+    :param loads: each target side's load results, one per mapped shard.
+    :param link_back_result: the link-back task's result.
+    :param settle_result: the settle task's result.
+    :param state_conn_id: the sync-state database, for the retry queue when settle did not read it (templated).
+    """
+
+    template_fields = (
+        *CrmConnectionsOperator.template_fields,
+        "extracts",
+        "reconcile_result",
+        "loads",
+        "link_back_result",
+        "settle_result",
+        "state_conn_id",
+    )
     ui_color = "#eef7ee"
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def __init__(
+        self,
+        *,
+        extracts: Mapping[Side, ExtractResult | None],
+        reconcile_result: ReconcileResult | None,
+        loads: Mapping[Side, Sequence[LoadTotals]],
+        link_back_result: LinkBackResult | None,
+        settle_result: SettleResult | None,
+        state_conn_id: str = param_template("state_conn_id"),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.extracts = extracts
+        self.reconcile_result = reconcile_result
+        self.loads = loads
+        self.link_back_result = link_back_result
+        self.settle_result = settle_result
+        self.state_conn_id = state_conn_id
+
+    def execute(self, context: Context) -> ReportResult:
         import pandas as pd
 
         from crm_sync.pii import redact_column
@@ -41,13 +84,11 @@ class SyncReportOperator(CrmSyncOperator):
             summary_lines,
         )
 
-        settings = self.settings(context)
+        params = self.run_params(context)
         window = self.window(context)
-        ti = context["ti"]
         folder = self.run_folder(context)
-        extracts = {system: ti.xcom_pull(task_ids=f"extract_{system}") or {} for system in ("salesforce", "hubspot")}
-        reconciled = ti.xcom_pull(task_ids="reconcile") or {}
-        results = read_frames(result_urls(reconciled.get("folder")))
+        reconciled = self.reconcile_result
+        results = read_frames(result_urls(reconciled["folder"] if reconciled else None))
         if results is None:
             results = pd.DataFrame(columns=["target", "action", "ref", "target_id", "ok", "error_code", "message"])
 
@@ -55,7 +96,7 @@ class SyncReportOperator(CrmSyncOperator):
             [
                 frame
                 for frame in (
-                    *(decision_rejects(part) for part in iter_frames(reconciled.get("decisions") or [])),
+                    *(decision_rejects(part) for part in iter_frames(reconciled["decisions"] if reconciled else [])),
                     load_rejects(results),
                 )
                 if frame is not None and not frame.empty
@@ -64,44 +105,36 @@ class SyncReportOperator(CrmSyncOperator):
             ignore_index=True,
         )
         # Staged like the log: emails and phones in the reasons masked unless log_pii; ids and codes kept.
-        rejects["reason"] = redact_column(rejects["reason"], log_pii=settings.log_pii)
+        rejects["reason"] = redact_column(rejects["reason"], log_pii=params.log_pii)
         rejects_url = write_frame(folder / "rejects.parquet", rejects)
-        stats = []
-        for task_id in STATS_TASKS:
-            pulled = ti.xcom_pull(task_ids=task_id)
-            for value in pulled if isinstance(pulled, list) else [pulled]:
-                if isinstance(value, dict):
-                    stats.append(value.get("api"))
-        state = _state_summary(ti.xcom_pull(task_ids="settle_state"), reconciled)
-        report = {
+        state = _state_summary(self.settle_result, reconciled)
+        report: SyncReport = {
             "dag_id": self.dag_id,
             "run_id": context["run_id"],
             "try": run_try(context),
             # The try's folder with its decisions/ and results/ (the contact history reads them from here).
-            "staged": reconciled.get("folder"),
+            "staged": reconciled["folder"] if reconciled else None,
             "window": window.describe(),
             # What the view orders runs by (a backfill's runs finish in any order).
             "data_interval": {key: context[f"data_interval_{key}"].isoformat() for key in ("start", "end")},
-            "direction": settings.direction,
-            "dry_run": settings.dry_run,
-            "log_pii": settings.log_pii,
-            "extracted": {system: extracts[system].get("count", 0) for system in extracts},
-            "decisions": reconciled.get("counts", {}),
-            "settled_in_window": reconciled.get("settled_in_window", {}),
-            "read_plan": reconciled.get("read_plan", {}),
+            "direction": str(params.direction),
+            "dry_run": params.dry_run,
+            "log_pii": params.log_pii,
+            "extracted": {str(side): extract["count"] if extract else 0 for side, extract in self.extracts.items()},
+            "decisions": reconciled["counts"] if reconciled else {},
+            "settled_in_window": reconciled.get("settled_in_window", {}) if reconciled else {},
+            "read_plan": reconciled.get("read_plan", {}) if reconciled else {},
             # Contacts found gone (each reported once, by the run that found it) or back; look-up calls spent.
-            "tombstones": reconciled.get("tombstones", {}),
+            "tombstones": reconciled["tombstones"] if reconciled else {},
             # Merges made in the CRMs this window: found, pairs moved, counterparts left separate; calls spent.
-            "merges": reconciled.get("merges", {}),
+            "merges": reconciled.get("merges", {}) if reconciled else {},
             "outcomes": outcome_counts(results),
-            "api": merge_counters(stats),
+            "api": merge_counters(self._api_stats()),
             "sync_state": state,
             "lag_seconds": round((datetime.now(UTC) - context["data_interval_end"]).total_seconds(), 3),
             # settle_state read the queue just now; read it again only when settle did not get that far.
-            "retry_queue": state.get("retry_queue") or self._retry_queue_size(settings.state_conn_id),
-            "rate_limit_pool": crm_pool_states(
-                settings.salesforce_conn_id, settings.hubspot_conn_id, settings.redis_conn_id
-            ),
+            "retry_queue": state.get("retry_queue") or self._retry_queue_size(),
+            "rate_limit_pool": crm_pool_states({side: self.conn_id(side) for side in Side}, self.redis_conn_id),
             "rejects": {
                 "count": len(rejects),
                 "path": rejects_url,
@@ -131,17 +164,27 @@ class SyncReportOperator(CrmSyncOperator):
         self._send_threshold_alerts(context, report)
         return {**report, "report_path": report_url}
 
-    def _retry_queue_size(self, state_conn_id: str) -> dict[str, int] | None:
+    def _api_stats(self) -> list[Mapping[str, float]]:
+        """The API and rate-limit counters of every task that called a CRM and got far enough to say so."""
+        results = [
+            *self.extracts.values(),
+            self.reconcile_result,
+            *(totals for shards in self.loads.values() for totals in shards),
+            self.link_back_result,
+        ]
+        return [result["api"] for result in results if result]
+
+    def _retry_queue_size(self) -> dict[str, int] | None:
         """The retry queue's size; an unreachable state database must not cost the run its report."""
         from crm_sync.health.queue import queue_size
 
         try:
-            return queue_size(state_conn_id)
+            return queue_size(self.state_conn_id)
         except Exception as exc:
             self.log.warning("retry queue size unavailable: %s: %s", type(exc).__name__, exc)
             return None
 
-    def _send_metrics(self, report: dict[str, Any]) -> None:
+    def _send_metrics(self, report: SyncReport) -> None:
         """Through Airflow's metrics integration ([metrics] statsd_on ...; a no-op when it is off)."""
         from airflow.sdk.observability.stats import Stats
 
@@ -152,7 +195,7 @@ class SyncReportOperator(CrmSyncOperator):
             getattr(Stats, metric.kind)(metric.name, metric.value)
         self.log.info("%d metrics sent (crm_sync.*)", len(metrics))
 
-    def _send_threshold_alerts(self, context: Context, report: dict[str, Any]) -> None:
+    def _send_threshold_alerts(self, context: Context, report: SyncReport) -> None:
         from crm_sync.alerts import AlertThresholds, threshold_alerts
         from crm_sync.notify import SyncAlertNotifier
 
@@ -168,13 +211,12 @@ class SyncReportOperator(CrmSyncOperator):
         ).notify(context)
 
 
-def _state_summary(settled: Any, reconciled: dict[str, Any]) -> dict[str, Any]:
+def _state_summary(settled: SettleResult | None, reconciled: ReconcileResult | None) -> dict[str, Any]:
     """The sync state's part of the report: snapshots read and written, retries due, recorded and queued."""
-    settled = settled if isinstance(settled, dict) else {}
     return {
-        "snapshots_read": reconciled.get("snapshots_read", 0),
-        "baseline_recorded": reconciled.get("baseline_recorded", 0),
-        "retries_due": reconciled.get("retries_due", {}),
-        **{key: value for key, value in settled.items() if key != "settled"},
-        "settled": bool(settled.get("settled")),
+        "snapshots_read": reconciled["snapshots_read"] if reconciled else 0,
+        "baseline_recorded": reconciled["baseline_recorded"] if reconciled else 0,
+        "retries_due": reconciled["retries_due"] if reconciled else {},
+        **{key: value for key, value in (settled or {}).items() if key != "settled"},
+        "settled": bool(settled and settled["settled"]),
     }

@@ -9,27 +9,44 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from crm_sync.operators.base import CrmSyncOperator, run_try
+from crm_sync.operators.base import CrmSyncOperator, param_template, run_try
 from crm_sync.staging import read_frames, result_urls
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from crm_sync.task_results import ReconcileResult, SettleResult
+
 
 class SettleStateOperator(CrmSyncOperator):
-    """Snapshots of confirmed writes and agreed values; retry-queue attempts for every write that did not land."""
+    """Snapshots of confirmed writes and agreed values; retry-queue attempts for every write that did not land.
 
+    :param reconcile_result: the reconcile task's result (its `.output`); None when reconcile failed.
+    :param state_conn_id: the sync-state database (templated; default: the run's param).
+    """
+
+    template_fields = ("reconcile_result", "state_conn_id")
     ui_color = "#e8eef7"
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def __init__(
+        self,
+        *,
+        reconcile_result: ReconcileResult | None,
+        state_conn_id: str = param_template("state_conn_id"),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.reconcile_result = reconcile_result
+        self.state_conn_id = state_conn_id
+
+    def execute(self, context: Context) -> SettleResult:
         from crm_sync.state.hook import SyncStateHook
         from crm_sync.state.settling import settle_parts
 
-        settings = self.settings(context)
-        store = SyncStateHook(settings.state_conn_id).get_store()
+        store = SyncStateHook(self.state_conn_id).get_store()
         run_id, this_try = context["run_id"], run_try(context)
-        reconciled = context["ti"].xcom_pull(task_ids="reconcile") or {}
-        if not reconciled.get("decisions"):
+        reconciled = self.reconcile_result
+        if not reconciled or not reconciled["decisions"]:
             untried = store.release_claims(run_id=run_id, run_try=this_try)
             self.log.warning(
                 "reconcile produced no decisions (it failed?): the sync state is left as it was; "
@@ -37,10 +54,10 @@ class SettleStateOperator(CrmSyncOperator):
                 untried,
             )
             return {"settled": False, "retries_untried": untried, "retry_queue": store.queue_size()}
-        if settings.dry_run:
+        if self.run_params(context).dry_run:
             self.log.info("dry run: the sync state and the retry queue are left as they were")
             return {"settled": False, "retry_queue": store.queue_size()}
-        results = read_frames(result_urls(reconciled.get("folder")))
+        results = read_frames(result_urls(reconciled["folder"]))
         totals = settle_parts(store, reconciled["decisions"], results, run_id=run_id, run_try=this_try)
         queue = store.queue_size()
         attempts_by_code = totals.attempts_by_code

@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--source-id", dest="source_ids", nargs="+", action="extend", metavar="ID")
     parser.add_argument("--all", action="store_true", help="clear: every entry")
     database = parser.add_mutually_exclusive_group()
-    database.add_argument("--conn-id", default="crm_sync_state_default", help="Airflow connection of the state")
+    database.add_argument("--conn-id", help="Airflow connection of the state (default: [crm_sync] state_conn_id)")
     database.add_argument("--url", help="SQLAlchemy URL of the state database, instead of a connection")
     return parser
 
@@ -59,10 +59,11 @@ def _store(args: argparse.Namespace) -> SyncStateStore:
         return store
     from airflow.sdk.exceptions import AirflowNotFoundException  # Airflow: only when a connection is used
 
+    from crm_sync.settings import crm_sync_settings
     from crm_sync.state.hook import SyncStateHook
 
     try:
-        return SyncStateHook(args.conn_id).get_store()
+        return SyncStateHook(args.conn_id or crm_sync_settings().state_conn_id).get_store()
     except AirflowNotFoundException as exc:
         raise SystemExit(f"python -m crm_sync.state: {exc}") from None
 

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
+from crm_sync.settings import DEFAULTS
 from crm_sync.state.engine import create_state_engine
 from crm_sync.state.policy import RetryPolicy
 from crm_sync.state.store import SyncStateStore
@@ -79,7 +80,7 @@ class SyncStateHook(BaseHook):
     """
 
     conn_name_attr = "state_conn_id"
-    default_conn_name = "crm_sync_state_default"
+    default_conn_name = DEFAULTS.state_conn_id
     conn_type = "postgres"
     hook_name = "CRM sync state"
 
