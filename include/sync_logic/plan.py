@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -45,7 +46,7 @@ class TargetPlan:
     batch (batch, action, api, size); ``shards``: batch numbers per shard.
     """
 
-    target: str
+    target: Side
     writes: pd.DataFrame
     batches: pd.DataFrame
     shards: list[list[int]]
@@ -55,7 +56,7 @@ class TargetPlan:
         return self.writes.empty
 
 
-def plan_target(decisions: pd.DataFrame, target: str, config: PlanConfig | None = None) -> TargetPlan:
+def plan_target(decisions: pd.DataFrame, target: Side, config: PlanConfig | None = None) -> TargetPlan:
     """Batch the create/update/delete decisions for ``target`` (one action per batch) and shard them."""
     if target not in {side.value for side in Side}:
         raise ValueError(f"target must be {Side.HUBSPOT} or {Side.SALESFORCE}, not {target!r}")
@@ -64,7 +65,8 @@ def plan_target(decisions: pd.DataFrame, target: str, config: PlanConfig | None 
     # Stable order: by action (as listed), then source id, so a rerun cuts the same batches.
     order = mine["action"].map({a: i for i, a in enumerate(WRITE_ACTIONS)})
     mine = mine.assign(_order=order).sort_values(["_order", "source_id"], kind="stable").drop(columns="_order")
-    writes, rows = [], []
+    writes: list[pd.DataFrame] = []
+    rows: list[dict[str, Any]] = []
     next_batch = 0
     for action in WRITE_ACTIONS:
         group = mine[mine["action"] == action]
@@ -88,7 +90,7 @@ def plan_target(decisions: pd.DataFrame, target: str, config: PlanConfig | None 
     )
 
 
-def _api(target: str, count: int, config: PlanConfig) -> tuple[str, int]:
+def _api(target: Side, count: int, config: PlanConfig) -> tuple[str, int]:
     """The API and the batch size for ``count`` records of one action."""
     if target == Side.HUBSPOT:
         return HUBSPOT_BATCH, config.hubspot_batch_size

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from crm_sync.settings import DEFAULTS
 from crm_sync.staging import iter_frames, write_frame
 from include.sync_logic.canonical import identity_columns
+from include.sync_logic.decisions import decision_counts
 from include.sync_logic.partition import components, partition_numbers
 from include.sync_logic.reconcile import Reconciliation, reconcile
 from include.sync_logic.sides import Direction, Side
@@ -104,7 +105,7 @@ def _partition(urls: list[str], numbers: list[np.ndarray], number: int, columns:
     """The rows of one partition, read part by part."""
     import pandas as pd
 
-    rows = [frame[numbers[i] == number] for i, frame in enumerate(iter_frames(urls))]
+    rows: list[pd.DataFrame] = [frame[numbers[i] == number] for i, frame in enumerate(iter_frames(urls))]
     rows = [frame for frame in rows if len(frame)]
     if rows:
         return pd.concat(rows, ignore_index=True)
@@ -143,7 +144,6 @@ def write_partition(
     decisions = result.decisions
     out.decisions.append(write_frame(folder / "decisions" / f"part-{number:05d}.parquet", decisions))
     out.baseline.append(write_frame(folder / "baseline" / f"part-{number:05d}.parquet", result.baseline))
-    counts = decisions.groupby(["target", "action"]).size()
-    out.counts.update({f"{target}.{action}": int(n) for (target, action), n in counts.items()})
+    out.counts.update(decision_counts(decisions))
     out.conflicts += int(np.count_nonzero(decisions["conflict"].to_numpy(dtype=bool))) if len(decisions) else 0
     out.baseline_rows += len(result.baseline)

@@ -10,7 +10,7 @@ that wait for their next try (retrying).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -26,8 +26,8 @@ from include.sync_logic.sides import Side
 
 # Per CRM: its id column, its link column and its email column in the staged extract.
 EXTRACT_KEYS = {
-    "salesforce": ("Id", "HubSpot_Contact_Id__c", "Email"),
-    "hubspot": ("id", "salesforce_contact_id", "email"),
+    Side.SALESFORCE: ("Id", "HubSpot_Contact_Id__c", "Email"),
+    Side.HUBSPOT: ("id", "salesforce_contact_id", "email"),
 }
 
 
@@ -46,9 +46,9 @@ def ids_for_email(email: str, folders: list[ObjectStoragePath]) -> set[str]:
     wanted = email.strip().lower()
     ids: set[str] = set()
     for folder in folders:
-        for crm, (own, link, column) in EXTRACT_KEYS.items():
+        for side, (own, link, column) in EXTRACT_KEYS.items():
             # A cleared run extracts again into a new try's folder; runs staged before tries had none.
-            for part in _parts(folder, f"try-*/extract/{crm}/*.parquet") + _parts(folder, f"extract/{crm}/*.parquet"):
+            for part in _parts(folder, f"try-*/extract/{side}/*.parquet") + _parts(folder, f"extract/{side}/*.parquet"):
                 frame = read_frame(str(part))
                 if column not in frame:
                     continue
@@ -57,8 +57,8 @@ def ids_for_email(email: str, folders: list[ObjectStoragePath]) -> set[str]:
     return ids - {""}
 
 
-def _answers(staged: str, ids: set[str]) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
+def _answers(staged: str, ids: set[str]) -> list[dict[Hashable, Any]]:
+    rows: list[dict[Hashable, Any]] = []
     for url in result_urls(staged):
         frame = read_frame(url)
         hit = frame[frame["ref"].astype(str).isin(ids) | frame["target_id"].astype(str).isin(ids)]
@@ -183,7 +183,9 @@ def contact_history(query: str, *, limit_runs: int = 200, state_conn_id: str | N
         report = read_json(str(folder / "report.json"))
         reports[report["run_id"]] = report
         staged = staged_folder(report, folder)
-        parts = _parts(ObjectStoragePath(staged), "decisions/*.parquet") if staged else []
+        if not staged:
+            continue
+        parts = _parts(ObjectStoragePath(staged), "decisions/*.parquet")
         if not parts:
             continue
         log_pii = bool(report.get("log_pii"))
