@@ -13,10 +13,10 @@ from airflow.sdk import DAG, CronDataIntervalTimetable, Param
 from crm_sync.alerts import AlertThresholds
 from crm_sync.notify import SyncAlertNotifier
 from crm_sync.operators.check import RunOutcomeOperator
-from crm_sync.operators.extract import ExtractHubSpotContactsOperator, ExtractSalesforceContactsOperator
+from crm_sync.operators.extract import ExtractContactsOperator
 from crm_sync.operators.gate import MassChangeGateOperator
 from crm_sync.operators.link_back import LinkBackOperator
-from crm_sync.operators.load import HubSpotLoadOperator, SalesforceLoadOperator
+from crm_sync.operators.load import LoadContactsOperator
 from crm_sync.operators.plan import PlanWritesOperator
 from crm_sync.operators.preflight import PreflightOperator
 from crm_sync.operators.reconcile import ReconcileContactsOperator
@@ -115,8 +115,10 @@ with DAG(
     },
 ) as dag:
     preflight = PreflightOperator(task_id="preflight", mapping_path=MAPPING_PATH, retries=0)
-    extract_salesforce = ExtractSalesforceContactsOperator(task_id="extract_salesforce", mapping_path=MAPPING_PATH)
-    extract_hubspot = ExtractHubSpotContactsOperator(task_id="extract_hubspot", mapping_path=MAPPING_PATH)
+    extract_salesforce = ExtractContactsOperator(
+        task_id="extract_salesforce", side=Side.SALESFORCE, mapping_path=MAPPING_PATH
+    )
+    extract_hubspot = ExtractContactsOperator(task_id="extract_hubspot", side=Side.HUBSPOT, mapping_path=MAPPING_PATH)
     reconcile = ReconcileContactsOperator(
         task_id="reconcile",
         mapping_path=MAPPING_PATH,
@@ -128,11 +130,11 @@ with DAG(
     plan_salesforce = PlanWritesOperator(
         task_id="plan_salesforce", side=Side.SALESFORCE, reconcile_result=reconcile.output
     )
-    load_hubspot = HubSpotLoadOperator.partial(
-        task_id="load_hubspot", pool="crm_sync_hubspot", mapping_path=MAPPING_PATH
+    load_hubspot = LoadContactsOperator.partial(
+        task_id="load_hubspot", side=Side.HUBSPOT, pool="crm_sync_hubspot", mapping_path=MAPPING_PATH
     ).expand(shard=plan_hubspot.output)
-    load_salesforce = SalesforceLoadOperator.partial(
-        task_id="load_salesforce", pool="crm_sync_salesforce", mapping_path=MAPPING_PATH
+    load_salesforce = LoadContactsOperator.partial(
+        task_id="load_salesforce", side=Side.SALESFORCE, pool="crm_sync_salesforce", mapping_path=MAPPING_PATH
     ).expand(shard=plan_salesforce.output)
     link_back = LinkBackOperator(
         task_id="link_back", mapping_path=MAPPING_PATH, reconcile_result=reconcile.output, trigger_rule="none_failed"

@@ -294,6 +294,10 @@ class MappingConfig(_Frozen):
         names = [*(item.hubspot for item in self.fields), self.link.hubspot]
         return _unique([*names, *HUBSPOT_SYSTEM_PROPERTIES])
 
+    def fields_on(self, side: Side) -> list[str]:
+        """What a read of `side` selects: `salesforce_fields` or `hubspot_properties`."""
+        return self.salesforce_fields if side is Side.SALESFORCE else self.hubspot_properties
+
 
 def _raise(message: str) -> Any:
     raise ValueError(message)

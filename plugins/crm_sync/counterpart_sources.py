@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from crm_sync.hooks.hs_batch import SECONDARY_EMAILS
+from crm_sync.hooks.contacts import LookupKey
 from crm_sync.staging import read_frame, write_frame
 from include.sync_logic.canonical import OWN_ID, to_canonical
 from include.sync_logic.counterparts import CounterpartRequest, Fetcher
@@ -22,64 +22,51 @@ if TYPE_CHECKING:
     import pandas as pd
     from airflow.sdk import ObjectStoragePath
 
-    from crm_sync.hooks.hubspot import HubSpotContactsHook
-    from crm_sync.hooks.salesforce import SalesforceContactsHook
+    from crm_sync.hooks.contacts import ContactsHook
     from include.sync_logic.mapping import MappingConfig
 
 
 @dataclass(frozen=True)
 class SideReader:
-    """One CRM's ways to find contacts: lookups per kind (with their call estimate) and a whole read."""
+    """One CRM's ways to find contacts: a look-up per counterpart kind (and its call estimate), a whole read."""
 
-    side: Side
-    fetchers: dict[str, Fetcher]
-    lookup_calls: Callable[[str, Sequence[str]], int]
-    count: Callable[[], int]
-    whole_read_calls: Callable[[int], int]
-    read_whole: Callable[[], Iterator[pd.DataFrame]]
-    secondary_emails: str | None = None
+    hook: ContactsHook
+    fields: list[str]
+    link_field: str
+
+    @property
+    def side(self) -> Side:
+        return self.hook.side
+
+    @property
+    def kinds(self) -> dict[str, LookupKey]:
+        """The counterpart request's kinds this side answers, and what each matches on."""
+        side = self.side
+        return {
+            f"{side}_ids": LookupKey.OWN_ID,
+            f"{side}_emails": LookupKey.EMAIL,
+            f"{side}_by_{side.other}_id": LookupKey.COUNTERPART_ID,
+        }
+
+    @property
+    def fetchers(self) -> dict[str, Fetcher]:
+        return {kind: self._fetcher(key) for kind, key in self.kinds.items()}
+
+    def _fetcher(self, key: LookupKey) -> Fetcher:
+        return lambda values: self.hook.fetch_contacts(key, values, self.fields, link_field=self.link_field)
+
+    def lookup_calls(self, kind: str, values: Sequence[str]) -> int:
+        return self.hook.lookup_calls(self.kinds[kind], values, self.fields, link_field=self.link_field)
+
+    def read_whole(self) -> Iterator[pd.DataFrame]:
+        """The side's every live contact (with the secondary emails, which email look-ups match too)."""
+        secondary = self.hook.secondary_emails
+        return self.hook.iter_all_contacts([*self.fields, secondary] if secondary else self.fields)
 
 
-def side_readers(
-    sf_hook: SalesforceContactsHook, hs_hook: HubSpotContactsHook, mapping: MappingConfig
-) -> dict[Side, SideReader]:
-    """The two CRMs' readers for the mapping's fields."""
-    fields, properties = mapping.salesforce_fields, mapping.hubspot_properties
-    sf_columns = {
-        "salesforce_ids": "Id",
-        "salesforce_emails": "Email",
-        "salesforce_by_hubspot_id": mapping.link.salesforce,
-    }
-    salesforce = SideReader(
-        side=Side.SALESFORCE,
-        fetchers={
-            "salesforce_ids": lambda keys: sf_hook.fetch_by_ids(keys, fields),
-            "salesforce_emails": lambda keys: sf_hook.fetch_by_emails(keys, fields),
-            "salesforce_by_hubspot_id": lambda keys: sf_hook.fetch_by_hubspot_ids(
-                keys, fields, link_field=mapping.link.salesforce
-            ),
-        },
-        lookup_calls=lambda kind, keys: sf_hook.lookup_calls(fields, sf_columns[kind], keys),
-        count=sf_hook.count_contacts,
-        whole_read_calls=sf_hook.whole_read_calls,
-        read_whole=lambda: sf_hook.iter_all_contacts(fields),
-    )
-    hubspot = SideReader(
-        side=Side.HUBSPOT,
-        fetchers={
-            "hubspot_ids": lambda keys: hs_hook.read_by_ids(keys, properties),
-            "hubspot_emails": lambda keys: hs_hook.read_by_emails(keys, properties),
-            "hubspot_by_salesforce_id": lambda keys: hs_hook.read_by_salesforce_ids(
-                keys, properties, link_property=mapping.link.hubspot
-            ),
-        },
-        lookup_calls=lambda kind, keys: hs_hook.lookup_calls(keys),
-        count=hs_hook.count_contacts,
-        whole_read_calls=hs_hook.whole_read_calls,
-        read_whole=lambda: hs_hook.iter_all_contacts([*properties, SECONDARY_EMAILS]),
-        secondary_emails=SECONDARY_EMAILS,
-    )
-    return {Side.SALESFORCE: salesforce, Side.HUBSPOT: hubspot}
+def side_readers(hooks: Mapping[Side, ContactsHook], mapping: MappingConfig) -> dict[Side, SideReader]:
+    """Each CRM's reader for the mapping's fields."""
+    return {side: SideReader(hooks[side], mapping.fields_on(side), mapping.link.on(side)) for side in Side}
 
 
 def plan_reads(
@@ -108,13 +95,13 @@ def plan_reads(
             keys=sum(len(keys) for keys in kinds.values()),
             lookup_calls=sum(reader.lookup_calls(kind, keys) for kind, keys in kinds.items() if keys),
             window_contacts=int(live),
-            count=reader.count,
-            whole_read_calls=reader.whole_read_calls,
+            count=reader.hook.count_contacts,
+            whole_read_calls=reader.hook.whole_read_calls,
             at_least=known_pairs,
         )
         log(f"Read plan: {plan.describe()}")
         plans[side] = plan
-        secondary = reader.secondary_emails
+        secondary = reader.hook.secondary_emails
         if plan.strategy == ReadStrategy.WINDOW_IS_WHOLE:
             fetchers.update(local_fetchers(side, lambda f=frame: [f], mapping, secondary_emails=secondary))
         elif plan.strategy == ReadStrategy.READ_WHOLE:

@@ -12,10 +12,11 @@ The classification is pure (`include.sync_logic.tombstones`); this module does t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from crm_sync.hooks.contacts import LookupKey
 from include.sync_logic.sides import Side
 from include.sync_logic.tombstones import (
     MASTER_RECORD,
@@ -31,8 +32,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from airflow.sdk import ObjectStoragePath
 
-    from crm_sync.hooks.hubspot import HubSpotContactsHook
-    from crm_sync.hooks.salesforce import SalesforceContactsHook
+    from crm_sync.hooks.contacts import ContactsHook
     from crm_sync.state.store import SyncStateStore
     from include.sync_logic.mapping import MappingConfig
 
@@ -83,7 +83,7 @@ def find_gone_contacts(
     snapshots: pd.DataFrame,
     *,
     store: SyncStateStore,
-    hooks: tuple[SalesforceContactsHook, HubSpotContactsHook],
+    hooks: Mapping[Side, ContactsHook],
     mapping: MappingConfig,
     run_id: str,
     dry_run: bool,
@@ -106,11 +106,11 @@ def find_gone_contacts(
     back = restored(frames, known)
     found = [deleted_in_frames(frames, mapping)]
     calls: dict[str, int] = {}
-    for side, hook in zip(Side, hooks, strict=True):
+    for side, hook in hooks.items():
         unknown = asked[side][~asked[side]["contact_id"].isin(known.loc[known["side"] == side, "contact_id"])]
         before = hook.api_calls
         if len(unknown):
-            found.append(classify(side, unknown, _look_up(side, hook, list(unknown["contact_id"]), mapping), mapping))
+            found.append(classify(side, unknown, _look_up(hook, list(unknown["contact_id"]), mapping), mapping))
         calls[str(side)] = hook.api_calls - before
     fresh = pd.concat([frame for frame in found if len(frame)] or [empty_tombstones()], ignore_index=True)
     fresh = fresh[~_keys(fresh).isin(_keys(known))]
@@ -153,14 +153,11 @@ def _own(side: Side) -> str:
     return IDENTITY_COLUMNS[side][0]
 
 
-def _look_up(side: Side, hook: Any, ids: list[str], mapping: MappingConfig) -> pd.DataFrame:
-    """The rows a look-up by id answers, deleted ones included (see the module docstring for the cost)."""
-    import pandas as pd
-
-    if side == Side.SALESFORCE:
-        return hook.fetch_by_ids(ids, [*mapping.salesforce_fields, MASTER_RECORD], include_deleted=True)
-    properties = mapping.hubspot_properties
-    return pd.concat([hook.read_by_ids(ids, properties), hook.read_archived_by_ids(ids, properties)], ignore_index=True)
+def _look_up(hook: ContactsHook, ids: list[str], mapping: MappingConfig) -> pd.DataFrame:
+    """The rows a look-up by id answers, deleted ones included (see the module docstring for the cost); Salesforce's
+    name the master a merged-away contact went to."""
+    fields = [*mapping.fields_on(hook.side), *([MASTER_RECORD] if hook.side is Side.SALESFORCE else [])]
+    return hook.fetch_contacts(LookupKey.OWN_ID, ids, fields, include_deleted=True)
 
 
 def staged_identity(parts: dict[Side, list[str]], mapping: MappingConfig) -> dict[Side, pd.DataFrame]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -37,6 +37,8 @@ RECYCLE_BIN = pd.Timedelta(days=15)
 
 if TYPE_CHECKING:
     from crm_sync.counterpart_sources import SideReader
+    from crm_sync.hooks.contacts import ContactsHook
+    from crm_sync.hooks.hubspot import HubSpotContactsHook
     from crm_sync.hooks.salesforce import SalesforceContactsHook
     from crm_sync.state.store import SyncStateStore
     from include.sync_logic.mapping import MappingConfig
@@ -266,7 +268,8 @@ class MergeFollowing:
     its candidates before the counterparts are looked up, then `redirects` on the closed frames."""
 
     window_bounds: tuple[datetime, datetime]
-    hooks: dict[Side, Any]
+    salesforce: SalesforceContactsHook  # reads the window's merged-away rows
+    hubspot: HubSpotContactsHook  # merges a separate counterpart (propagate_merges)
     store: SyncStateStore
     mapping: MappingConfig
     targets: tuple[Side, ...]
@@ -276,7 +279,7 @@ class MergeFollowing:
 
     def window(self, candidates: dict[Side, pd.DataFrame], readers: dict[Side, SideReader]) -> FollowedMerges:
         """The window's merges followed on the candidates."""
-        salesforce = self.hooks[Side.SALESFORCE]
+        salesforce = self.salesforce
         salesforce.get_conn()  # the session's token request is no API call in Salesforce's limits, nor detection's
         return self._follow(
             candidates,
@@ -292,7 +295,8 @@ class MergeFollowing:
         self, frames: dict[Side, pd.DataFrame], readers: dict[Side, SideReader], detect: Callable[[], MergePlan]
     ) -> FollowedMerges:
         """Detect, then follow (see `follow_merges`), counting the API calls each CRM spent on it."""
-        before = {side: self.hooks[side].api_calls for side in Side}
+        hooks: dict[Side, ContactsHook] = {Side.SALESFORCE: self.salesforce, Side.HUBSPOT: self.hubspot}
+        before = {side: hooks[side].api_calls for side in Side}
         plan = detect()
         propagate = self.mapping.propagate_merges and not self.dry_run
         followed = follow_merges(
@@ -305,9 +309,9 @@ class MergeFollowing:
             run_id=self.run_id,
             dry_run=self.dry_run,
             log=self.log,
-            merge_hubspot=self.hooks[Side.HUBSPOT].merge_contacts if propagate else None,
+            merge_hubspot=self.hubspot.merge_contacts if propagate else None,
         )
-        followed.counts.update({f"{side}_api_calls": self.hooks[side].api_calls - before[side] for side in Side})
+        followed.counts.update({f"{side}_api_calls": hooks[side].api_calls - before[side] for side in Side})
         if followed.counts["merged_away"] or followed.counts["separate_counterparts"]:
             self.log("Merges: %s", ", ".join(f"{key} {value}" for key, value in followed.counts.items()))
         return followed

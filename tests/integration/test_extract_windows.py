@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
+from crm_sync.hooks.contacts import ContactWrite
 from crm_sync.hooks.hubspot import HubSpotContactsHook
 from crm_sync.hooks.salesforce import SalesforceContactsHook
+from include.sync_logic.sides import Action
 from sandbox.testing import SandboxProcess
 from tests.integration.conftest import wired_sandbox
 
@@ -103,7 +105,9 @@ def test_salesforce_rest_and_bulk_agree_and_chunks_stay_bounded(fresh):
 def test_salesforce_deleted_contacts_need_include_deleted(fresh):
     ids = _seed_salesforce(fresh, {"keep": START + timedelta(minutes=1), "gone": START + timedelta(minutes=2)})
     hook = SalesforceContactsHook()
-    (result,) = hook.delete_contacts([ids["gone"]])
+    (result,) = hook.write_contacts(
+        Action.DELETE, [ContactWrite(ids["gone"])], ["gone"], link_field="HubSpot_Contact_Id__c"
+    )
     assert result.ok
     # The delete stamps SystemModstamp with the (frozen) sandbox time: read a window around it.
     window = (NOW - timedelta(hours=2), NOW + timedelta(minutes=1))

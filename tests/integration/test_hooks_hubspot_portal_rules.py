@@ -18,13 +18,16 @@ import redis
 import requests
 from airflow.sdk import DAG, ObjectStoragePath
 
+from crm_sync.hooks.contacts import ContactWrite, LookupKey
 from crm_sync.hooks.hs_errors import HubSpotDailyLimitReached, HubSpotError
 from crm_sync.hooks.hubspot import HubSpotContactsHook
+from crm_sync.hooks.results import RecordResult
 from crm_sync.hooks.retry import RetryPolicy, TransientError
 from crm_sync.operators.base import PROJECT_ROOT
-from crm_sync.operators.load import HubSpotLoadOperator
+from crm_sync.operators.load import LoadContactsOperator
 from crm_sync.staging import write_frame
 from crm_sync.window import SyncWindow
+from include.sync_logic.sides import Action, Side
 from sandbox.testing import SandboxProcess
 from tests.integration.conftest import wired_sandbox
 from tests.task_context import FIRST_TRY
@@ -85,11 +88,13 @@ def _contacts(sandbox: SandboxProcess) -> list[dict]:
     return sandbox.admin("hubspot", "GET", "records").json()["contacts"]
 
 
-def _upserts(n: int, link: str = LINK, **extra: str) -> list[dict[str, Any]]:
-    return [
-        {"idProperty": link, "id": f"003U{i:04d}", "properties": {"email": f"u{i}@example.com", **extra}}
-        for i in range(n)
-    ]
+def _upserts(n: int, link: str = LINK, **extra: str) -> list[ContactWrite]:
+    """Creates of `n` contacts, each upserted on `link`."""
+    return [ContactWrite(None, {link: f"003U{i:04d}", "email": f"u{i}@example.com", **extra}) for i in range(n)]
+
+
+def _upsert(hook: HubSpotContactsHook, records: list[ContactWrite], link: str = LINK) -> list[RecordResult]:
+    return hook.write_contacts(Action.CREATE, records, [str(i) for i in range(len(records))], link_field=link)
 
 
 def _api(sandbox: SandboxProcess, method: str, path: str, body: Any = None) -> requests.Response:
@@ -112,7 +117,7 @@ def test_a_spent_daily_limit_fails_the_batch_once_and_says_when_it_resets(hs, mo
     hs.admin("hubspot", "POST", "limits", json={"daily": 0})
     hook = HubSpotContactsHook(retry_policy=FAST)
     with pytest.raises(HubSpotDailyLimitReached, match="daily") as err:
-        hook.upsert_contacts(_upserts(100))
+        _upsert(hook, _upserts(100))
     assert "resets" in str(err.value)
     assert hook.api_calls == 1 and _stats(hs)["requests"] == 1  # not halved down to 199 calls
     assert _contacts(hs) == []
@@ -149,7 +154,7 @@ def test_configuration_errors_fail_the_call_with_the_fix_instead_of_rejecting_ev
     sandbox.admin("hubspot", "POST", "settings", json={"batch_mode": mode})
     hook = HubSpotContactsHook(retry_policy=FAST)
     with pytest.raises(HubSpotError, match=expect):
-        hook.upsert_contacts(inputs)
+        _upsert(hook, inputs)
     assert hook.api_calls == 1
     assert _contacts(sandbox) == []
 
@@ -160,15 +165,15 @@ def test_a_tls_failure_fails_the_call_once(hs, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_TLS", json.dumps(conn))
     hook = HubSpotContactsHook("hubspot_tls", retry_policy=FAST)
     with pytest.raises(HubSpotError) as err:
-        hook.upsert_contacts(_upserts(100))
+        _upsert(hook, _upserts(100))
     assert err.value.status == 0 and hook.api_calls == 1
 
 
 def test_record_level_errors_still_become_rejects_of_those_records_only(hs):
     hs.admin("hubspot", "POST", "settings", json={"batch_mode": "atomic"})
     inputs = _upserts(8)
-    inputs[5]["properties"]["email"] = "not an email"
-    results = HubSpotContactsHook(retry_policy=FAST).upsert_contacts(inputs)
+    inputs[5] = ContactWrite(None, {**inputs[5].fields, "email": "not an email"})
+    results = _upsert(HubSpotContactsHook(retry_policy=FAST), inputs)
     assert [r.ok for r in results] == [True] * 5 + [False] + [True] * 2
     assert results[5].error_code == "VALIDATION_ERROR"
 
@@ -184,8 +189,11 @@ def test_a_load_task_stages_no_results_for_a_batch_that_got_no_final_answer(hs, 
         ),
     )
     with DAG("crm_contact_sync", schedule=None):
-        task = HubSpotLoadOperator(
+        task = LoadContactsOperator(
             task_id="load_hubspot",
+            side=Side.HUBSPOT,
+            hubspot_conn_id="hubspot_default",
+            redis_conn_id="redis_default",
             mapping_path="include/mappings/contacts.yaml",
             shard=[{"url": batch, "action": "create", "api": "hubspot_batch"}],
         )
@@ -209,7 +217,7 @@ def test_a_429_is_sent_once_per_attempt_and_counted_once(hs):
     hook = HubSpotContactsHook(retry_policy=RetryPolicy(attempts=3, base=0.01, cap=0.05))
     try:
         with pytest.raises(TransientError):
-            hook.upsert_contacts(_upserts(10))
+            _upsert(hook, _upserts(10))
     finally:
         hs.admin("hubspot", "POST", "faults", json={"burst_429": 0})
     stats = _stats(hs)
@@ -247,7 +255,7 @@ def test_email_look_ups_map_a_secondary_email_back_to_the_email_asked(hs):
     ).json()
     first, second = seeded["ids"]
     hook = HubSpotContactsHook(retry_policy=FAST)
-    frame = hook.read_by_emails(["alias@example.com", "B@example.com", "nobody@example.com"], PROPS)
+    frame = hook.fetch_contacts(LookupKey.EMAIL, ["alias@example.com", "B@example.com", "nobody@example.com"], PROPS)
     assert dict(zip(frame["lookup_key"], frame["id"], strict=True)) == {
         "alias@example.com": first,
         "B@example.com": second,
@@ -258,7 +266,7 @@ def test_email_look_ups_map_a_secondary_email_back_to_the_email_asked(hs):
         {"filterGroups": [{"filters": [{"propertyName": "email", "operator": "EQ", "value": "OLD@example.com"}]}]}
     )
     assert [row["id"] for row in found["results"]] == [first]
-    clash = hook.upsert_contacts([{"idProperty": LINK, "id": "003S", "properties": {"email": "old@example.com"}}])
+    clash = _upsert(hook, [ContactWrite(None, {LINK: "003S", "email": "old@example.com"})])
     assert (clash[0].ok, clash[0].error_code, clash[0].existing_id) == (False, "CONFLICT", first)
 
 
@@ -273,14 +281,16 @@ def test_a_renamed_link_property_carries_upserts_look_ups_and_the_load_task(
     _wire(sandbox, redis_url, monkeypatch)
     hook = HubSpotContactsHook(retry_policy=FAST)
     inputs = _upserts(3, link=renamed)
-    first = hook.upsert_contacts(inputs)
+    first = _upsert(hook, inputs, renamed)
     assert all(r.ok and r.created for r in first)
-    again = hook.upsert_contacts(inputs)
+    again = _upsert(hook, inputs, renamed)
     assert [r.target_id for r in again] == [r.target_id for r in first] and not any(r.created for r in again)
-    frame = hook.read_by_salesforce_ids(["003U0000", "003U0002", "003NONE"], ["email", renamed], link_property=renamed)
+    frame = hook.fetch_contacts(
+        LookupKey.COUNTERPART_ID, ["003U0000", "003U0002", "003NONE"], ["email", renamed], link_field=renamed
+    )
     assert sorted(frame["lookup_key"]) == ["003U0000", "003U0002"]
     with pytest.raises(HubSpotError, match="not a unique property"):
-        hook.upsert_contacts(_upserts(1))  # the default name is no unique property in this portal
+        _upsert(hook, _upserts(1))  # the default name is no unique property in this portal
 
     mapping = tmp_path / "renamed.yaml"
     default = (PROJECT_ROOT / "include/mappings/contacts.yaml").read_text()
@@ -292,8 +302,11 @@ def test_a_renamed_link_property_carries_upserts_look_ups_and_the_load_task(
         pd.DataFrame({"source_id": ["003R1"], "target_id": [None], "payload": [json.dumps(payload)]}),
     )
     with DAG("crm_contact_sync", schedule=None):
-        task = HubSpotLoadOperator(
+        task = LoadContactsOperator(
             task_id="load_hubspot",
+            side=Side.HUBSPOT,
+            hubspot_conn_id="hubspot_default",
+            redis_conn_id="redis_default",
             mapping_path=str(mapping),
             shard=[{"url": batch, "action": "create", "api": "hubspot_batch"}],
         )
@@ -308,7 +321,7 @@ def test_a_renamed_link_property_carries_upserts_look_ups_and_the_load_task(
 def test_token_scope_problems_read_the_private_app_tokens_scopes(hs):
     hook = HubSpotContactsHook(retry_policy=FAST)
     required = {"crm.objects.contacts.read", "crm.objects.contacts.write", "crm.schemas.contacts.read"}
-    assert hook.token_scope_problems(required) == []
+    assert hook.token_scope_problems(required) == [] and hook.preflight(LINK, writes=True) == []
     hs.admin("hubspot", "POST", "settings", json={"scopes": ["crm.objects.contacts.read"]})
     problems = hook.token_scope_problems(required)
     assert len(problems) == 2
@@ -372,8 +385,8 @@ def test_a_write_indexed_after_its_window_was_read_is_found_by_the_next_window(h
     hook = HubSpotContactsHook(retry_policy=FAST)
     first, second = NOW, NOW + timedelta(minutes=15)
     hs.admin("hubspot", "POST", "clock", json={"set": (NOW + timedelta(minutes=12)).isoformat()})
-    (written,) = hook.upsert_contacts(_upserts(1))
-    assert list(hook.read_by_ids([written.target_id], PROPS)["id"]) == [written.target_id]  # no lag here
+    (written,) = _upsert(hook, _upserts(1))
+    assert list(hook.fetch_contacts(LookupKey.OWN_ID, [written.target_id], PROPS)["id"]) == [written.target_id]
 
     hs.admin("hubspot", "POST", "clock", json={"set": (second + timedelta(seconds=5)).isoformat()})
     assert written.target_id not in _window_ids(hook, first, lookback)  # the first run's search misses it
@@ -381,25 +394,27 @@ def test_a_write_indexed_after_its_window_was_read_is_found_by_the_next_window(h
     assert (written.target_id in _window_ids(hook, second, lookback)) is found
 
 
-# -- item 8: no resend of a write that may have been applied ---------------------------------------------
+# -- item 8: no resend of a write that may have been applied (a merge) ------------------------------------
 
 
-def test_a_create_that_timed_out_is_not_resent_while_an_upsert_is(hs):
+def test_a_merge_that_timed_out_is_not_resent_while_an_upsert_is(hs):
     """The sandbox answers 1.5 s late and applies the write anyway: the client's 0.5 s read timeout fires."""
+    contacts = [{"properties": {"email": "keep@example.com"}}, {"properties": {"email": "gone@example.com"}}]
+    primary, merged = hs.admin("hubspot", "POST", "seed", json={"contacts": contacts}).json()["ids"]
     hook = HubSpotContactsHook(retry_policy=RetryPolicy(attempts=4, base=0.01, cap=0.05), request_timeout=(2.0, 0.5))
     hs.admin("hubspot", "POST", "faults", json={"latency_ms": 1500})
     try:
         with pytest.raises(HubSpotError, match="not resent") as err:
-            hook.create_contacts([{"properties": {"email": "once@example.com"}}])
+            hook.merge_contacts(primary, merged)
         assert err.value.status == 0 and hook.api_calls == 1
-        time.sleep(1.5)  # let the sandbox finish the write it was given
+        time.sleep(1.5)  # let the sandbox finish the merge it was given
         assert _stats(hs)["requests"] == 1
-        assert [c["properties"]["email"] for c in _contacts(hs)] == ["once@example.com"]
+        assert [c["properties"]["email"] for c in _contacts(hs)] == ["keep@example.com"]  # merged once
         upsert = HubSpotContactsHook(
             retry_policy=RetryPolicy(attempts=2, base=0.01, cap=0.05), request_timeout=(2.0, 0.5)
         )
         with pytest.raises(TransientError):
-            upsert.upsert_contacts(_upserts(1))  # idempotent: resent once, then the task's retry takes over
+            _upsert(upsert, _upserts(1))  # idempotent: resent once, then the task's retry takes over
         assert upsert.api_calls == 2
     finally:
         hs.admin("hubspot", "POST", "faults", json={"latency_ms": 0})

@@ -12,15 +12,18 @@ import pytest
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed
 
 from crm_sync.hooks import soql
+from crm_sync.hooks.contacts import ContactWrite, LookupKey
 from crm_sync.hooks.salesforce import SalesforceApiError, SalesforceContactsHook
 from crm_sync.hooks.sf_auth import SalesforceCredentials
+from include.sync_logic.sides import Action
 from sandbox.testing import SandboxProcess
 from tests.integration.conftest import wired_sandbox
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 1, 1, 13, 0, tzinfo=UTC)
-FIELDS = ["Id", "Email", "FirstName", "LastName", "Account.Name", "HubSpot_Contact_Id__c", "SystemModstamp"]
+LINK = "HubSpot_Contact_Id__c"
+FIELDS = ["Id", "Email", "FirstName", "LastName", "Account.Name", LINK, "SystemModstamp"]
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +48,15 @@ def _requests(crm: SandboxProcess) -> int:
     return crm.admin("salesforce", "GET", "stats").json()["total"]["requests"]
 
 
+def _write(hook: SalesforceContactsHook, action: Action, records: list[ContactWrite], *, bulk: bool = False) -> list:
+    """Write `records`, each referred to by its position."""
+    return hook.write_contacts(action, records, [str(i) for i in range(len(records))], link_field=LINK, bulk=bulk)
+
+
+def _creates(fields: list[dict]) -> list[ContactWrite]:
+    return [ContactWrite(None, item) for item in fields]
+
+
 AWKWARD = [
     {"Email": "o'brien@example.com", "FirstName": "Seán", "LastName": "O'Brien"},
     {"Email": "back.slash@example.com", "FirstName": "Back\\slash", "LastName": 'Quote"d'},
@@ -62,14 +74,14 @@ def test_fetch_by_email_with_quotes_backslashes_and_unicode(sf):
         "ЖЖЖ@example.com",
         "",
     ]
-    frame = hook.fetch_by_emails(wanted, FIELDS)
+    frame = hook.fetch_contacts(LookupKey.EMAIL, wanted, FIELDS)
     assert sorted(frame["Id"]) == sorted(ids[:3])
     by_id = frame.set_index("Id")
     assert by_id.loc[ids[1], "FirstName"] == "Back\\slash" and by_id.loc[ids[1], "LastName"] == 'Quote"d'
     assert by_id.loc[ids[2], "LastName"] == "Ñandú 漢字"
     assert (frame["Account.Name"] == "O'Hare \\ Sons").all()
     # Emails match case-insensitively, as in Salesforce.
-    assert list(hook.fetch_by_emails(["PLAIN@EXAMPLE.COM"], FIELDS)["Id"]) == [ids[3]]
+    assert list(hook.fetch_contacts(LookupKey.EMAIL, ["PLAIN@EXAMPLE.COM"], FIELDS)["Id"]) == [ids[3]]
 
 
 def test_fetch_many_values_in_several_in_queries(sf):
@@ -81,14 +93,16 @@ def test_fetch_many_values_in_several_in_queries(sf):
     hook = SalesforceContactsHook()
     hook.get_conn()  # the token request
     before = _requests(sf)
-    frame = hook.fetch_by_emails([c["Email"] for c in contacts], FIELDS)
+    frame = hook.fetch_contacts(LookupKey.EMAIL, [c["Email"] for c in contacts], FIELDS)
     assert sorted(frame["Id"]) == sorted(ids)
     # Cut into IN queries within the URI budget, sent 5 to a composite call.
     queries = len(list(soql.chunk_in_queries(FIELDS, "Email", [c["Email"] for c in contacts])))
     assert queries > 5 and _requests(sf) - before == math.ceil(queries / 5)
-    linked = hook.fetch_by_hubspot_ids([str(5000 + i) for i in range(0, 1200, 7)], FIELDS)
+    linked = hook.fetch_contacts(
+        LookupKey.COUNTERPART_ID, [str(5000 + i) for i in range(0, 1200, 7)], FIELDS, link_field=LINK
+    )
     assert len(linked) == len(range(0, 1200, 7))
-    assert sorted(hook.fetch_by_ids(ids[:250], FIELDS)["Id"]) == sorted(ids[:250])
+    assert sorted(hook.fetch_contacts(LookupKey.OWN_ID, ids[:250], FIELDS)["Id"]) == sorted(ids[:250])
 
 
 def test_count_and_call_estimates_match_the_calls_made(sf):
@@ -99,9 +113,9 @@ def test_count_and_call_estimates_match_the_calls_made(sf):
     before = _requests(sf)
     assert hook.count_contacts() == 1200 and _requests(sf) - before == 1
     emails = [c["Email"] for c in contacts]
-    estimate = hook.lookup_calls(FIELDS, "Email", emails)
+    estimate = hook.lookup_calls(LookupKey.EMAIL, emails, FIELDS)
     before = _requests(sf)
-    assert len(hook.fetch_by_emails(emails, FIELDS)) == 1200
+    assert len(hook.fetch_contacts(LookupKey.EMAIL, emails, FIELDS)) == 1200
     assert _requests(sf) - before == estimate == 1  # its IN queries in one composite call
     before = _requests(sf)
     assert sorted(pd.concat(hook.iter_all_contacts(FIELDS))["Id"]) == sorted(ids)
@@ -110,17 +124,19 @@ def test_count_and_call_estimates_match_the_calls_made(sf):
 
 
 def test_collection_writes_return_salesforce_codes_per_record(sf):
-    (existing,) = _seed(sf, [{"Email": "old@example.com", "LastName": "Old", "HubSpot_Contact_Id__c": "101"}])
-    hook = SalesforceContactsHook()
-    results = hook.upsert_contacts(
-        [
-            {"HubSpot_Contact_Id__c": "101", "LastName": "Renamed"},
-            {"HubSpot_Contact_Id__c": "102", "LastName": "New", "Email": "new@example.com"},
-            {"HubSpot_Contact_Id__c": "103", "Email": "nolastname@example.com"},
-            {"HubSpot_Contact_Id__c": "104", "LastName": "Bad", "Email": "not-an-email"},
-        ],
-        refs=["hs101", "hs102", "hs103", "hs104"],
+    (existing, doomed) = _seed(
+        sf, [{"Email": "old@example.com", "LastName": "Old", LINK: "101"}, {"LastName": "Doomed"}]
     )
+    hook = SalesforceContactsHook()
+    records = _creates(
+        [
+            {LINK: "101", "LastName": "Renamed"},
+            {LINK: "102", "LastName": "New", "Email": "new@example.com"},
+            {LINK: "103", "Email": "nolastname@example.com"},
+            {LINK: "104", "LastName": "Bad", "Email": "not-an-email"},
+        ]
+    )
+    results = hook.write_contacts(Action.CREATE, records, ["hs101", "hs102", "hs103", "hs104"], link_field=LINK)
     assert [r.ref for r in results] == ["hs101", "hs102", "hs103", "hs104"]
     assert results[0].ok and results[0].target_id == existing and not results[0].created
     assert results[1].ok and results[1].created
@@ -128,50 +144,55 @@ def test_collection_writes_return_salesforce_codes_per_record(sf):
     assert (results[3].ok, results[3].error_code) == (False, "INVALID_EMAIL_ADDRESS")
     assert results[2].message
 
-    again = hook.upsert_contacts([{"HubSpot_Contact_Id__c": "102", "LastName": "New"}])
-    assert again[0].ok and not again[0].created and again[0].target_id == results[1].target_id
+    (again,) = _write(hook, Action.CREATE, _creates([{LINK: "102", "LastName": "New"}]))
+    assert again.ok and not again.created and again.target_id == results[1].target_id
 
-    updated = hook.update_contacts([{"Id": existing, "Title": "CEO"}, {"Id": "003000000000000AAA", "Title": "x"}])
+    updated = _write(
+        hook,
+        Action.UPDATE,
+        [ContactWrite(existing, {"Title": "CEO"}), ContactWrite("003000000000000AAA", {"Title": "x"})],
+    )
     assert updated[0].ok and not updated[1].ok and updated[1].error_code
-    created = hook.create_contacts([{"LastName": "Fresh"}, {"Email": "x@example.com"}], refs=["a", "b"])
-    assert created[0].ok and created[0].created and created[1].error_code == "REQUIRED_FIELD_MISSING"
-    deleted = hook.delete_contacts([created[0].target_id, created[0].target_id + "x"])
+    deleted = _write(hook, Action.DELETE, [ContactWrite(doomed), ContactWrite(doomed + "x")])
     assert deleted[0].ok and not deleted[1].ok and deleted[1].error_code
 
 
 def test_collections_are_cut_at_200(sf):
     hook = SalesforceContactsHook()
     before = _requests(sf)
-    records = [{"HubSpot_Contact_Id__c": str(i), "LastName": f"L{i}"} for i in range(450)]
-    results = hook.upsert_contacts(records)
+    results = _write(hook, Action.CREATE, _creates([{LINK: str(i), "LastName": f"L{i}"} for i in range(450)]))
     assert all(r.ok and r.created for r in results) and len(results) == 450
     assert _requests(sf) - before == 3 + 1  # token + 200 + 200 + 50
 
 
 def test_bulk_ingest_results_per_record(sf):
-    (existing,) = _seed(sf, [{"LastName": "Old", "HubSpot_Contact_Id__c": "900"}])
+    (existing,) = _seed(sf, [{"LastName": "Old", LINK: "900"}])
     hook = SalesforceContactsHook(bulk_poll_seconds=0.1)
-    records = [{"HubSpot_Contact_Id__c": str(900 + i), "LastName": f"B{i}", "Email": None} for i in range(50)]
-    records[7] = {"HubSpot_Contact_Id__c": "907", "LastName": None, "Email": "seven@example.com"}
-    results = hook.bulk_write("upsert", records, refs=[f"r{i}" for i in range(50)])
+    fields = [{LINK: str(900 + i), "LastName": f"B{i}", "Email": None} for i in range(50)]
+    fields[7] = {LINK: "907", "LastName": None, "Email": "seven@example.com"}
+    results = hook.write_contacts(
+        Action.CREATE, _creates(fields), [f"r{i}" for i in range(50)], link_field=LINK, bulk=True
+    )
     by_ref = {r.ref: r for r in results}
     assert len(results) == 50
     assert by_ref["r0"].ok and by_ref["r0"].target_id == existing and not by_ref["r0"].created
     assert by_ref["r1"].ok and by_ref["r1"].created
     assert not by_ref["r7"].ok and by_ref["r7"].error_code == "REQUIRED_FIELD_MISSING"
-    deletes = hook.bulk_write("delete", [{"Id": existing}, {"Id": by_ref["r1"].target_id}])
+    updates = _write(hook, Action.UPDATE, [ContactWrite(existing, {"Title": "Bulk"})], bulk=True)
+    assert updates[0].ok and updates[0].target_id == existing
+    deletes = _write(hook, Action.DELETE, [ContactWrite(existing), ContactWrite(by_ref["r1"].target_id)], bulk=True)
     assert all(r.ok for r in deletes)
 
 
 def test_expired_session_is_refreshed_once(sf):
     (cid,) = _seed(sf, [{"LastName": "Sess", "Email": "sess@example.com"}])
     hook = SalesforceContactsHook()
-    assert list(hook.fetch_by_ids([cid], FIELDS)["Id"]) == [cid]
+    assert list(hook.fetch_contacts(LookupKey.OWN_ID, [cid], FIELDS)["Id"]) == [cid]
     sf.admin("salesforce", "POST", "expire-sessions")
-    assert list(hook.fetch_by_ids([cid], FIELDS)["Id"]) == [cid]
+    assert list(hook.fetch_contacts(LookupKey.OWN_ID, [cid], FIELDS)["Id"]) == [cid]
     assert hook.reauthentications == 1
     sf.admin("salesforce", "POST", "expire-sessions")
-    assert hook.upsert_contacts([{"HubSpot_Contact_Id__c": "1", "LastName": "After"}])[0].ok
+    assert _write(hook, Action.CREATE, _creates([{LINK: "1", "LastName": "After"}]))[0].ok
     assert hook.reauthentications == 2
 
 
@@ -186,7 +207,7 @@ def test_throttling_and_server_errors_are_survived(sf):
     sf.admin("salesforce", "POST", "faults", json={"burst_429": 0, "error_rate_5xx": 0.3, "seed": 7})
     try:
         for _ in range(5):
-            assert len(hook.fetch_by_ids(ids, FIELDS)) == 30
+            assert len(hook.fetch_contacts(LookupKey.OWN_ID, ids, FIELDS)) == 30
     finally:
         sf.admin("salesforce", "POST", "faults", json={"error_rate_5xx": 0.0})
     stats = sf.admin("salesforce", "GET", "stats").json()["total"]
@@ -195,10 +216,10 @@ def test_throttling_and_server_errors_are_survived(sf):
 
 def test_permanent_errors_are_not_retried(sf):
     hook = SalesforceContactsHook()
-    hook.fetch_by_ids(["003000000000001AAA"], FIELDS)  # authenticate first
+    hook.fetch_contacts(LookupKey.OWN_ID, ["003000000000001AAA"], FIELDS)  # authenticate first
     before = _requests(sf)
     with pytest.raises(SalesforceApiError) as err:
-        hook.fetch_by_emails(["secret.person@example.com"], ["Id", "No_Such_Field__c"])
+        hook.fetch_contacts(LookupKey.EMAIL, ["secret.person@example.com"], ["Id", "No_Such_Field__c"])
     assert err.value.error_code == "INVALID_FIELD" and "No_Such_Field__c" in str(err.value)
     assert "secret.person" not in str(err.value)  # no values in the error text (it ends up in logs)
     assert _requests(sf) - before == 1

@@ -4,24 +4,27 @@ budget shared with other integrations, Bulk API jobs that fail mid-poll, late co
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import requests
 
+from crm_sync.hooks.contacts import ContactWrite, LookupKey
+from crm_sync.hooks.results import RecordResult
 from crm_sync.hooks.retry import RetryPolicy, TransientError
-from crm_sync.hooks.salesforce import SalesforceApiError, SalesforceContactsHook
+from crm_sync.hooks.salesforce import SalesforceContactsHook
 from crm_sync.operators.base import RunSettings
 from crm_sync.ratelimit import RateLimitWaitTooLong
 from crm_sync.window import SyncWindow
+from include.sync_logic.sides import Action
 from sandbox.testing import SandboxProcess
 from tests.integration.conftest import wired_sandbox
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 1, 1, 13, 0, tzinfo=UTC)
-FIELDS = ["Id", "Email", "LastName", "HubSpot_Contact_Id__c", "SystemModstamp"]
+LINK = "HubSpot_Contact_Id__c"
+FIELDS = ["Id", "Email", "LastName", LINK, "SystemModstamp"]
 REDIS_DB = 12
 INTERVAL = timedelta(minutes=15)
 
@@ -53,18 +56,26 @@ def test_other_integrations_using_most_of_the_budget_leave_the_sync_its_share(sf
     sf.admin("salesforce", "POST", "api-usage", json={"others": 60_000})
     hook = SalesforceContactsHook()
     for _ in range(5):
-        assert list(hook.fetch_by_ids([cid], FIELDS)["Id"]) == [cid]
+        assert list(hook.fetch_contacts(LookupKey.OWN_ID, [cid], FIELDS)["Id"]) == [cid]
     assert sf.admin("salesforce", "GET", "stats").json()["total"]["requests"] >= 5
 
     sf.admin("salesforce", "POST", "api-usage", json={"others": 80_000})  # the 20% reserve is reached
-    hook.fetch_by_ids([cid], FIELDS)  # granted from the last count; its header shows the reserve reached
+    # Granted from the last count; its header shows the reserve reached.
+    hook.fetch_contacts(LookupKey.OWN_ID, [cid], FIELDS)
     with pytest.raises(RateLimitWaitTooLong, match="reserved for other integrations") as stop:
-        hook.fetch_by_ids([cid], FIELDS)
+        hook.fetch_contacts(LookupKey.OWN_ID, [cid], FIELDS)
     assert stop.value.wait_seconds > 3600
 
 
 def _ingest_jobs(hook: SalesforceContactsHook) -> list[dict]:
     return hook.get_conn().restful("jobs/ingest")["records"]
+
+
+def _write(
+    hook: SalesforceContactsHook, action: Action, records: list[ContactWrite], *, bulk: bool = False
+) -> list[RecordResult]:
+    """Write `records`, referred to as r0, r1, ... by position."""
+    return hook.write_contacts(action, records, [f"r{i}" for i in range(len(records))], link_field=LINK, bulk=bulk)
 
 
 def test_bulk_job_failing_mid_poll_is_polled_again_not_sent_again(sf):
@@ -73,9 +84,9 @@ def test_bulk_job_failing_mid_poll_is_polled_again_not_sent_again(sf):
     (existing,) = _seed(sf, [{"LastName": "Old", "HubSpot_Contact_Id__c": "700"}])
     sf.admin("salesforce", "POST", "bulk", json={"processing_seconds": 0.4, "poll_faults": [503, 401, 500]})
     hook = SalesforceContactsHook(bulk_poll_seconds=0.05, retry_policy=RetryPolicy(attempts=6, base=0.05, cap=0.2))
-    records = [{"HubSpot_Contact_Id__c": str(700 + i), "LastName": f"B{i}"} for i in range(30)]
-    records[9] = {"HubSpot_Contact_Id__c": "709", "LastName": None, "Email": "nine@example.com"}
-    results = {r.ref: r for r in hook.bulk_write("upsert", records, refs=[f"r{i}" for i in range(30)])}
+    records = [ContactWrite(None, {LINK: str(700 + i), "LastName": f"B{i}"}) for i in range(30)]
+    records[9] = ContactWrite(None, {LINK: "709", "LastName": None, "Email": "nine@example.com"})
+    results = {r.ref: r for r in _write(hook, Action.CREATE, records, bulk=True)}
     assert len(_ingest_jobs(hook)) == 1
     assert hook.reauthentications == 1
     assert results["r0"].ok and results["r0"].target_id == existing and not results["r0"].created
@@ -84,7 +95,7 @@ def test_bulk_job_failing_mid_poll_is_polled_again_not_sent_again(sf):
 
     sf.admin("salesforce", "POST", "bulk", json={"poll_faults": [500, 401]})
     ids = [results[f"r{i}"].target_id for i in range(10)]
-    deletes = hook.bulk_write("delete", [{"Id": i} for i in ids if i])
+    deletes = _write(hook, Action.DELETE, [ContactWrite(i) for i in ids if i], bulk=True)
     assert len(_ingest_jobs(hook)) == 2
     assert [r.error_code for r in deletes if not r.ok] == [] and len(deletes) == 9
     stats = sf.admin("salesforce", "GET", "stats").json()
@@ -123,35 +134,49 @@ def test_a_late_commit_is_found_by_the_next_window_with_the_default_lookback(sf)
     assert late not in _changed_ids(hook, boundary, 2)  # the old 2-minute default lost it
 
 
-def _posts(crm: SandboxProcess) -> int:
+def _upserts(crm: SandboxProcess) -> int:
     stats = crm.admin("salesforce", "GET", "stats").json()
-    return sum(row["requests"] for key, row in stats.items() if key.startswith("POST") and "composite/sobjects" in key)
+    return sum(row["requests"] for key, row in stats.items() if key.startswith("PATCH") and "composite/sobjects" in key)
 
 
-def test_an_insert_that_times_out_or_fails_with_5xx_is_not_sent_again(sf):
+def _settled(read: Callable[[], int], seconds: float = 10.0) -> int:
+    """`read()` once it has stopped changing (the sandbox finishes requests the client gave up on)."""
+    last, deadline = read(), time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = read()
+        if now == last:
+            return now
+        last = now
+    return last
+
+
+def test_an_upsert_that_times_out_or_fails_with_5xx_is_sent_again_without_a_duplicate(sf):
+    """Every write of the sync is idempotent (creates upsert on the link), so a read timeout after the request
+    went out, or a 5xx, is sent again: the same contact is written, never a second one."""
     hook = SalesforceContactsHook(request_timeout=(5.0, 0.5))
-    hook.retry_policy = RetryPolicy(attempts=4, base=0.01, cap=0.05)
+    hook.retry_policy = RetryPolicy(attempts=3, base=0.01, cap=0.05)
     hook.get_conn()
+    slow = [ContactWrite(None, {LINK: "42", "LastName": "Slow"})]
     sf.admin("salesforce", "POST", "faults", json={"latency_ms": 1200})
     try:
-        with pytest.raises(requests.Timeout):
-            hook.create_contacts([{"LastName": "Slow"}])
+        with pytest.raises(TransientError, match="ReadTimeout"):
+            _write(hook, Action.CREATE, slow)
     finally:
         sf.admin("salesforce", "POST", "faults", json={"latency_ms": 0})
-    time.sleep(1.0)  # the sandbox finishes the request the client gave up on
-    assert _posts(sf) == 1
+    assert _settled(lambda: _upserts(sf)) == 3
     assert [c["LastName"] for c in sf.admin("salesforce", "GET", "records").json()["contacts"]] == ["Slow"]
 
     sf.admin("salesforce", "POST", "faults", json={"error_rate_5xx": 1.0})
     try:
-        with pytest.raises(SalesforceApiError, match="HTTP 50"):
-            hook.create_contacts([{"LastName": "Failed"}])
+        with pytest.raises(TransientError, match="HTTP 50"):
+            _write(hook, Action.CREATE, slow)
     finally:
         sf.admin("salesforce", "POST", "faults", json={"error_rate_5xx": 0.0})
-    assert _posts(sf) == 2
-    # The load's writes are upserts: the same faults are retried there, with no duplicate.
+    assert _upserts(sf) == 3 + 3
     sf.admin("salesforce", "POST", "faults", json={"burst_429": 2})
-    assert hook.upsert_contacts([{"HubSpot_Contact_Id__c": "42", "LastName": "Upserted"}])[0].ok
+    assert _write(hook, Action.CREATE, [ContactWrite(None, {LINK: "42", "LastName": "Upserted"})])[0].ok
+    assert [c["LastName"] for c in sf.admin("salesforce", "GET", "records").json()["contacts"]] == ["Upserted"]
 
 
 def test_one_retry_layer_counts_every_send_once(sf):
@@ -162,7 +187,7 @@ def test_one_retry_layer_counts_every_send_once(sf):
     sf.admin("salesforce", "POST", "faults", json={"burst_429": 50})
     try:
         with pytest.raises(TransientError, match="REQUEST_LIMIT_EXCEEDED"):
-            hook.fetch_by_ids(["003000000000001AAA"], FIELDS)
+            hook.fetch_contacts(LookupKey.OWN_ID, ["003000000000001AAA"], FIELDS)
     finally:
         sf.admin("salesforce", "POST", "faults", json={"burst_429": 0})
     assert sf.admin("salesforce", "GET", "stats").json()["total"]["requests"] - before == 3

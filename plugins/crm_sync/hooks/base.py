@@ -1,10 +1,9 @@
 """What the two contact hooks share: connection extras, the rate-limit pool, the one retry layer, refs,
-batching loops, result logging and `test_connection`.
+batching loops, result logging, the run report's API counters and `test_connection`.
 
 A mixin rather than a `BaseHook` subclass, so the Salesforce hook keeps the provider's `SalesforceHook`
-as its base: `class SalesforceContactsHook(ContactsHookMixin, SalesforceHook)`. A hook using it sets
-`crm`, implements `connection_id`, `pool_limits` and `probe`, and calls `init_contacts_hook` in
-`__init__`.
+as its base. A hook using it sets `side`, implements `connection_id`, `pool_limits` and `probe`, and
+calls `init_contacts_hook` in `__init__`.
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ from crm_sync.hooks.pools import DEFAULT_REDIS_CONN_ID, build_pool, max_wait_fro
 from crm_sync.hooks.results import RecordResult
 from crm_sync.hooks.retry import RetryPolicy, call_with_retry
 from crm_sync.ratelimit import Limit, RateLimitPool
+from include.sync_logic.sides import Side
 
 T = TypeVar("T")
 
@@ -26,7 +26,8 @@ T = TypeVar("T")
 class ContactsHookMixin:
     """Connection, pool, retry and per-record bookkeeping common to both CRMs' contact hooks."""
 
-    crm: ClassVar[str]  # "hubspot" or "salesforce": the pool's key prefix and the log prefix
+    side: ClassVar[Side]  # the pool's key prefix, the log prefix and the report's counter prefix
+    secondary_emails: ClassVar[str | None] = None  # see `ContactsHook.secondary_emails`
     log: logging.Logger  # from Airflow's LoggingMixin on the hook
 
     def init_contacts_hook(
@@ -79,7 +80,15 @@ class ContactsHookMixin:
         """The account's pool shared by every worker and run, on the Redis of `redis_conn_id`."""
         if self._pool is not None:
             return self._pool
-        return build_pool(self.crm, self.connection_id, self.pool_limits(), self.redis_conn_id)
+        return build_pool(self.side, self.connection_id, self.pool_limits(), self.redis_conn_id)
+
+    def api_stats(self) -> dict[str, int | float]:
+        """This hook's request count and its pool's waits, keys prefixed by the side, for the run report."""
+        pool = self.rate_limit_pool.stats.as_dict()
+        return {
+            f"{self.side}_api_calls": self.api_calls,
+            **{f"{self.side}_rate_limit_{key}": value for key, value in pool.items()},
+        }
 
     def test_connection(self) -> tuple[bool, str]:
         try:
@@ -92,7 +101,7 @@ class ContactsHookMixin:
 
     def with_retry(self, what: str, attempt: Callable[[], T]) -> T:
         """Run one call under the hook's retry policy: the only retry layer of that call."""
-        return call_with_retry(attempt, policy=self.retry_policy, what=f"{self.crm} {what}")
+        return call_with_retry(attempt, policy=self.retry_policy, what=f"{self.side} {what}")
 
     def write_in_batches(
         self, what: str, total: int, size: int, write: Callable[[slice], list[RecordResult]]
@@ -111,7 +120,7 @@ class ContactsHookMixin:
         failed = sum(not r.ok for r in results)
         self.log.info(
             "%s %s: %d records, %d ok, %d failed, %d written without refused fields, %d permanent refusals%s",
-            self.crm,
+            self.side,
             what,
             len(results),
             len(results) - failed,
@@ -122,10 +131,8 @@ class ContactsHookMixin:
         )
 
 
-def refs_for(items: Sequence[Any], refs: Sequence[str] | None, key: Callable[[Any], Any]) -> list[str]:
-    """The caller's reference per input (parallel to `items`), else each input's own key, else its index."""
-    if refs is not None:
-        if len(refs) != len(items):
-            raise ValueError("refs must be parallel to the inputs")
-        return [str(ref) for ref in refs]
-    return [str(key(item) or index) for index, item in enumerate(items)]
+def parallel_refs(items: Sequence[Any], refs: Sequence[str]) -> list[str]:
+    """The caller's reference per input, checked to be parallel to `items`."""
+    if len(refs) != len(items):
+        raise ValueError("refs must be parallel to the inputs")
+    return [str(ref) for ref in refs]

@@ -11,14 +11,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, overload
 
 from include.sync_logic.sides import Action, Side
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from crm_sync.hooks.hubspot import HubSpotContactsHook
     from crm_sync.hooks.results import RecordResult
+    from crm_sync.hooks.salesforce import SalesforceContactsHook
     from crm_sync.ratelimit import RateLimitPool
 
 
@@ -42,6 +44,9 @@ class ContactsHook(Protocol):
     """What every caller may ask of a CRM's contacts. Frames carry the CRM's own field names."""
 
     side: ClassVar[Side]
+    # The field holding a contact's other emails, which an EMAIL look-up matches too (HubSpot's
+    # hs_additional_emails); None when the CRM has none.
+    secondary_emails: ClassVar[str | None]
     api_calls: int
 
     @property
@@ -76,8 +81,10 @@ class ContactsHook(Protocol):
         are left out. `include_deleted` adds deleted (Salesforce recycle bin) / archived (HubSpot) contacts."""
         ...
 
-    def lookup_calls(self, key: LookupKey, values: Sequence[str], fields: Sequence[str]) -> int:
-        """The calls `fetch_contacts` would spend on these values."""
+    def lookup_calls(
+        self, key: LookupKey, values: Sequence[str], fields: Sequence[str], *, link_field: str | None = None
+    ) -> int:
+        """The calls `fetch_contacts` would spend on these values (live contacts only)."""
         ...
 
     def whole_read_calls(self, contacts: int) -> int:
@@ -107,10 +114,29 @@ class ContactsHook(Protocol):
         ...
 
 
+@overload
+def contacts_hook(
+    side: Literal[Side.SALESFORCE], conn_id: str, *, redis_conn_id: str, max_wait_seconds: float | None = None
+) -> SalesforceContactsHook: ...
+
+
+@overload
+def contacts_hook(
+    side: Literal[Side.HUBSPOT], conn_id: str, *, redis_conn_id: str, max_wait_seconds: float | None = None
+) -> HubSpotContactsHook: ...
+
+
+@overload
+def contacts_hook(
+    side: Side, conn_id: str, *, redis_conn_id: str, max_wait_seconds: float | None = None
+) -> ContactsHook: ...
+
+
 def contacts_hook(
     side: Side, conn_id: str, *, redis_conn_id: str, max_wait_seconds: float | None = None
 ) -> ContactsHook:
-    """The contacts hook of `side` on connection `conn_id` (the CRM clients are imported only here)."""
+    """The contacts hook of `side` on connection `conn_id` (the CRM clients are imported only here). A literal
+    side gives its CRM's own hook type, for the few CRM-specific calls (merges)."""
     if side is Side.SALESFORCE:
         from crm_sync.hooks.salesforce import SalesforceContactsHook
 

@@ -46,13 +46,11 @@ def match_batch(
     keys: Sequence[str | None],
     key_of_result: str | None,
     body: Mapping[str, Any] | None,
-    *,
-    created_default: bool,
 ) -> list[RecordResult]:
     """Per-input results of one batch write.
 
     refs: the caller's reference per input. keys: per input, the value a result can be matched by
-    (its id for update/archive, its id-property value for upsert, its email for create).
+    (its id for an update, its id-property value for an upsert).
     key_of_result: the result property holding that key ("id" for the object id).
     """
     body = body or {}
@@ -70,7 +68,7 @@ def match_batch(
             index = by_key.get(_norm(value))
         if index is None or index in outcome:
             continue
-        created = bool(result["new"]) if "new" in result else created_default
+        created = bool(result.get("new", False))
         outcome[index] = RecordResult(ref=refs[index], target_id=str(result.get("id")), ok=True, created=created)
 
     unmatched_errors = []

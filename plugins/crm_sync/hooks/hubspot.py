@@ -20,7 +20,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import urllib3
 from airflow.sdk import BaseHook
@@ -28,12 +28,15 @@ from hubspot import HubSpot
 from hubspot.crm.contacts import ApiException
 from hubspot.crm.properties import ApiException as PropertiesApiException
 
-from crm_sync.hooks.base import ContactsHookMixin, refs_for
+from crm_sync.hooks.base import ContactsHookMixin, parallel_refs
+from crm_sync.hooks.contacts import ContactWrite, LookupKey
 from crm_sync.hooks.hs_batch import SECONDARY_EMAILS, asked_key, error_result, match_batch
 from crm_sync.hooks.hs_errors import HubSpotDailyLimitReached, HubSpotError, configuration_detail, is_record_level
 from crm_sync.hooks.hs_preflight import (
+    READ_CONTACTS,
     READ_SCHEMAS,
     TOKEN_INFO_PATH,
+    WRITE_CONTACTS,
     WRITE_SCHEMAS,
     link_property_definition,
     missing_property_fix,
@@ -47,6 +50,7 @@ from crm_sync.hooks.retry import RetryPolicy, TransientError
 from crm_sync.ratelimit import DEFAULT_KIND, SEARCH_KIND, Limit, RateLimitPool, hubspot_limits
 from crm_sync.ratelimit.backoff import parse_retry_after
 from include.sync_logic.read_plan import pages
+from include.sync_logic.sides import Action, Side
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -71,7 +75,8 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
     :param chunk_rows: rows per yielded frame when iterating contacts.
     """
 
-    crm = "hubspot"
+    side = Side.HUBSPOT
+    secondary_emails: ClassVar[str | None] = SECONDARY_EMAILS
     conn_name_attr = "hubspot_conn_id"
     default_conn_name = "hubspot_default"
     conn_type = "http"
@@ -215,6 +220,12 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
 
     # -- preflight ------------------------------------------------------------------------------
 
+    def preflight(self, link_field: str, *, writes: bool) -> list[str]:
+        """The token's scopes (writing contacts only when `writes`), then the link property (created when
+        missing and the scopes allow)."""
+        scopes = {READ_CONTACTS, READ_SCHEMAS, WRITE_CONTACTS} if writes else {READ_CONTACTS, READ_SCHEMAS}
+        return [*self.token_scope_problems(scopes), *self.ensure_link_property(link_field)]
+
     def token_scopes(self) -> set[str]:
         """The private app token's scopes, from HubSpot's token-info call for private app tokens."""
         token = self._connection.password
@@ -285,31 +296,31 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
         return data or {}
 
     def iter_changed_contacts(
-        self, properties: Sequence[str], start: datetime, end: datetime, *, include_archived: bool = False
+        self, fields: Sequence[str], start: datetime, end: datetime, *, include_deleted: bool = False
     ) -> Iterator[pd.DataFrame]:
         """Contacts with lastmodifieddate in [start, end) as frames of up to `chunk_rows`, each contact once.
 
         Walks past the search API's 10,000-results cap (see `hs_walker`), so any window is read whole.
-        The search never returns archived contacts: with `include_archived`, those archived in the
+        The search never returns archived contacts: with `include_deleted`, those archived in the
         window follow (from the list API, `archived` True).
         """
-        properties = _with_always(properties)
+        properties = _with_always(fields)
         calls_before, found = self.search_calls, 0
         pages = walk_window(self._search, to_epoch_ms(start), to_epoch_ms(end), properties, page_size=PAGE_SIZE)
         for chunk in _rechunk(pages, self.chunk_rows):
             found += len(chunk)
             yield objects_to_frame(chunk, properties)
         self.log.info("HubSpot: %d contacts in window, %d search calls", found, self.search_calls - calls_before)
-        if include_archived:
-            yield from self.iter_archived_contacts(properties, start, end)
+        if include_deleted:
+            yield from self._iter_archived(properties, start, end)
 
-    def iter_all_contacts(self, properties: Sequence[str], *, include_archived: bool = False) -> Iterator[pd.DataFrame]:
+    def iter_all_contacts(self, fields: Sequence[str], *, include_deleted: bool = False) -> Iterator[pd.DataFrame]:
         """Every contact via the list API (100 a page) in frames of `chunk_rows`: full resync.
 
-        With `include_archived` the archived contacts follow (`archived` True).
+        With `include_deleted` the archived contacts follow (`archived` True).
         """
-        properties = _with_always(properties)
-        for archived in (False, True) if include_archived else (False,):
+        properties = _with_always(fields)
+        for archived in (False, True) if include_deleted else (False,):
             for chunk in _rechunk(self._list_pages(properties, archived), self.chunk_rows):
                 yield objects_to_frame(chunk, properties)
 
@@ -334,22 +345,18 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
                 break
         self.log.info("HubSpot: listed %s contacts in %d pages", "archived" if archived else "active", pages)
 
-    def iter_archived_contacts(
-        self, properties: Sequence[str], start: datetime | None = None, end: datetime | None = None
-    ) -> Iterator[pd.DataFrame]:
-        """Archived contacts, those archived in [start, end) when a window is given.
+    def _iter_archived(self, properties: list[str], start: datetime, end: datetime) -> Iterator[pd.DataFrame]:
+        """Contacts archived in [start, end).
 
         The list API is the only way to see archived contacts and it cannot filter, so this reads all
         of them; `lastmodifieddate` is set to the archive time (the contact's last change).
         """
         import pandas as pd
 
-        properties = _with_always(properties)
         for chunk in _rechunk(self._list_pages(properties, True), self.chunk_rows):
             frame = objects_to_frame(chunk, properties)
-            if start is not None and end is not None:
-                stamps = frame["lastmodifieddate"]
-                frame = frame[(stamps >= pd.Timestamp(start)) & (stamps < pd.Timestamp(end))]
+            stamps = frame["lastmodifieddate"]
+            frame = frame[(stamps >= pd.Timestamp(start)) & (stamps < pd.Timestamp(end))]
             if len(frame):
                 yield frame.reset_index(drop=True)
 
@@ -360,39 +367,38 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
         """
         return int(self._search({"limit": 1, "properties": ["email"]}).get("total") or 0)
 
-    @staticmethod
-    def lookup_calls(keys: Sequence[str]) -> int:
-        """Batch reads `read_by_*` would send for these keys."""
-        unique = {str(key) for key in keys if key}
-        return -(-len(unique) // BATCH_SIZE)
+    def lookup_calls(
+        self, key: LookupKey, values: Sequence[str], fields: Sequence[str], *, link_field: str | None = None
+    ) -> int:
+        """Batch reads `fetch_contacts` would send for these values (100 a call, whatever the key)."""
+        return -(-len({str(value) for value in values if value}) // BATCH_SIZE)  # none to find: no call
 
-    @staticmethod
-    def whole_read_calls(contacts: int) -> int:
+    def whole_read_calls(self, contacts: int) -> int:
         """List-API pages of `iter_all_contacts` (active contacts) for this many contacts."""
         return pages(contacts, LIST_PAGE_SIZE)
 
-    def read_by_ids(self, ids: Sequence[str], properties: Sequence[str]) -> pd.DataFrame:
-        """Contacts by HubSpot id; ids HubSpot does not know are left out. `lookup_key`: the id asked."""
-        return self._batch_read(properties, ids, None)
-
-    def read_by_emails(self, emails: Sequence[str], properties: Sequence[str]) -> pd.DataFrame:
-        """Contacts by email (idProperty=email); unknown emails are left out.
-
-        HubSpot also finds a contact by a secondary email (`hs_additional_emails`), so the returned
-        `email` (the primary) may differ from the one asked: `lookup_key` holds the email asked for.
-        """
-        return self._batch_read(properties, emails, "email")
-
-    def read_by_salesforce_ids(
-        self, salesforce_ids: Sequence[str], properties: Sequence[str], *, link_property: str
+    def fetch_contacts(
+        self,
+        key: LookupKey,
+        values: Sequence[str],
+        fields: Sequence[str],
+        *,
+        link_field: str | None = None,
+        include_deleted: bool = False,
     ) -> pd.DataFrame:
-        """Contacts whose unique link property (the mapping's `link.hubspot`) holds one of these Salesforce Ids."""
-        return self._batch_read(properties, salesforce_ids, link_property)
+        """Contacts by HubSpot id, by email or by the unique link property holding Salesforce Ids; values
+        HubSpot does not know are left out. `lookup_key` holds the value asked: by email HubSpot also finds a
+        contact by a secondary email (`hs_additional_emails`), so the returned primary may differ.
+        `include_deleted` adds a batch read of archived contacts (`archived` True, `lastmodifieddate` the
+        archive time) after the live one: what neither answers was removed for good."""
+        import pandas as pd
 
-    def read_archived_by_ids(self, ids: Sequence[str], properties: Sequence[str]) -> pd.DataFrame:
-        """Archived contacts by HubSpot id (`archived` True, `lastmodifieddate` the archive time); ids HubSpot
-        does not hold archived (live, or removed for good) are left out. One batch read per 100 ids."""
-        return self._batch_read(properties, ids, None, archived=True)
+        id_property = _id_property(key, link_field)
+        live = self._batch_read(fields, values, id_property)
+        if not include_deleted:
+            return live
+        archived = self._batch_read(fields, values, id_property, archived=True)
+        return pd.concat([live, archived], ignore_index=True)
 
     def _batch_read(
         self, properties: Sequence[str], keys: Sequence[str], id_property: str | None, *, archived: bool = False
@@ -450,44 +456,46 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
         )
         return str((data or {})["id"])
 
-    def create_contacts(
-        self, inputs: Sequence[Mapping[str, Any]], refs: Sequence[str] | None = None
+    def write_contacts(
+        self,
+        action: Action,
+        records: Sequence[ContactWrite],
+        refs: Sequence[str],
+        *,
+        link_field: str,
+        bulk: bool = False,
     ) -> list[RecordResult]:
-        """Batch create of `{"properties": {...}}` inputs. A duplicate email comes back per record as
-        CONFLICT (or OBJECT_ALREADY_EXISTS) with `existing_id` set. Not idempotent: a dropped connection is not
-        retried, so prefer `upsert_contacts`."""
-        refs = refs_for(inputs, refs, lambda item: None)
-        keys = [str((item.get("properties") or {}).get("email") or "") or None for item in inputs]
-        return self._write("create", _clean(inputs), refs, keys, "email", idempotent=False)
-
-    def update_contacts(
-        self, inputs: Sequence[Mapping[str, Any]], refs: Sequence[str] | None = None
-    ) -> list[RecordResult]:
-        """Batch update of `{"id": hubspot_id, "properties": {...}}` inputs."""
-        refs = refs_for(inputs, refs, lambda item: item.get("id"))
-        ids = [str(item["id"]) for item in inputs]
-        return self._write("update", _clean(inputs), refs, ids, "id", drop_refused=True)
-
-    def upsert_contacts(
-        self, inputs: Sequence[Mapping[str, Any]], refs: Sequence[str] | None = None
-    ) -> list[RecordResult]:
-        """Batch upsert of `{"id": value, "idProperty": <a unique property>, "properties": {...}}` inputs:
-        idempotent creates. The id property is the caller's (the mapping's `link.hubspot`, or email), one
-        per call; HubSpot refuses one without unique values for the whole call. `created` tells new from
-        updated."""
-        if not inputs:
+        """Batches of 100: creates upsert on the unique property `link_field` (a retry creates no duplicate),
+        updates and deletes (archives) name their HubSpot id. HubSpot has no bulk API."""
+        if bulk:
+            raise ValueError("HubSpot has no bulk API: write in batches")
+        refs = parallel_refs(records, refs)
+        if not records:
             return []
-        id_properties = {item.get("idProperty") for item in inputs}
-        if len(id_properties) > 1 or not all(id_properties):
-            raise ValueError(f"upsert: every input names the same idProperty; got {id_properties}")
-        if any(not item.get("id") for item in inputs):
-            raise ValueError("upsert: every input needs the id property's value as `id`")
-        refs = refs_for(inputs, refs, lambda item: item.get("id"))
-        (id_property,) = id_properties
-        cleaned = _clean(inputs)
-        results = self._write("upsert", cleaned, refs, [str(item["id"]) for item in inputs], id_property)
-        if id_property != "email":
-            self._link_taken_emails(cleaned, results, id_property)
+        match action:
+            case Action.CREATE:
+                return self._upsert(records, refs, link_field)
+            case Action.UPDATE:
+                ids = [str(record.target_id) for record in records]
+                inputs = [{"id": cid, "properties": dict(r.fields)} for cid, r in zip(ids, records, strict=True)]
+                return self._write("update", inputs, refs, ids, "id", drop_refused=True)
+            case Action.DELETE:
+                return self._archive([str(record.target_id) for record in records], refs)
+        raise ValueError(f"HubSpot: cannot write {action!r}")
+
+    def _upsert(self, records: Sequence[ContactWrite], refs: list[str], link_field: str) -> list[RecordResult]:
+        """Batch upsert by the unique property `link_field` (HubSpot refuses one without unique values for the
+        whole call); `created` tells new from updated, a taken email links its unlinked holder."""
+        keys = [str(record.fields.get(link_field) or "") for record in records]
+        if not all(keys):
+            raise ValueError(f"upsert: every record needs a value of {link_field}")
+        inputs = [
+            {"idProperty": link_field, "id": key, "properties": dict(record.fields)}
+            for key, record in zip(keys, records, strict=True)
+        ]
+        results = self._write("upsert", inputs, refs, list(keys), link_field)
+        if link_field != "email":
+            self._link_taken_emails(inputs, results, link_field)
         return results
 
     def _link_taken_emails(self, inputs: list[dict[str, Any]], results: list[RecordResult], link: str) -> None:
@@ -532,10 +540,8 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
         done = sum(outcome.ok for outcome in linked)
         self.log.info("HubSpot upsert: %d of %d taken emails linked to their unlinked contact", done, len(taken))
 
-    def archive_contacts(self, ids: Sequence[str], refs: Sequence[str] | None = None) -> list[RecordResult]:
+    def _archive(self, ids: list[str], refs: list[str]) -> list[RecordResult]:
         """Batch archive by id (HubSpot answers 204 for the batch, also for unknown ids)."""
-        ids = [str(i) for i in ids]
-        refs = refs_for(ids, refs, lambda cid: cid)
 
         def archive(part: slice) -> list[RecordResult]:
             body = {"inputs": [{"id": cid} for cid in ids[part]]}
@@ -561,7 +567,6 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
         keys: list[str | None],
         key_of_result: str,
         *,
-        idempotent: bool = True,
         drop_refused: bool = False,
     ) -> list[RecordResult]:
         """Batches of 100. `drop_refused` (updates: the contact exists): an input refused for values of properties
@@ -570,7 +575,7 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
 
         def write(part: slice) -> list[RecordResult]:
             batch = inputs[part]
-            results = self._write_batch(kind, batch, refs[part], keys[part], key_of_result, idempotent)
+            results = self._write_batch(kind, batch, refs[part], keys[part], key_of_result)
             again = [
                 (i, dropped)
                 for i, result in enumerate(results)
@@ -584,7 +589,6 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
                     [results[i].ref for i, _ in again],
                     [keys[part][i] for i, _ in again],
                     key_of_result,
-                    idempotent,
                 )
                 for (i, _), result in zip(again, retried, strict=True):
                     results[i] = written_without(result, results[i])
@@ -599,14 +603,13 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
         refs: list[str],
         keys: list[str | None],
         key_of_result: str,
-        idempotent: bool,
     ) -> list[RecordResult]:
         """One batch call. A batch refused whole for a record-level error (HubSpot may reject all inputs for
         one bad value or conflict) is split until it names the inputs that caused it; any other error is
         about the call, not its records, and is raised (see `hs_errors`)."""
         body = {"inputs": [{**item, "objectWriteTraceId": str(i)} for i, item in enumerate(inputs)]}
         try:
-            _, data = self._request(f"batch {kind}", lambda: self._send_batch(kind, body), idempotent=idempotent)
+            _, data = self._request(f"batch {kind}", lambda: self._send_batch(kind, body))
         except HubSpotError as exc:
             if not exc.record_level:
                 raise
@@ -617,10 +620,10 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
             # HubSpot rejects the whole batch for one bad input (nothing is applied): halve to find it.
             mid = len(inputs) // 2
             self.log.info("HubSpot batch %s of %d rejected (%s); splitting", kind, len(inputs), exc.category)
-            return self._write_batch(
-                kind, inputs[:mid], refs[:mid], keys[:mid], key_of_result, idempotent
-            ) + self._write_batch(kind, inputs[mid:], refs[mid:], keys[mid:], key_of_result, idempotent)
-        results = match_batch(refs, keys, key_of_result, data, created_default=kind == "create")
+            return self._write_batch(kind, inputs[:mid], refs[:mid], keys[:mid], key_of_result) + self._write_batch(
+                kind, inputs[mid:], refs[mid:], keys[mid:], key_of_result
+            )
+        results = match_batch(refs, keys, key_of_result, data)
         for error in (data or {}).get("errors") or []:
             if not is_record_level(error.get("category"), error.get("message")):
                 category, message = error.get("category"), error.get("message")
@@ -629,14 +632,12 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
         if len(unmatched) > 1:
             # Several errors HubSpot did not tie to inputs: send those inputs one by one to tell them apart.
             for i in unmatched:
-                (results[i],) = self._write_batch(kind, [inputs[i]], [refs[i]], [keys[i]], key_of_result, idempotent)
+                (results[i],) = self._write_batch(kind, [inputs[i]], [refs[i]], [keys[i]], key_of_result)
         return results
 
     def _send_batch(self, kind: str, body: dict[str, Any]) -> Any:
         api = self._batch_api
         options = {"_preload_content": False, "_request_timeout": self.request_timeout}
-        if kind == "create":
-            return api.create(batch_input_simple_public_object_batch_input_for_create=body, **options)
         if kind == "update":
             return api.update(batch_input_simple_public_object_batch_input=body, **options)
         return api.upsert(batch_input_simple_public_object_batch_input_upsert=body, **options)
@@ -676,18 +677,6 @@ def _rechunk(pages: Iterable[list[dict[str, Any]]], size: int) -> Iterator[list[
         yield buffer
 
 
-def _clean(inputs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Batch inputs as HubSpot takes them: ids as strings, properties as a plain dict."""
-    cleaned = []
-    for item in inputs:
-        out = {key: value for key, value in item.items() if key in ("id", "idProperty")}
-        if "id" in out:
-            out["id"] = str(out["id"])
-        out["properties"] = dict(item.get("properties") or {})
-        cleaned.append(out)
-    return cleaned
-
-
 def _droppable(result: RecordResult, item: Mapping[str, Any]) -> set[str]:
     """The properties to leave out when sending `item` again: all its refusal names, when it carries them all and
     others besides (an input left with nothing to write is refused whole)."""
@@ -709,6 +698,15 @@ def _blank(value: Any) -> bool:
 def _same_email(left: Any, right: Any) -> bool:
     """Equal after trimming and lower-casing (the mapping's email normalisation)."""
     return not _blank(left) and str(left).strip().lower() == str(right or "").strip().lower()
+
+
+def _id_property(key: LookupKey, link_field: str | None) -> str | None:
+    """The batch read's idProperty for a look-up by `key`: none (the HubSpot id), email, or the link property."""
+    if key is LookupKey.COUNTERPART_ID:
+        if not link_field:
+            raise ValueError("a look-up by counterpart id needs the link property")
+        return link_field
+    return None if key is LookupKey.OWN_ID else "email"
 
 
 def _with_always(properties: Sequence[str]) -> list[str]:

@@ -10,19 +10,20 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from crm_sync.ratelimit import Limit, RateLimitPool
+from include.sync_logic.sides import Side
 
 DEFAULT_REDIS_CONN_ID = "redis_default"
 DEFAULT_MAX_WAIT_SECONDS = 120.0
 
 
 def build_pool(
-    crm: str, conn_id: str, limits: Sequence[Limit], redis_conn_id: str = DEFAULT_REDIS_CONN_ID
+    side: Side, conn_id: str, limits: Sequence[Limit], redis_conn_id: str = DEFAULT_REDIS_CONN_ID
 ) -> RateLimitPool:
     """A pool for one CRM connection; Redis comes from the Airflow connection `redis_conn_id`."""
     from airflow.providers.redis.hooks.redis import RedisHook
 
     client = RedisHook(redis_conn_id=redis_conn_id).get_conn()
-    return RateLimitPool(client, f"{crm}:{conn_id}", limits)
+    return RateLimitPool(client, f"{side}:{conn_id}", limits)
 
 
 def max_wait_from(explicit: float | None, extras: Mapping[str, Any]) -> float:

@@ -8,10 +8,10 @@ a private CA is trusted through REQUESTS_CA_BUNDLE.
 
 Every request runs through `_call`, under the shared base's tenacity policy, the only retry layer (the
 rate-limit adapter never resends): transient failures (429, 5xx, timeouts, dropped connections) are
-retried with backoff, an expired session (401 INVALID_SESSION_ID) is re-authenticated once, permanent
-errors pass through untouched, and a non-idempotent request is not resent once it may have been
-applied. Reads are paged one request at a time so a retry resumes at the failed page instead of
-restarting the stream; a Bulk API job is created once and then polled and read by its id.
+retried with backoff, an expired session (401 INVALID_SESSION_ID) is re-authenticated once, and
+permanent errors pass through untouched. Reads are paged one request at a time so a retry resumes at
+the failed page instead of restarting the stream; a Bulk API job is created once and then polled and
+read by its id.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ from simple_salesforce.exceptions import (
 from simple_salesforce.util import exception_handler
 
 from crm_sync.hooks import soql
-from crm_sync.hooks.base import ContactsHookMixin, refs_for
+from crm_sync.hooks.base import ContactsHookMixin, parallel_refs
+from crm_sync.hooks.contacts import ContactWrite, LookupKey
 from crm_sync.hooks.pools import DEFAULT_REDIS_CONN_ID
 from crm_sync.hooks.refusals import salesforce_refusal
 from crm_sync.hooks.results import RecordResult, written_without
@@ -51,15 +52,14 @@ from crm_sync.hooks.sf_frames import csv_to_frame, records_to_frame
 from crm_sync.hooks.sf_preflight import link_field_problems
 from crm_sync.ratelimit import Limit, RateLimitedAdapter, RateLimitPool, salesforce_limits
 from crm_sync.ratelimit.backoff import parse_retry_after
-from include.sync_logic.mapping import LinkConfig
 from include.sync_logic.read_plan import pages
+from include.sync_logic.sides import Action, Side
 
 if TYPE_CHECKING:
     import pandas as pd
 
 T = TypeVar("T")
 
-DEFAULT_LINK_FIELD = LinkConfig().salesforce  # the mapping's default; callers pass MappingConfig.link.salesforce
 COLLECTION_SIZE = 200  # sObject Collections accept up to 200 records a request
 COMPOSITE_QUERIES = 5  # a composite request holds up to 25 subrequests, at most 5 of them queries
 DUPLICATE_RULE_HEADER = "Sforce-Duplicate-Rule-Header"  # REST API 52.0+; Bulk API jobs ignore it
@@ -101,7 +101,7 @@ class SalesforceContactsHook(ContactsHookMixin, SalesforceHook):
     """
 
     hook_name = "Salesforce (contact sync)"
-    crm = "salesforce"
+    side = Side.SALESFORCE
 
     def __init__(
         self,
@@ -141,6 +141,10 @@ class SalesforceContactsHook(ContactsHookMixin, SalesforceHook):
 
     def probe(self) -> None:
         self._call("limits", lambda sf: sf.limits())
+
+    def api_stats(self) -> dict[str, int | float]:
+        """The shared counters and the sessions renewed after INVALID_SESSION_ID."""
+        return {**super().api_stats(), "salesforce_reauthentications": self.reauthentications}
 
     # -- connection, token, client -------------------------------------------------------------
 
@@ -208,14 +212,11 @@ class SalesforceContactsHook(ContactsHookMixin, SalesforceHook):
 
     # -- the one request path -------------------------------------------------------------------
 
-    def _call(self, what: str, fn: Callable[[Salesforce], T], *, idempotent: bool = True) -> T:
+    def _call(self, what: str, fn: Callable[[Salesforce], T]) -> T:
         """Run `fn(client)` with retries on transient failures and a re-login on an expired session (a session
-        that expires again at once is a transient failure: the retry logs in anew).
-
-        `idempotent=False` (a plain insert): a 5xx or a timeout after the request went out is not
-        retried, since Salesforce may have applied it; refusals that prove it was not (429, 403
-        concurrency limit, 401 expired session, connect timeout) still are.
-        """
+        that expires again at once is a transient failure: the retry logs in anew). Every request the sync
+        sends is idempotent (upserts on the link, updates and deletes by Id, reads, a Bulk job read by its
+        id), so a 5xx or a dropped connection is sent again."""
 
         def attempt() -> T:
             self._retry_after = None
@@ -230,8 +231,7 @@ class SalesforceContactsHook(ContactsHookMixin, SalesforceHook):
                     raise TransientError("REQUEST_LIMIT_EXCEEDED (concurrent requests)", status=403) from exc
                 raise SalesforceApiError(what, exc) from None
             except SalesforceGeneralError as exc:
-                # A 5xx may come after the write was applied: only idempotent requests are sent again.
-                if exc.status == 429 or (exc.status >= 500 and idempotent):
+                if exc.status == 429 or exc.status >= 500:
                     raise TransientError(
                         f"HTTP {exc.status}", status=exc.status, retry_after=self._retry_after
                     ) from exc
@@ -245,8 +245,6 @@ class SalesforceContactsHook(ContactsHookMixin, SalesforceHook):
                 requests.Timeout,
                 requests.exceptions.ChunkedEncodingError,
             ) as exc:
-                if not idempotent:
-                    raise  # the request may have been applied: a blind retry could duplicate it
                 raise TransientError(type(exc).__name__) from exc
             except SalesforceExpiredSession as exc:
                 # Expired again right after a new login (sessions revoked org-wide, mid-call): nothing was applied.
@@ -259,6 +257,10 @@ class SalesforceContactsHook(ContactsHookMixin, SalesforceHook):
                 raise SalesforceApiError(what, exc) from None
 
         return self.with_retry(what, attempt)
+
+    def preflight(self, link_field: str, *, writes: bool) -> list[str]:
+        """The link field's problems (the same for a dry run: its reads look up by it)."""
+        return self.link_field_problems(link_field)
 
     def link_field_problems(self, field: str) -> list[str]:
         """Why Contact `field` cannot hold the link (missing, not External ID, not Unique, not editable),
@@ -358,8 +360,11 @@ class SalesforceContactsHook(ContactsHookMixin, SalesforceHook):
         frames = list(self._iter_rest(first, fields))
         return pd.concat(frames, ignore_index=True) if frames else records_to_frame([], fields)
 
-    def lookup_calls(self, fields: Sequence[str], column: str, values: Sequence[str]) -> int:
-        """The composite calls `fetch_by_*` would send for these values (each IN query answers in one page)."""
+    def lookup_calls(
+        self, key: LookupKey, values: Sequence[str], fields: Sequence[str], *, link_field: str | None = None
+    ) -> int:
+        """The composite calls `fetch_contacts` would send for these values (each IN query answers in one page)."""
+        column = _lookup_column(key, link_field)
         queries = sum(1 for _ in soql.chunk_in_queries(soql.check_fields(fields), column, [str(v) for v in values]))
         return pages(queries, COMPOSITE_QUERIES)
 
@@ -367,20 +372,18 @@ class SalesforceContactsHook(ContactsHookMixin, SalesforceHook):
         """Calls of `iter_all_contacts` for this many contacts: the job, a status poll, the result pages."""
         return 2 + pages(contacts, self.chunk_rows)
 
-    def fetch_by_ids(self, ids: Sequence[str], fields: Sequence[str], *, include_deleted: bool = False) -> pd.DataFrame:
-        """Contacts by Salesforce Id; unknown ids are left out."""
-        return self._fetch_in(fields, "Id", ids, include_deleted)
-
-    def fetch_by_emails(self, emails: Sequence[str], fields: Sequence[str]) -> pd.DataFrame:
-        """Contacts by email (Salesforce compares emails case-insensitively); unknown emails are left out."""
-        return self._fetch_in(fields, "Email", emails, False)
-
-    def fetch_by_hubspot_ids(
-        self, hubspot_ids: Sequence[str], fields: Sequence[str], link_field: str = DEFAULT_LINK_FIELD
+    def fetch_contacts(
+        self,
+        key: LookupKey,
+        values: Sequence[str],
+        fields: Sequence[str],
+        *,
+        link_field: str | None = None,
+        include_deleted: bool = False,
     ) -> pd.DataFrame:
-        """Contacts linked to the given HubSpot ids through `link_field` (the mapping's link.salesforce)."""
-        (link_field,) = soql.check_fields([link_field])
-        return self._fetch_in(fields, link_field, hubspot_ids, False)
+        """Contacts by Id, by email (Salesforce compares emails case-insensitively) or by the link field holding
+        HubSpot ids; unknown values are left out. `include_deleted` reads the recycle bin too (queryAll)."""
+        return self._fetch_in(fields, _lookup_column(key, link_field), values, include_deleted)
 
     def _fetch_in(
         self, fields: Sequence[str], column: str, values: Sequence[str], include_deleted: bool
@@ -408,27 +411,39 @@ class SalesforceContactsHook(ContactsHookMixin, SalesforceHook):
 
     # -- writes: sObject Collections ------------------------------------------------------------
 
-    def create_contacts(
-        self, records: Sequence[Mapping[str, Any]], refs: Sequence[str] | None = None
+    def write_contacts(
+        self,
+        action: Action,
+        records: Sequence[ContactWrite],
+        refs: Sequence[str],
+        *,
+        link_field: str,
+        bulk: bool = False,
     ) -> list[RecordResult]:
-        """Insert; not idempotent, so a 5xx, timeout or dropped connection is not retried: the load and
-        link-back write with `upsert_contacts` instead, which a retry cannot duplicate."""
-        refs = refs_for(records, refs, lambda r: r.get("Id"))
-        return self._collections(
-            "create",
-            records,
-            refs,
-            lambda sf, body: sf.restful(
-                "composite/sobjects", method="POST", json=body, headers=self.duplicate_rule_header
-            ),
-            idempotent=False,
-        )
+        """Creates upsert on `link_field` (a retried request creates no duplicates), updates and deletes name
+        their Id; sObject Collections of 200, or one Bulk API 2.0 ingest job when `bulk`."""
+        refs = parallel_refs(records, refs)
+        if not records:
+            return []
+        (link_field,) = soql.check_fields([link_field])
+        match action:
+            case Action.CREATE:
+                rows = [dict(record.fields) for record in records]
+                return (
+                    self._bulk_write("upsert", rows, refs, link_field) if bulk else self._upsert(rows, refs, link_field)
+                )
+            case Action.UPDATE:
+                rows = [{"Id": str(record.target_id), **record.fields} for record in records]
+                return self._bulk_write("update", rows, refs, link_field) if bulk else self._update(rows, refs)
+            case Action.DELETE:
+                ids = [str(record.target_id) for record in records]
+                if bulk:
+                    return self._bulk_write("delete", [{"Id": cid} for cid in ids], refs, link_field)
+                return self._delete(ids, refs)
+        raise ValueError(f"Salesforce: cannot write {action!r}")
 
-    def update_contacts(
-        self, records: Sequence[Mapping[str, Any]], refs: Sequence[str] | None = None
-    ) -> list[RecordResult]:
+    def _update(self, records: Sequence[Mapping[str, Any]], refs: list[str]) -> list[RecordResult]:
         """Update by Id (each record carries `Id`)."""
-        refs = refs_for(records, refs, lambda r: r.get("Id"))
         return self._collections(
             "update",
             records,
@@ -439,16 +454,9 @@ class SalesforceContactsHook(ContactsHookMixin, SalesforceHook):
             drop_refused=True,
         )
 
-    def upsert_contacts(
-        self,
-        records: Sequence[Mapping[str, Any]],
-        refs: Sequence[str] | None = None,
-        external_id_field: str = DEFAULT_LINK_FIELD,
-    ) -> list[RecordResult]:
-        """Upsert by external id: a retried request creates no duplicates."""
-        (external_id_field,) = soql.check_fields([external_id_field])
-        refs = refs_for(records, refs, lambda r: r.get(external_id_field))
-        path = f"composite/sobjects/Contact/{external_id_field}"
+    def _upsert(self, records: Sequence[Mapping[str, Any]], refs: list[str], link_field: str) -> list[RecordResult]:
+        """Upsert by the external id `link_field`."""
+        path = f"composite/sobjects/Contact/{link_field}"
         return self._collections(
             "upsert",
             records,
@@ -456,9 +464,8 @@ class SalesforceContactsHook(ContactsHookMixin, SalesforceHook):
             lambda sf, body: sf.restful(path, method="PATCH", json=body, headers=self.duplicate_rule_header),
         )
 
-    def delete_contacts(self, ids: Sequence[str], refs: Sequence[str] | None = None) -> list[RecordResult]:
+    def _delete(self, ids: Sequence[str], refs: list[str]) -> list[RecordResult]:
         """Delete by Id (to the recycle bin), 200 ids a request."""
-        refs = refs_for(ids, refs, lambda i: i)
 
         def write(part: slice) -> list[RecordResult]:
             params = {"ids": ",".join(ids[part]), "allOrNone": "false"}
@@ -474,7 +481,6 @@ class SalesforceContactsHook(ContactsHookMixin, SalesforceHook):
         refs: list[str],
         send: Callable[[Salesforce, dict[str, Any]], Any],
         *,
-        idempotent: bool = True,
         drop_refused: bool = False,
     ) -> list[RecordResult]:
         """Collections of up to 200 records. `drop_refused` (updates: the record exists): a record refused for
@@ -483,7 +489,7 @@ class SalesforceContactsHook(ContactsHookMixin, SalesforceHook):
 
         def send_part(part: Sequence[Mapping[str, Any]], part_refs: Sequence[str]) -> list[RecordResult]:
             body = {"allOrNone": False, "records": [{"attributes": {"type": "Contact"}, **record} for record in part]}
-            response = self._call(what, lambda sf: send(sf, body), idempotent=idempotent)
+            response = self._call(what, lambda sf: send(sf, body))
             return _collection_results(response or [], part_refs, what)
 
         def write(part: slice) -> list[RecordResult]:
@@ -504,23 +510,15 @@ class SalesforceContactsHook(ContactsHookMixin, SalesforceHook):
 
     # -- writes: Bulk API 2.0 ingest --------------------------------------------------------------
 
-    def bulk_write(
-        self,
-        operation: WriteOperation,
-        records: Sequence[Mapping[str, Any]],
-        refs: Sequence[str] | None = None,
-        external_id_field: str = DEFAULT_LINK_FIELD,
+    def _bulk_write(
+        self, operation: WriteOperation, records: Sequence[Mapping[str, Any]], refs: list[str], external_id_field: str
     ) -> list[RecordResult]:
         """A Bulk API 2.0 ingest job (upsert on the external id, update or delete by Id) for large loads.
 
         Results come from the job's successfulResults / failedResults / unprocessedrecords, matched
         back to the inputs by their key (the external id for upsert, else Id).
         """
-        if not records:
-            return []
-        (external_id_field,) = soql.check_fields([external_id_field])
         key = external_id_field if operation == "upsert" else "Id"
-        refs = refs_for(records, refs, lambda r: r.get(key))
         by_key = {str(record.get(key)): ref for record, ref in zip(records, refs, strict=True)}
         if len(by_key) != len(records):
             raise ValueError(f"bulk {operation}: every record needs a distinct {key}")
@@ -590,6 +588,15 @@ class SalesforceContactsHook(ContactsHookMixin, SalesforceHook):
             raise BulkJobFailed(job_id, state, info.get("errorMessage"))
 
 
+def _lookup_column(key: LookupKey, link_field: str | None) -> str:
+    """The Contact field a look-up by `key` matches: Id, Email, or the link field holding HubSpot ids."""
+    if key is LookupKey.COUNTERPART_ID:
+        if not link_field:
+            raise ValueError("a look-up by counterpart id needs the link field")
+        return link_field
+    return "Id" if key is LookupKey.OWN_ID else "Email"
+
+
 def _composite_queries(sf: Salesforce, queries: Sequence[str], include_deleted: bool) -> list[dict[str, Any]]:
     """Up to 5 SOQL queries in one composite request, one call against the API budget (REST API guide:
     Composite); the first page of each, in order. A failed query raises as simple-salesforce would for it."""
@@ -631,7 +638,7 @@ def _collection_results(response: Sequence[Mapping[str, Any]], refs: Sequence[st
     for item, ref in zip(response, refs, strict=True):
         ok = bool(item.get("success"))
         if ok:
-            created = bool(item.get("created", what == "create"))
+            created = bool(item.get("created", False))
             results.append(RecordResult(ref=ref, target_id=item.get("id"), ok=True, created=created))
             continue
         refusal = salesforce_refusal(item.get("errors") or [])

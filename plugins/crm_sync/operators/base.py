@@ -146,14 +146,3 @@ def load_mapping_file(mapping_path: str) -> MappingConfig:
     path = Path(mapping_path)
     return load_mapping(path if path.is_absolute() else PROJECT_ROOT / path)
 
-
-def api_stats(system: str, hook: Any) -> dict[str, Any]:
-    """A hook's request count and its rate-limit pool's waits, prefixed by CRM, for the run report."""
-    pool = hook.rate_limit_pool.stats.as_dict()
-    stats = {
-        f"{system}_api_calls": hook.api_calls,
-        **{f"{system}_rate_limit_{key}": value for key, value in pool.items()},
-    }
-    if hasattr(hook, "reauthentications"):  # Salesforce sessions renewed after INVALID_SESSION_ID
-        stats[f"{system}_reauthentications"] = hook.reauthentications
-    return stats

@@ -12,19 +12,22 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import ObjectStoragePath
 
-from crm_sync.operators.base import CrmSyncOperator, api_stats, load_mapping_file
+from crm_sync.operators.base import CrmConnectionsOperator, load_mapping_file
 from crm_sync.report import merge_counters
 from crm_sync.staging import read_frames, result_urls, write_frame
+from include.sync_logic.sides import Action, Side
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from crm_sync.hooks.results import RecordResult
 
-class LinkBackOperator(CrmSyncOperator):
+
+class LinkBackOperator(CrmConnectionsOperator):
     """Reads the load results staged beside the decisions of the reconcile it follows; writes links in
-    API-sized batches through the hooks."""
+    API-sized batches through each side's hook."""
 
-    template_fields = ("mapping_path", "reconcile_result")
+    template_fields = (*CrmConnectionsOperator.template_fields, "mapping_path", "reconcile_result")
     ui_color = "#f6e8f4"
 
     def __init__(self, *, mapping_path: str, reconcile_result: Any, **kwargs: Any) -> None:
@@ -47,7 +50,8 @@ class LinkBackOperator(CrmSyncOperator):
         ]
         summary: dict[str, Any] = {"api": {}}
         # A HubSpot create came from a Salesforce contact: link that Salesforce contact, and vice versa.
-        for created_on, link_on in (("hubspot", "salesforce"), ("salesforce", "hubspot")):
+        for link_on in Side:
+            created_on = link_on.other
             rows = created[created["target"] == created_on]
             pairs = list(zip(rows["ref"].astype(str), rows["target_id"].astype(str), strict=True))
             summary[f"{link_on}_links"] = len(pairs)
@@ -56,33 +60,26 @@ class LinkBackOperator(CrmSyncOperator):
             if settings.dry_run:
                 self.log.info("dry run: would link %d %s contacts", len(pairs), link_on)
                 continue
-            hook, outcome = self._write_links(link_on, link_fields.on(link_on), pairs, settings)
+            outcome, api = self._write_links(link_on, link_fields.on(link_on), pairs)
             table = results_frame(outcome)
-            table["target"] = link_on
+            table["target"] = str(link_on)
             table["action"] = "link"
-            table["source_system"] = created_on
+            table["source_system"] = str(created_on)
             table["batch"] = f"link-{link_on}"
             table["dry_run"] = False
             write_frame(folder / "results" / f"link-{link_on}.parquet", table)
             ok = int(table["ok"].sum())
             self.log.info("%s: %d links written, %d rejected", link_on, ok, len(table) - ok)
-            summary["api"] = merge_counters([summary["api"], api_stats(link_on, hook)])
+            summary["api"] = merge_counters([summary["api"], api])
         return summary
 
     def _write_links(
-        self, side: str, link_field: str, pairs: list[tuple[str, str]], settings: Any
-    ) -> tuple[Any, list[Any]]:
-        """pairs: (id on `side`, counterpart id to store in its link field)."""
-        if side == "salesforce":
-            from crm_sync.hooks.salesforce import SalesforceContactsHook
+        self, side: Side, link_field: str, pairs: list[tuple[str, str]]
+    ) -> tuple[list[RecordResult], dict[str, int | float]]:
+        """pairs: (id on `side`, counterpart id to store in its link field); the results and the hook's counters."""
+        from crm_sync.hooks.contacts import ContactWrite
 
-            sf_hook = SalesforceContactsHook(
-                salesforce_conn_id=settings.salesforce_conn_id, redis_conn_id=settings.redis_conn_id
-            )
-            records = [{"Id": own, link_field: other} for own, other in pairs]
-            return sf_hook, sf_hook.update_contacts(records, refs=[own for own, _ in pairs])
-        from crm_sync.hooks.hubspot import HubSpotContactsHook
-
-        hs_hook = HubSpotContactsHook(hubspot_conn_id=settings.hubspot_conn_id, redis_conn_id=settings.redis_conn_id)
-        inputs = [{"id": own, "properties": {link_field: other}} for own, other in pairs]
-        return hs_hook, hs_hook.update_contacts(inputs, refs=[own for own, _ in pairs])
+        hook = self.contacts_hook(side)
+        links = [ContactWrite(own, {link_field: other}) for own, other in pairs]
+        outcome = hook.write_contacts(Action.UPDATE, links, [own for own, _ in pairs], link_field=link_field)
+        return outcome, hook.api_stats()

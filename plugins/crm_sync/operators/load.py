@@ -13,15 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import ObjectStoragePath
 
-from crm_sync.operators.base import CrmSyncOperator, RunSettings, api_stats, load_mapping_file, run_try
+from crm_sync.operators.base import CrmConnectionsOperator, load_mapping_file, run_try
 from crm_sync.staging import read_frame, write_frame
+from include.sync_logic.sides import Action, Side
 
 if TYPE_CHECKING:
     import pandas as pd
     from airflow.sdk import Context
 
+    from crm_sync.hooks.contacts import ContactsHook, ContactWrite
     from crm_sync.hooks.results import RecordResult
-    from include.sync_logic.mapping import LinkConfig
 
 
 def payloads(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -58,42 +59,63 @@ def dry_run_results(frame: pd.DataFrame) -> list[RecordResult]:
     ]
 
 
-class _LoadOperator(CrmSyncOperator):
-    """Writes one shard: a list of batch descriptors {url, action, api, rows} from the plan task."""
+def contact_writes(frame: pd.DataFrame) -> list[ContactWrite]:
+    """A batch's rows as the hook's writes: the target id (None for a create) and the payload's fields."""
+    import pandas as pd
 
-    target: str = ""
-    template_fields = ("shard", "mapping_path")
+    from crm_sync.hooks.contacts import ContactWrite
+
+    targets = [None if pd.isna(target) else str(target) for target in frame["target_id"]]
+    return [ContactWrite(target, payload) for target, payload in zip(targets, payloads(frame), strict=True)]
+
+
+class LoadContactsOperator(CrmConnectionsOperator):
+    """Writes one shard to one side: a list of batch descriptors {url, action, api, rows} from its plan task.
+
+    HubSpot: batch upsert (creates, keyed by the link property), update and archive, 100 a call. Salesforce:
+    sObject Collections (200 a call) or one Bulk API 2.0 job: upsert on the link field, update, delete.
+
+    :param side: the CRM written to.
+    :param shard: the batch descriptors (templated: the plan task's mapped output).
+    :param mapping_path: the mapping file (templated).
+    :param max_wait_seconds: longest wait for the rate-limit pool before the task defers (None: the connection's).
+    """
+
+    template_fields = (*CrmConnectionsOperator.template_fields, "shard", "mapping_path")
     ui_color = "#f6e8f4"
 
     def __init__(
         self,
         *,
+        side: Side | str,
         shard: list[dict[str, Any]],
         mapping_path: str,
         max_wait_seconds: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.side = Side(side)  # a name that is no CRM fails the DAG's parse
         self.shard = shard
         self.mapping_path = mapping_path
         self.max_wait_seconds = max_wait_seconds
 
     @cached_property
-    def link(self) -> LinkConfig:
-        """The link keys creates upsert on (the counterpart's id field on each side)."""
-        return load_mapping_file(self.mapping_path).link
+    def link_field(self) -> str:
+        """The link key creates upsert on: the counterpart's id field on this side."""
+        return load_mapping_file(self.mapping_path).link.on(self.side)
 
     @cached_property
     def field_names(self) -> dict[str, str]:
-        """The target's field names -> the mapping's names: a field the CRM refused is rejected by its mapping name."""
+        """The side's field names -> the mapping's names: a field the CRM refused is rejected by its mapping name."""
         fields = load_mapping_file(self.mapping_path).fields
-        return {item.on(self.target): item.name for item in fields if item.writes_to(self.target)}
+        return {item.on(self.side): item.name for item in fields if item.writes_to(self.side)}
 
-    def make_hook(self, settings: RunSettings) -> Any:
-        raise NotImplementedError
+    def write_batch(self, hook: ContactsHook, action: str, api: str, frame: pd.DataFrame) -> list[RecordResult]:
+        from include.sync_logic.plan import SALESFORCE_BULK
 
-    def write_batch(self, hook: Any, action: str, api: str, frame: pd.DataFrame) -> list[RecordResult]:
-        raise NotImplementedError
+        refs = frame["source_id"].astype(str).tolist()
+        bulk = api == SALESFORCE_BULK
+        return hook.write_contacts(Action(action), contact_writes(frame), refs, link_field=self.link_field, bulk=bulk)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from crm_sync.hooks.results import results_frame
@@ -101,14 +123,14 @@ class _LoadOperator(CrmSyncOperator):
 
         settings = self.settings(context)
         this_try = run_try(context)
-        hook = None if settings.dry_run else self.make_hook(settings)
+        hook = None if settings.dry_run else self.contacts_hook(self.side, max_wait_seconds=self.max_wait_seconds)
         totals = {"batches": 0, "skipped_batches": 0, "records": 0, "ok": 0, "rejected": 0}
         for batch in self.shard:
             result_path = results_path(batch["url"])
             name = result_path.name
             if staged_in_try(result_path, this_try):
                 totals["skipped_batches"] += 1
-                self.log.info("%s: results of %s already staged (a retry): not sent again", self.target, name)
+                self.log.info("%s: results of %s already staged (a retry): not sent again", self.side, name)
                 continue
             frame = read_frame(batch["url"])
             try:
@@ -119,7 +141,7 @@ class _LoadOperator(CrmSyncOperator):
             except RateLimitWaitTooLong as exc:
                 self.log.warning(
                     "%s: rate-limit pool asks for a %.0f s wait (%s): deferring, the worker slot is freed",
-                    self.target,
+                    self.side,
                     exc.wait_seconds,
                     exc.reason,
                 )
@@ -127,11 +149,11 @@ class _LoadOperator(CrmSyncOperator):
             unanswered = sum(not result.final for result in results)
             if unanswered:
                 # Stage nothing: a staged batch is never sent again, and these records have no answer yet.
-                raise RuntimeError(f"{self.target} batch {name}: {unanswered} records got no answer; retry the task")
+                raise RuntimeError(f"{self.side} batch {name}: {unanswered} records got no answer; retry the task")
             table = results_frame(results, self.field_names)
-            table["target"] = self.target
+            table["target"] = str(self.side)
             table["action"] = table["action"].fillna(batch["action"])  # a refused field's own row keeps "reject"
-            table["source_system"] = "hubspot" if self.target == "salesforce" else "salesforce"
+            table["source_system"] = str(self.side.other)
             table["batch"] = name
             table["dry_run"] = settings.dry_run
             table["try"] = this_try
@@ -143,7 +165,7 @@ class _LoadOperator(CrmSyncOperator):
             totals["rejected"] += len(table) - ok
             self.log.info(
                 "%s %s batch %s (%s): %d records, %d ok, %d rejected%s",
-                self.target,
+                self.side,
                 batch["action"],
                 name,
                 batch["api"],
@@ -152,8 +174,8 @@ class _LoadOperator(CrmSyncOperator):
                 len(table) - ok,
                 " (dry run: nothing sent)" if settings.dry_run else "",
             )
-        self.log.info("%s shard done: %s", self.target, totals)
-        return {**totals, "api": api_stats(self.target, hook) if hook is not None else {}}
+        self.log.info("%s shard done: %s", self.side, totals)
+        return {**totals, "api": hook.api_stats() if hook is not None else {}}
 
     def _defer_for(self, seconds: float) -> None:
         from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
@@ -163,79 +185,3 @@ class _LoadOperator(CrmSyncOperator):
     def resume(self, context: Context, event: Any = None) -> dict[str, Any]:
         """Back from the triggerer: staged batches are skipped, the rest are sent."""
         return self.execute(context)
-
-
-class HubSpotLoadOperator(_LoadOperator):
-    """HubSpot batch upsert (creates, keyed by the link property), update and archive, 100 a call."""
-
-    target = "hubspot"
-
-    def make_hook(self, settings: RunSettings) -> Any:
-        from crm_sync.hooks.hubspot import HubSpotContactsHook
-
-        return HubSpotContactsHook(
-            hubspot_conn_id=settings.hubspot_conn_id,
-            redis_conn_id=settings.redis_conn_id,
-            max_wait_seconds=self.max_wait_seconds,
-        )
-
-    def write_batch(self, hook: Any, action: str, api: str, frame: pd.DataFrame) -> list[RecordResult]:
-        refs = frame["source_id"].astype(str).tolist()
-        if action == "create":
-            inputs = [
-                {
-                    "idProperty": self.link.hubspot,
-                    "id": payload[self.link.hubspot],
-                    "properties": payload,
-                }
-                for payload in payloads(frame)
-            ]
-            return hook.upsert_contacts(inputs, refs=refs)
-        if action == "update":
-            inputs = [
-                {"id": str(target_id), "properties": payload}
-                for target_id, payload in zip(frame["target_id"], payloads(frame), strict=True)
-            ]
-            return hook.update_contacts(inputs, refs=refs)
-        if action == "delete":
-            return hook.archive_contacts(frame["target_id"].astype(str).tolist(), refs=refs)
-        raise ValueError(f"unknown action {action!r}")
-
-
-class SalesforceLoadOperator(_LoadOperator):
-    """sObject Collections (200 a call) or one Bulk API 2.0 job: upsert on the link field, update, delete."""
-
-    target = "salesforce"
-
-    def make_hook(self, settings: RunSettings) -> Any:
-        from crm_sync.hooks.salesforce import SalesforceContactsHook
-
-        return SalesforceContactsHook(
-            salesforce_conn_id=settings.salesforce_conn_id,
-            redis_conn_id=settings.redis_conn_id,
-            max_wait_seconds=self.max_wait_seconds,
-        )
-
-    def write_batch(self, hook: Any, action: str, api: str, frame: pd.DataFrame) -> list[RecordResult]:
-        from include.sync_logic.plan import SALESFORCE_BULK
-
-        refs = frame["source_id"].astype(str).tolist()
-        bulk = api == SALESFORCE_BULK
-        if action == "create":
-            records = payloads(frame)
-            key = self.link.salesforce
-            if bulk:
-                return hook.bulk_write("upsert", records, refs=refs, external_id_field=key)
-            return hook.upsert_contacts(records, refs=refs, external_id_field=key)
-        if action == "update":
-            records = [
-                {"Id": str(target_id), **payload}
-                for target_id, payload in zip(frame["target_id"], payloads(frame), strict=True)
-            ]
-            return hook.bulk_write("update", records, refs=refs) if bulk else hook.update_contacts(records, refs=refs)
-        if action == "delete":
-            ids = frame["target_id"].astype(str).tolist()
-            if bulk:
-                return hook.bulk_write("delete", [{"Id": value} for value in ids], refs=refs)
-            return hook.delete_contacts(ids, refs=refs)
-        raise ValueError(f"unknown action {action!r}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from crm_sync.operators.base import CrmSyncOperator, api_stats, load_mapping_file, run_try
+from crm_sync.operators.base import CrmSyncOperator, load_mapping_file, run_try
 from crm_sync.report import merge_counters
 from crm_sync.staging import read_frames, write_frame
 
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
 
     from crm_sync.gone_contacts import GoneContacts
+    from crm_sync.hooks.contacts import ContactsHook
     from crm_sync.hooks.hubspot import HubSpotContactsHook
     from crm_sync.hooks.salesforce import SalesforceContactsHook
     from crm_sync.merge_following import MergeFollowing
@@ -50,8 +51,7 @@ class ReconcileContactsOperator(CrmSyncOperator):
         from functools import partial
 
         from crm_sync.gone_contacts import find_gone_contacts, staged_identity
-        from crm_sync.hooks.hubspot import HubSpotContactsHook
-        from crm_sync.hooks.salesforce import SalesforceContactsHook
+        from crm_sync.hooks.contacts import contacts_hook
         from crm_sync.partitioned import reconcile_staged
         from crm_sync.settings import crm_sync_settings
         from crm_sync.state.hook import SyncStateHook
@@ -60,8 +60,9 @@ class ReconcileContactsOperator(CrmSyncOperator):
 
         settings = self.settings(context)
         mapping = load_mapping_file(self.mapping_path)
-        sf_hook = SalesforceContactsHook(settings.salesforce_conn_id, redis_conn_id=settings.redis_conn_id)
-        hs_hook = HubSpotContactsHook(settings.hubspot_conn_id, redis_conn_id=settings.redis_conn_id)
+        sf_hook = contacts_hook(Side.SALESFORCE, settings.salesforce_conn_id, redis_conn_id=settings.redis_conn_id)
+        hs_hook = contacts_hook(Side.HUBSPOT, settings.hubspot_conn_id, redis_conn_id=settings.redis_conn_id)
+        hooks: dict[Side, ContactsHook] = {Side.SALESFORCE: sf_hook, Side.HUBSPOT: hs_hook}
         store = SyncStateHook(settings.state_conn_id).get_store()
         folder = self.try_folder(context)
         direction = Direction(settings.direction)
@@ -72,7 +73,7 @@ class ReconcileContactsOperator(CrmSyncOperator):
         find_gone = partial(
             find_gone_contacts,
             store=store,
-            hooks=(sf_hook, hs_hook),
+            hooks=hooks,
             mapping=mapping,
             run_id=context["run_id"],
             dry_run=settings.dry_run,
@@ -98,7 +99,7 @@ class ReconcileContactsOperator(CrmSyncOperator):
         else:
             follow = self._merge_follower(extracts, mapping, direction, (sf_hook, hs_hook), store, context)
             outcome, extra = self._reconcile_window(
-                extracts, due, mapping, direction, (sf_hook, hs_hook), store, folder, known_pairs, follow, find_gone
+                extracts, due, mapping, direction, hooks, store, folder, known_pairs, follow, find_gone
             )
         if settings.dry_run:
             recorded = 0
@@ -124,7 +125,7 @@ class ReconcileContactsOperator(CrmSyncOperator):
             "baseline_recorded": recorded,
             "known_pairs": known_pairs,
             **extra,
-            "api": merge_counters([api_stats("salesforce", sf_hook), api_stats("hubspot", hs_hook)]),
+            "api": merge_counters([hook.api_stats() for hook in hooks.values()]),
         }
 
     def _reconcile_window(
@@ -133,7 +134,7 @@ class ReconcileContactsOperator(CrmSyncOperator):
         due: dict[Side, list[str]],
         mapping: MappingConfig,
         direction: Direction,
-        hooks: tuple[SalesforceContactsHook, HubSpotContactsHook],
+        hooks: dict[Side, ContactsHook],
         store: SyncStateStore,
         folder: ObjectStoragePath,
         known_pairs: int,
@@ -152,7 +153,7 @@ class ReconcileContactsOperator(CrmSyncOperator):
         from include.sync_logic.settled import drop_settled
         from include.sync_logic.sides import Side
 
-        readers = side_readers(*hooks, mapping)
+        readers = side_readers(hooks, mapping)
         columns = {Side.SALESFORCE: mapping.salesforce_fields, Side.HUBSPOT: ["id", *mapping.hubspot_properties]}
         candidates = {}
         for side in Side:
@@ -223,7 +224,8 @@ class ReconcileContactsOperator(CrmSyncOperator):
         start, end = (datetime.fromisoformat(extracts[Side.SALESFORCE][f"window_{edge}"]) for edge in ("start", "end"))
         return MergeFollowing(
             window_bounds=(start, end),
-            hooks=dict(zip(Side, hooks, strict=True)),
+            salesforce=hooks[0],
+            hubspot=hooks[1],
             store=store,
             mapping=mapping,
             targets=direction.targets,

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from crm_sync.gone_contacts import find_gone_contacts
+from crm_sync.hooks.contacts import LookupKey
 from crm_sync.state.engine import create_state_engine
 from crm_sync.state.store import SyncStateStore
 from include.sync_logic.sides import Side
@@ -14,7 +15,10 @@ from tests.unit.include.sync_logic.rows import ANN_HS, ANN_SF, MAPPING, frames, 
 
 
 class LookUps:
-    """Answers look-ups by id from fixed rows, one API call per look-up."""
+    """Answers look-ups by id, deleted contacts included, from fixed rows with the calls each CRM spends:
+    Salesforce one (queryAll), HubSpot two (a live and an archived batch read). `gone_for` sets `side`."""
+
+    side: Side
 
     def __init__(self, live: list[dict] | None = None, deleted: list[dict] | None = None) -> None:
         self.live, self.deleted = live or [], deleted or []
@@ -26,15 +30,13 @@ class LookUps:
         self.asked.append(list(ids))
         return pd.DataFrame([row for row in rows if row[own] in ids])
 
-    def fetch_by_ids(self, ids, fields, *, include_deleted):
-        assert include_deleted and "MasterRecordId" in fields
-        return self._answer(self.live + self.deleted, ids, "Id")
-
-    def read_by_ids(self, ids, properties):
-        return self._answer(self.live, ids, "id")
-
-    def read_archived_by_ids(self, ids, properties):
-        return self._answer(self.deleted, ids, "id")
+    def fetch_contacts(self, key, values, fields, *, link_field=None, include_deleted=False):
+        assert key is LookupKey.OWN_ID and include_deleted
+        if self.side is Side.SALESFORCE:
+            assert "MasterRecordId" in fields
+            return self._answer(self.live + self.deleted, values, "Id")
+        live, archived = self._answer(self.live, values, "id"), self._answer(self.deleted, values, "id")
+        return pd.concat([live, archived], ignore_index=True)
 
 
 @pytest.fixture
@@ -47,13 +49,16 @@ def store(tmp_path):
 
 
 def gone_for(store, sf_rows, hs_rows, hooks, *, dry_run=False, pairs=()):
+    """`hooks`: the Salesforce and the HubSpot stand-in."""
     sf, hs = frames(sf_rows, hs_rows)
+    for side, hook in zip(Side, hooks, strict=True):
+        hook.side = side
     lines: list[str] = []
     found = find_gone_contacts(
         {Side.SALESFORCE: sf, Side.HUBSPOT: hs},
         pd.DataFrame(list(pairs), columns=["salesforce_id", "hubspot_id", "field_values"]),
         store=store,
-        hooks=hooks,
+        hooks=dict(zip(Side, hooks, strict=True)),
         mapping=MAPPING,
         run_id="r1",
         dry_run=dry_run,

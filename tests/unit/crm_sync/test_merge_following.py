@@ -62,7 +62,8 @@ def following(store, hooks=None, *, mapping=MAPPING, dry_run=False, lines=None) 
     """The run's merge following over stand-in hooks; log lines go to `lines`."""
     return MergeFollowing(
         window_bounds=WINDOW,
-        hooks=hooks or {side: StandIn() for side in Side},
+        salesforce=(hooks or {}).get(Side.SALESFORCE) or StandIn(),
+        hubspot=(hooks or {}).get(Side.HUBSPOT) or StandIn(),
         store=store,
         mapping=mapping,
         targets=(Side.HUBSPOT, Side.SALESFORCE),

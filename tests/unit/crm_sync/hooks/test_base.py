@@ -6,21 +6,31 @@ import logging
 
 import pytest
 
-from crm_sync.hooks.base import ContactsHookMixin, refs_for
+from crm_sync.hooks.base import ContactsHookMixin, parallel_refs
 from crm_sync.hooks.results import RecordResult
+from crm_sync.ratelimit import WaitStats
+from include.sync_logic.sides import Side
 
 
 class _Hook(ContactsHookMixin):
-    crm = "test"
+    side = Side.HUBSPOT
     log = logging.getLogger("test-hook")
 
 
-def test_refs_come_from_the_caller_else_the_key_else_the_index():
+def test_refs_are_the_callers_one_per_input():
     items = [{"id": "a"}, {"id": None}]
-    assert refs_for(items, ["r1", "r2"], lambda i: i["id"]) == ["r1", "r2"]
-    assert refs_for(items, None, lambda i: i["id"]) == ["a", "1"]
+    assert parallel_refs(items, ["r1", "r2"]) == ["r1", "r2"]
     with pytest.raises(ValueError, match="parallel"):
-        refs_for(items, ["only one"], lambda i: i["id"])
+        parallel_refs(items, ["only one"])
+
+
+def test_api_stats_prefix_the_calls_and_the_pools_waits_with_the_side():
+    hook = _Hook()
+    hook.api_calls = 7
+    hook.__dict__["rate_limit_pool"] = type("Pool", (), {"stats": WaitStats()})()
+    stats = hook.api_stats()
+    assert stats["hubspot_api_calls"] == 7 and stats["hubspot_rate_limit_acquires"] == 0
+    assert all(key.startswith("hubspot_") for key in stats)
 
 
 def test_write_in_batches_covers_every_input_once_and_logs_codes_without_values(caplog):
@@ -39,4 +49,4 @@ def test_write_in_batches_covers_every_input_once_and_logs_codes_without_values(
     assert [(p.start, p.stop) for p in seen] == [(0, 100), (100, 200), (200, 250)]
     assert [r.ref for r in results] == [str(i) for i in range(250)]
     expected = "250 records, 125 ok, 125 failed, 0 written without refused fields, 0 permanent refusals (CONFLICT 125)"
-    assert f"test upsert: {expected}" in caplog.text
+    assert f"hubspot upsert: {expected}" in caplog.text

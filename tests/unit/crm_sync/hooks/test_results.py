@@ -38,8 +38,8 @@ def test_hubspot_conflict_names_the_existing_contact():
 def test_hubspot_batch_matches_by_trace_id_and_context():
     body = {
         "results": [
-            {"id": "11", "objectWriteTraceId": "0", "properties": {}},
-            {"id": "13", "properties": {"email": "C@example.com"}},
+            {"id": "11", "objectWriteTraceId": "0", "properties": {}, "new": True},
+            {"id": "13", "properties": {"email": "C@example.com"}, "new": True},
         ],
         "errors": [
             {
@@ -49,9 +49,7 @@ def test_hubspot_batch_matches_by_trace_id_and_context():
             }
         ],
     }
-    results = match_batch(
-        ["r0", "r1", "r2"], ["a@example.com", "b@example.com", "c@example.com"], "email", body, created_default=True
-    )
+    results = match_batch(["r0", "r1", "r2"], ["a@example.com", "b@example.com", "c@example.com"], "email", body)
     assert results[0] == RecordResult("r0", "11", True, created=True)
     assert results[1].error_code == "CONFLICT" and results[1].existing_id == "99" and results[1].target_id is None
     assert results[2] == RecordResult("r2", "13", True, created=True)
@@ -62,14 +60,14 @@ def test_hubspot_batch_single_unmatched_error_goes_to_the_single_missing_input()
         "results": [{"id": "5", "properties": {"salesforce_contact_id": "003A"}, "new": False}],
         "errors": [{"category": "VALIDATION_ERROR", "message": "Property values were not valid", "context": {}}],
     }
-    results = match_batch(["x", "y"], ["003A", "003B"], "salesforce_contact_id", body, created_default=False)
+    results = match_batch(["x", "y"], ["003A", "003B"], "salesforce_contact_id", body)
     assert results[0] == RecordResult("x", "5", True, created=False)
     assert results[1].error_code == "VALIDATION_ERROR"
 
 
 def test_hubspot_update_not_found_is_matched_by_id():
     body = {"results": [], "errors": [{"category": "OBJECT_NOT_FOUND", "message": "gone", "context": {"ids": ["7"]}}]}
-    (result,) = match_batch(["r"], ["7"], "id", body, created_default=False)
+    (result,) = match_batch(["r"], ["7"], "id", body)
     assert result == RecordResult("r", None, False, error_code="OBJECT_NOT_FOUND", message="gone")
 
 

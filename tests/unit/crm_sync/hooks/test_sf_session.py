@@ -25,8 +25,7 @@ def hook_with(logins: list[int]) -> SalesforceContactsHook:
     return hook
 
 
-@pytest.mark.parametrize("idempotent", [True, False])
-def test_a_session_expired_again_after_the_relogin_is_retried(idempotent):
+def test_a_session_expired_again_after_the_relogin_is_retried():
     logins: list[int] = []
     hook = hook_with(logins)
     answers = iter([expired(), expired(), expired(), "done"])
@@ -37,7 +36,7 @@ def test_a_session_expired_again_after_the_relogin_is_retried(idempotent):
             raise answer
         return answer
 
-    assert hook._call("query", call, idempotent=idempotent) == "done"
+    assert hook._call("query", call) == "done"
     assert len(logins) == 2  # one re-login per attempt that met an expired session
 
 

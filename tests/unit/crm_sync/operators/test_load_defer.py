@@ -10,16 +10,16 @@ import pytest
 from airflow.sdk import DAG
 from airflow.sdk.exceptions import TaskDeferred
 
-from crm_sync.operators.load import HubSpotLoadOperator
+from crm_sync.operators.load import LoadContactsOperator
 from crm_sync.ratelimit import RateLimitWaitTooLong
 from crm_sync.staging import write_frame
 from tests.task_context import FIRST_TRY
 
 
-class PausedPoolLoad(HubSpotLoadOperator):
+class PausedPoolLoad(LoadContactsOperator):
     """The real operator, with the CRM replaced by a pool that says: wait 300 s."""
 
-    def make_hook(self, settings: Any) -> Any:
+    def contacts_hook(self, side: Any, *, max_wait_seconds: float | None = None) -> Any:
         return object()
 
     def write_batch(self, hook: Any, action: str, api: str, frame: pd.DataFrame) -> list:
@@ -37,6 +37,7 @@ def test_a_long_pool_wait_defers_the_load_task_to_the_triggerer(tmp_path, monkey
     with DAG("crm_contact_sync", schedule=None):
         task = PausedPoolLoad(
             task_id="load_hubspot",
+            side="hubspot",
             mapping_path="include/mappings/contacts.yaml",
             shard=[{"url": batch, "action": "update", "api": "hubspot_batch"}],
         )

@@ -10,15 +10,15 @@ import pytest
 from airflow.sdk import DAG, ObjectStoragePath
 
 from crm_sync.hooks.results import RecordResult
-from crm_sync.operators.load import HubSpotLoadOperator
+from crm_sync.operators.load import LoadContactsOperator
 from crm_sync.staging import write_frame
 from tests.task_context import FIRST_TRY
 
 
-class HalfAnsweredLoad(HubSpotLoadOperator):
+class HalfAnsweredLoad(LoadContactsOperator):
     """The real operator, with a CRM that answered one record and left the other unprocessed."""
 
-    def make_hook(self, settings: Any) -> Any:
+    def contacts_hook(self, side: Any, *, max_wait_seconds: float | None = None) -> Any:
         return object()
 
     def write_batch(self, hook: Any, action: str, api: str, frame: pd.DataFrame) -> list:
@@ -37,6 +37,7 @@ def test_a_batch_with_unanswered_records_is_not_staged(tmp_path, monkeypatch) ->
     with DAG("crm_contact_sync", schedule=None):
         task = HalfAnsweredLoad(
             task_id="load_hubspot",
+            side="hubspot",
             mapping_path="include/mappings/contacts.yaml",
             shard=[{"url": batch, "action": "update", "api": "hubspot_batch"}],
         )

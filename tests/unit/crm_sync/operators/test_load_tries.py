@@ -9,19 +9,18 @@ import pandas as pd
 from airflow.sdk import DAG, ObjectStoragePath
 
 from crm_sync.hooks.results import RecordResult
-from crm_sync.operators.load import HubSpotLoadOperator, results_path
-from crm_sync.ratelimit.pool import WaitStats
+from crm_sync.operators.load import LoadContactsOperator, results_path
 from crm_sync.staging import read_frame, write_frame
 from tests.task_context import FIRST_TRY, dag_run
 
 
-class CountingLoad(HubSpotLoadOperator):
+class CountingLoad(LoadContactsOperator):
     """The real operator with the CRM replaced by a list of the batches sent."""
 
     sent: list[str]
 
-    def make_hook(self, settings: Any) -> Any:
-        return SimpleNamespace(api_calls=len(self.sent), rate_limit_pool=SimpleNamespace(stats=WaitStats()))
+    def contacts_hook(self, side: Any, *, max_wait_seconds: float | None = None) -> Any:
+        return SimpleNamespace(api_stats=lambda: {"hubspot_api_calls": len(self.sent)})
 
     def write_batch(self, hook: Any, action: str, api: str, frame: pd.DataFrame) -> list[RecordResult]:
         self.sent.append(action)
@@ -36,6 +35,7 @@ def _load(tmp_path) -> tuple[CountingLoad, str]:
     with DAG("crm_contact_sync", schedule=None):
         task = CountingLoad(
             task_id="load_hubspot",
+            side="hubspot",
             mapping_path="include/mappings/contacts.yaml",
             shard=[{"url": batch, "action": "update", "api": "hubspot_batch"}],
         )
