@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from include.sync_logic.decisions import Reason, decision_counts
-from include.sync_logic.sides import Side
+from include.sync_logic.sides import Action, Side
 
 GATED_ACTIONS = ("update", "delete", "recreate")
 
@@ -110,7 +110,7 @@ def overwriting_counts(decisions: pd.DataFrame) -> dict[str, int]:
     after a killed load) overwrites nothing."""
     recreated = {Reason.RECREATED.format(target=side) for side in Side}
     action = decisions["action"].mask(
-        decisions["action"].eq("create") & decisions["reason"].isin(recreated), "recreate"
+        decisions["action"].eq(Action.CREATE) & decisions["reason"].isin(recreated), "recreate"
     )
     gated = decisions.assign(action=action)
     gated = gated[gated["action"].isin(GATED_ACTIONS) & (gated["changed_fields"] != "link")]

@@ -21,7 +21,7 @@ from include.sync_logic.sides import WRITE_ACTIONS, Action, Side
 
 QUEUE_KEY = ["target", "source_id"]
 ATTEMPT_COLUMNS = ["target", "source_id", "target_id", "action", "data_hash", "code", "message", "permanent"]
-REFUSED = "reject"  # the action of a load result row holding the fields a CRM refused alone
+REFUSED = Action.REJECT  # the action of a load result row holding the fields a CRM refused alone
 RULES_CODE = "REJECTED_BY_RULES"
 NO_ANSWER_CODE = "NO_ANSWER"
 NO_ANSWER_MESSAGE = "the load ended before this record got an answer (see the load task's log)"

@@ -50,7 +50,7 @@ def threshold_alerts(report: Mapping[str, Any], thresholds: AlertThresholds) -> 
     queued = sum(int(n) for n in (report.get("retry_queue") or {}).values())
     if queued > thresholds.retry_queue:
         reasons.append(f"retry queue: {queued} contacts waiting or parked > {thresholds.retry_queue}")
-    for crm, pool in sorted(report.get("rate_limit_pool", {}).items()):
+    for side, pool in sorted(report.get("rate_limit_pool", {}).items()):
         daily = pool.get("limits", {}).get("daily_api_requests")
         if not daily:
             continue
@@ -60,7 +60,7 @@ def threshold_alerts(report: Mapping[str, Any], thresholds: AlertThresholds) -> 
         )
         if limit and used / limit > thresholds.api_budget_share:
             reasons.append(
-                f"{crm} daily API budget: {used} of {limit} used ({used / limit:.0%}) "
+                f"{side} daily API budget: {used} of {limit} used ({used / limit:.0%}) "
                 f"> {thresholds.api_budget_share:.0%}"
             )
     return reasons

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from include.sync_logic.sides import Side
+from include.sync_logic.sides import Action, Side
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Metric:
 
 def run_metrics(report: Mapping[str, Any]) -> list[Metric]:
     """Records by action and side, API calls, 429s, waits, rejects, retry-queue size and run lag."""
-    metrics = [Metric("incr", f"crm_sync.extracted.{crm}", n) for crm, n in report.get("extracted", {}).items()]
+    metrics = [Metric("incr", f"crm_sync.extracted.{side}", n) for side, n in report.get("extracted", {}).items()]
     metrics += [
         Metric("incr", f"crm_sync.decisions.{key}", n) for key, n in sorted(report.get("decisions", {}).items())
     ]
@@ -58,7 +58,7 @@ def rejects_by_target(report: Mapping[str, Any]) -> dict[str, int]:
     counts = {str(target): 0 for target in Side}
     for key, n in report.get("decisions", {}).items():
         target, _, action = key.partition(".")
-        if action == "reject":
+        if action == Action.REJECT:
             counts[target] = counts.get(target, 0) + int(n)
     for key, n in report.get("outcomes", {}).items():
         target, _, rest = key.partition(".")

@@ -12,9 +12,8 @@ from functools import lru_cache
 from typing import Any
 
 from crm_sync.health.times import parse_time
-from include.sync_logic.sides import Side
+from include.sync_logic.sides import WRITE_ACTIONS, Side
 
-WRITE_ACTIONS = ("create", "update", "delete")
 MIN_SLOTS = 10
 COLORS = {"read": "#98a2b3", "writes": "#2e90fa", "rejects": "#d92d20", "Salesforce": "#0b5cab", "HubSpot": "#ff7a59"}
 

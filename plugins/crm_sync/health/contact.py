@@ -22,7 +22,7 @@ from crm_sync.health.times import readable_time
 from crm_sync.pii import mask_fields, redact
 from crm_sync.staging import iter_frames, read_frame, read_json, result_urls
 from crm_sync.state.schema import PARKED
-from include.sync_logic.sides import Side
+from include.sync_logic.sides import Action, Side
 
 # Per CRM: its id column, its link column and its email column in the staged extract.
 EXTRACT_KEYS = {
@@ -204,7 +204,7 @@ def contact_history(query: str, *, limit_runs: int = 200, state_conn_id: str | N
             replies = [
                 answer
                 for answer in answers
-                if row["action"] != "reject"
+                if row["action"] != Action.REJECT
                 and str(answer["ref"]) == str(row["source_id"])
                 and answer["target"] == row["target"]
             ]

@@ -12,11 +12,12 @@ from typing import Any
 
 from crm_sync.health.chart import chart_data, runs_chart_svg
 from crm_sync.health.times import readable_duration, readable_run_id, readable_time, readable_window
-from include.sync_logic.sides import Side
+from crm_sync.state.schema import PARKED
+from include.sync_logic.sides import Action, Side
 
-ACTIONS = ("create", "update", "delete", "skip", "reject")
+ACTIONS = tuple(Action)
 STATUSES = ("ok", "rejected", "dry_run")
-REFUSED = frozenset({"reject", "parked"})  # history events that end a contact's write until someone acts
+REFUSED = frozenset({Action.REJECT, PARKED})  # history events that end a contact's write until someone acts
 LONG_TEXT = frozenset({"reason", "message"})  # columns wrapped anywhere (CRM messages hold long JSON tokens)
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:16px;color:#1f2933;font-size:14px;overflow-wrap:break-word}
@@ -237,7 +238,7 @@ def overview_page(
 
 def _answer_text(event: Mapping[str, Any]) -> tuple[str, str]:
     """The CRM's answers to one decision and their style; a reject was never sent, so it has its own."""
-    if event["action"] == "reject":
+    if event["action"] == Action.REJECT:
         return "not sent: rejected by the sync's rules (see reason)", "bad"
     answers = "; ".join(
         ("ok" if answer["ok"] else f"refused {answer['code']}: {answer['message']}")

@@ -10,10 +10,10 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, UserDefinedType
 
-from include.sync_logic.sides import Side
+from include.sync_logic.sides import WRITE_ACTIONS, Side
 
 TARGETS = tuple(side.value for side in Side)  # what a target or side column holds
-ACTIONS = ("create", "update", "delete", "link")
+ACTIONS = (*(action.value for action in WRITE_ACTIONS), "link")  # a retry entry's: a write, or link-back's
 PENDING, PARKED = "pending", "parked"
 STATUSES = (PENDING, PARKED)
 
