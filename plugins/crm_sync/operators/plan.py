@@ -68,20 +68,18 @@ class PlanWritesOperator(CrmSyncOperator):
         )
         planned = plan_target(decisions, self.side, config)
         by_batch = dict(tuple(planned.writes.groupby("batch", sort=True))) if not planned.empty else {}
-        meta = planned.batches.set_index("batch")
+        meta = {
+            batch["batch"]: (str(batch["action"]), str(batch["api"]), int(batch["size"]))
+            for batch in planned.batches.to_dict("records")
+        }
         shards: list[Shard] = []
         for shard_number, batch_numbers in enumerate(planned.shards):
             batches: Shard = []
             for number in batch_numbers:
-                action, api = str(meta.at[number, "action"]), str(meta.at[number, "api"])
+                action, api, rows = meta[number]
                 name = f"{self.side}-{action}-{number:05d}.parquet"
                 url = write_frame(folder / name, by_batch[number].drop(columns=["batch", "api"]))
-                batch: BatchDescriptor = {
-                    "url": url,
-                    "action": action,
-                    "api": api,
-                    "rows": int(meta.at[number, "size"]),
-                }
+                batch: BatchDescriptor = {"url": url, "action": action, "api": api, "rows": rows}
                 batches.append(batch)
             shards.append(batches)
             self.log.info(
