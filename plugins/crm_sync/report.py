@@ -5,7 +5,6 @@ Kept pure so the same code builds the report in the task and summarises it on th
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +16,7 @@ REJECT_COLUMNS = ["stage", "target", "action", "source_system", "source_id", "ta
 
 def merge_counters(parts: Iterable[Mapping[str, Any] | None]) -> dict[str, float]:
     """Sum numeric dicts (per-task API and wait stats); max_* keys keep the maximum."""
-    total: Counter[str] = Counter()
+    total: dict[str, float] = {}  # ints stay ints: counts and seconds share it
     maxima: dict[str, float] = {}
     for part in parts:
         for key, value in (part or {}).items():
@@ -26,7 +25,7 @@ def merge_counters(parts: Iterable[Mapping[str, Any] | None]) -> dict[str, float
             if key.startswith("max_"):
                 maxima[key] = max(maxima.get(key, 0), value)
             else:
-                total[key] += value
+                total[key] = total.get(key, 0) + value
     return {**{key: round(value, 3) for key, value in total.items()}, **maxima}
 
 
@@ -57,7 +56,7 @@ def outcome_counts(results: pd.DataFrame) -> dict[str, int]:
     if "dry_run" in results:
         status = status.where(~results["dry_run"].astype(bool), "dry_run")
     keys = results["target"] + "." + results["action"] + "." + status
-    return {key: int(count) for key, count in keys.value_counts().sort_index().items()}
+    return {str(key): int(count) for key, count in keys.value_counts().sort_index().items()}
 
 
 def summary_lines(report: Mapping[str, Any]) -> list[str]:
@@ -111,6 +110,6 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
 def json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows as JSON-safe dicts: missing values become None (XCom refuses NaN)."""
     return [
-        {key: (None if value is None or value != value else str(value)) for key, value in row.items()}
+        {str(key): (None if value is None or value != value else str(value)) for key, value in row.items()}
         for row in frame.to_dict(orient="records")
     ]
