@@ -9,7 +9,7 @@ looked up is what keeps an echo window at zero writes and close to zero lookups.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -52,7 +52,7 @@ def drop_settled(
     frames: dict[Side, pd.DataFrame],
     mapping: MappingConfig,
     snapshots: pd.DataFrame | None,
-    keep: dict[Side, Iterable[str]],
+    keep: Mapping[Side, Iterable[str]],
 ) -> tuple[dict[Side, pd.DataFrame], dict[Side, int]]:
     """The frames without their settled rows, and how many each side lost.
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from crm_sync.hooks.contacts import LookupKey
-from crm_sync.staging import read_frame, write_frame
+from crm_sync.staging import iter_frames, write_frame
 from include.sync_logic.canonical import OWN_ID, to_canonical
 from include.sync_logic.counterparts import CounterpartRequest, Fetcher
 from include.sync_logic.read_plan import ReadStrategy, SideReadPlan, choose_read, local_fetchers
@@ -103,21 +104,14 @@ def plan_reads(
         plans[side] = plan
         secondary = reader.hook.secondary_emails
         if plan.strategy == ReadStrategy.WINDOW_IS_WHOLE:
-            fetchers.update(local_fetchers(side, lambda f=frame: [f], mapping, secondary_emails=secondary))
+            fetchers.update(local_fetchers(side, partial(list, [frame]), mapping, secondary_emails=secondary))
         elif plan.strategy == ReadStrategy.READ_WHOLE:
             urls = [
                 write_frame(folder / f"whole-{side}" / f"part-{number:05d}.parquet", part)
                 for number, part in enumerate(reader.read_whole())
             ]
             log(f"Read plan: {side} read whole into {len(urls)} staged parts")
-            fetchers.update(
-                local_fetchers(
-                    side,
-                    lambda u=urls: (read_frame(url) for url in u),
-                    mapping,
-                    secondary_emails=secondary,
-                )
-            )
+            fetchers.update(local_fetchers(side, partial(iter_frames, urls), mapping, secondary_emails=secondary))
         else:
             fetchers.update(reader.fetchers)
     return plans, fetchers

@@ -184,12 +184,12 @@ class ReconcileContactsOperator(CrmSyncOperator):
         if len(merges.merged):  # for the contact history
             write_frame(folder / "merges" / "part-00000.parquet", merges.merged)
         # The candidates' snapshots were read above: only the fetched counterparts' are still missing.
-        fetched = {
+        fetched_ids = {
             side: frame[STAGED_ID[side]].astype(str)
             for side, frame in ((Side.SALESFORCE, sf_all), (Side.HUBSPOT, hs_all))
         }
         more = store.read_snapshots(
-            *(fetched[side][~fetched[side].isin(window_ids[side])] for side in (Side.SALESFORCE, Side.HUBSPOT))
+            *(fetched_ids[side][~fetched_ids[side].isin(window_ids[side])] for side in (Side.SALESFORCE, Side.HUBSPOT))
         )
         snapshots = pd.concat([known, more], ignore_index=True).drop_duplicates("salesforce_id", ignore_index=True)
         self.log.info("Sync state: %d snapshots for %d + %d contacts", len(snapshots), len(sf_all), len(hs_all))
