@@ -112,7 +112,7 @@ def follow_merges(
     not on a dry run) merges a separate HubSpot counterpart into the survivor's."""
     if not dry_run:
         for row in plan.relinks.itertuples(index=False):
-            store.relink_pair(row.side, row.old_id, row.new_id)
+            store.relink_pair(str(row.side), str(row.old_id), str(row.new_id))
         if len(plan.tombstones):
             store.record_tombstones(plan.tombstones, run_id=run_id)
     for row in plan.tombstones.itertuples(index=False):
@@ -181,17 +181,18 @@ def _propagate_to_hubspot(
         if row.side != Side.HUBSPOT or row.survivor_counterpart_id is None:
             notes.append(None)
             continue
+        into, loser = str(row.survivor_counterpart_id), str(row.contact_id)
         try:
-            new_id = merge(row.survivor_counterpart_id, row.contact_id)
+            new_id = merge(into, loser)
         except HubSpotError as exc:
-            log("Merge: HubSpot %s not merged into %s: %s", row.contact_id, row.survivor_counterpart_id, exc)
+            log("Merge: HubSpot %s not merged into %s: %s", loser, into, exc)
             notes.append(None)
             continue
-        store.relink_pair(str(Side.HUBSPOT), row.survivor_counterpart_id, new_id)
+        store.relink_pair(str(Side.HUBSPOT), into, new_id)
         now = pd.Timestamp.now(tz="UTC")
         merged = [
-            (row.survivor_counterpart_id, None),  # the survivor's counterpart: its pair moved to the new id above
-            (row.contact_id, row.loser_id),
+            (into, None),  # the survivor's counterpart: its pair moved to the new id above
+            (loser, row.loser_id),
         ]
         store.record_tombstones(
             pd.DataFrame(
@@ -200,15 +201,15 @@ def _propagate_to_hubspot(
             ),
             run_id=run_id,
         )
-        notes.append(f"merged into HubSpot {row.survivor_counterpart_id} too (propagate_merges), new id {new_id}")
-        log("Merge: HubSpot %s merged into %s (new id %s)", row.contact_id, row.survivor_counterpart_id, new_id)
+        notes.append(f"merged into HubSpot {into} too (propagate_merges), new id {new_id}")
+        log("Merge: HubSpot %s merged into %s (new id %s)", loser, into, new_id)
     return apart.assign(note=pd.Series(notes, index=apart.index, dtype="object"))
 
 
 def _with_moved_counterparts(plan: MergePlan) -> pd.DataFrame:
     """The plan's tombstones naming, for the contact history, the counterpart of a pair that moved to the survivor
     too (the tombstone itself names only a counterpart left behind)."""
-    moved = {(row.side, row.old_id): row.counterpart_id for row in plan.relinks.itertuples(index=False)}
+    moved = {(str(row.side), str(row.old_id)): str(row.counterpart_id) for row in plan.relinks.itertuples(index=False)}
     keys = plan.tombstones[["side", "contact_id", "counterpart_id"]].to_numpy()
     return plan.tombstones.assign(counterpart_id=[moved.get((side, loser), mate) for side, loser, mate in keys])
 
