@@ -14,7 +14,8 @@ import pytest
 import redis
 
 from crm_sync.hooks.contacts import ContactWrite, LookupKey
-from crm_sync.hooks.hubspot import HubSpotContactsHook, HubSpotError
+from crm_sync.hooks.hs_errors import HubSpotError
+from crm_sync.hooks.hubspot import HubSpotContactsHook
 from crm_sync.hooks.retry import RetryPolicy
 from include.sync_logic.sides import Action
 from sandbox.testing import SandboxProcess
@@ -260,7 +261,7 @@ def test_permanent_errors_raise_with_hubspots_category(hs_plain):
         hook._search(
             {"filterGroups": [{"filters": [{"propertyName": "no_such_prop", "operator": "EQ", "value": "1"}]}]}
         )
-    assert err.value.status == 400 and err.value.category == "VALIDATION_ERROR"
+    assert err.value.status == 400 and err.value.code == "VALIDATION_ERROR"
     assert hook.api_calls == 1
 
 

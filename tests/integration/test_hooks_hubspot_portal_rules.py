@@ -19,10 +19,11 @@ import requests
 from airflow.sdk import DAG, ObjectStoragePath
 
 from crm_sync.hooks.contacts import ContactWrite, LookupKey
+from crm_sync.hooks.errors import TransientError
 from crm_sync.hooks.hs_errors import HubSpotDailyLimitReached, HubSpotError
 from crm_sync.hooks.hubspot import HubSpotContactsHook
 from crm_sync.hooks.results import RecordResult
-from crm_sync.hooks.retry import RetryPolicy, TransientError
+from crm_sync.hooks.retry import RetryPolicy
 from crm_sync.operators.base import PROJECT_ROOT
 from crm_sync.operators.load import LoadContactsOperator
 from crm_sync.staging import write_frame

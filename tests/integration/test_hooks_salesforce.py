@@ -13,8 +13,9 @@ from simple_salesforce.exceptions import SalesforceAuthenticationFailed
 
 from crm_sync.hooks import soql
 from crm_sync.hooks.contacts import ContactWrite, LookupKey
-from crm_sync.hooks.salesforce import SalesforceApiError, SalesforceContactsHook
+from crm_sync.hooks.salesforce import SalesforceContactsHook
 from crm_sync.hooks.sf_auth import SalesforceCredentials
+from crm_sync.hooks.sf_errors import SalesforceApiError
 from include.sync_logic.sides import Action
 from sandbox.testing import SandboxProcess
 from tests.integration.conftest import wired_sandbox
@@ -220,7 +221,7 @@ def test_permanent_errors_are_not_retried(sf):
     before = _requests(sf)
     with pytest.raises(SalesforceApiError) as err:
         hook.fetch_contacts(LookupKey.EMAIL, ["secret.person@example.com"], ["Id", "No_Such_Field__c"])
-    assert err.value.error_code == "INVALID_FIELD" and "No_Such_Field__c" in str(err.value)
+    assert err.value.code == "INVALID_FIELD" and "No_Such_Field__c" in str(err.value)
     assert "secret.person" not in str(err.value)  # no values in the error text (it ends up in logs)
     assert _requests(sf) - before == 1
 

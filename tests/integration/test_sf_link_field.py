@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from crm_sync.hooks.contacts import ContactWrite, LookupKey
-from crm_sync.hooks.salesforce import SalesforceApiError, SalesforceContactsHook
+from crm_sync.hooks.salesforce import SalesforceContactsHook
+from crm_sync.hooks.sf_errors import SalesforceApiError
 from include.sync_logic.sides import Action
 from tests.integration.conftest import wired_sandbox
 

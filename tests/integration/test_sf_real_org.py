@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from crm_sync.hooks.contacts import ContactWrite, LookupKey
+from crm_sync.hooks.errors import TransientError
 from crm_sync.hooks.results import RecordResult
-from crm_sync.hooks.retry import RetryPolicy, TransientError
+from crm_sync.hooks.retry import RetryPolicy
 from crm_sync.hooks.salesforce import SalesforceContactsHook
 from crm_sync.operators.base import RunSettings
 from crm_sync.ratelimit import RateLimitWaitTooLong

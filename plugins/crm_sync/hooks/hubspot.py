@@ -31,7 +31,7 @@ from hubspot.crm.properties import ApiException as PropertiesApiException
 from crm_sync.hooks.base import ContactsHookMixin, parallel_refs
 from crm_sync.hooks.contacts import ContactWrite, LookupKey
 from crm_sync.hooks.hs_batch import SECONDARY_EMAILS, asked_key, error_result, match_batch
-from crm_sync.hooks.hs_errors import HubSpotDailyLimitReached, HubSpotError, configuration_detail, is_record_level
+from crm_sync.hooks.hs_errors import HubSpotError, classify, configuration_detail, is_record_level, pool_pause
 from crm_sync.hooks.hs_preflight import (
     READ_CONTACTS,
     READ_SCHEMAS,
@@ -46,9 +46,8 @@ from crm_sync.hooks.hs_preflight import (
 from crm_sync.hooks.hs_walker import PAGE_SIZE, parse_hubspot_ms, to_epoch_ms, walk_window
 from crm_sync.hooks.pools import DEFAULT_REDIS_CONN_ID
 from crm_sync.hooks.results import RecordResult, written_without
-from crm_sync.hooks.retry import RetryPolicy, TransientError
+from crm_sync.hooks.retry import RetryPolicy
 from crm_sync.ratelimit import DEFAULT_KIND, SEARCH_KIND, Limit, RateLimitPool, hubspot_limits
-from crm_sync.ratelimit.backoff import parse_retry_after
 from include.sync_logic.read_plan import pages
 from include.sync_logic.sides import Action, Side
 
@@ -58,7 +57,6 @@ if TYPE_CHECKING:
 DEFAULT_HOST = "https://api.hubapi.com"
 BATCH_SIZE = 100  # batch endpoints take up to 100 inputs
 LIST_PAGE_SIZE = 100  # the list endpoint's largest page
-TEN_SECONDS = 10.0
 # Read with every contact: the change time, and the ids merged into it (how a merge is detected, see merges.py).
 _ALWAYS = ("lastmodifieddate", "hs_merged_object_ids")
 
@@ -162,7 +160,8 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
     def _request(
         self, what: str, send: Callable[[], Any], *, kind: str = DEFAULT_KIND, idempotent: bool = True
     ) -> tuple[int, Any]:
-        """(status, parsed JSON body) of one call, throttled, observed and retried when transient."""
+        """(status, parsed JSON body) of one call, throttled, observed and retried when transient: call, classify
+        (`hs_errors`), raise."""
 
         def attempt() -> tuple[int, Any]:
             self.rate_limit_pool.acquire(kind, max_wait_seconds=self.max_wait_seconds)
@@ -170,53 +169,25 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
             self.search_calls += kind == SEARCH_KIND
             try:
                 response = send()
-            except (ApiException, PropertiesApiException) as exc:
-                raise self._api_error(exc) from exc
-            except urllib3.exceptions.HTTPError as exc:
-                reason = getattr(exc, "reason", exc)
-                if isinstance(reason, urllib3.exceptions.SSLError):  # does not heal by retrying
-                    raise HubSpotError(0, "CONNECTION", None, str(reason).splitlines()[-1]) from exc
-                if idempotent or _not_sent(exc):
-                    raise TransientError(type(exc).__name__) from exc
-                detail = f"{type(exc).__name__} on a non-idempotent call: it may have been applied, so it is not resent"
-                raise HubSpotError(0, "NOT_RESENT", None, detail) from exc
+            except (ApiException, PropertiesApiException, urllib3.exceptions.HTTPError) as exc:
+                error = classify(exc, idempotent=idempotent)
+                if isinstance(exc, ApiException | PropertiesApiException) and exc.status:
+                    self._observe_refusal(exc, error)
+                raise error from exc
             self.rate_limit_pool.observe_response(response.status, response.headers)
             data = response.data
             return response.status, json.loads(data) if data else None
 
         return self.with_retry(what, attempt)
 
-    def _api_error(self, exc: ApiException | PropertiesApiException) -> Exception:
-        status = int(exc.status or 0)
-        headers = exc.headers or {}  # urllib3's HTTPHeaderDict: case-insensitive
-        body = _json_or_empty(exc.body)
-        if status:
-            self.rate_limit_pool.observe_response(status, headers)
-        if status == 429 and body.get("policyName") == "DAILY":
-            # The account's daily allowance is spent: only its reset helps, so fail the task now.
-            wait = parse_retry_after(headers.get("Retry-After"))
-            when = f" (Retry-After: {wait / 3600:.1f} h)" if wait is not None else ""
-            return HubSpotDailyLimitReached(
-                429,
-                body.get("category"),
-                body.get("message"),
-                "the account's daily API limit is spent; it resets at midnight in the HubSpot account's time "
-                f"zone{when}. Airflow's retry (or the next run) continues then; nothing was written",
-            )
-        if status == 429:
-            if parse_retry_after(headers.get("Retry-After")) is None:
-                # No Retry-After: wait out the window the policy names (the pool counts for everyone).
-                window = TEN_SECONDS if body.get("policyName") == "TEN_SECONDLY_ROLLING" else 1.0
-                self.rate_limit_pool.pause_for(window, f"HubSpot 429 {body.get('policyName')}")
-            # The pool is paused for the server's wait; the retry waits there, not here.
-            return TransientError(f"HTTP 429 {body.get('policyName', '')}".strip(), status=429)
-        if status >= 500:
-            return TransientError(f"HTTP {status}", status=status)
-        if not status:  # the client wraps TLS failures as status 0 with the reason as text
-            reason = str(exc.reason or "").splitlines()
-            return HubSpotError(0, "CONNECTION", None, reason[-1] if reason else "no answer")
-        category, message = body.get("category"), body.get("message")
-        return HubSpotError(status, category, message, configuration_detail(category, message, body))
+    def _observe_refusal(self, exc: ApiException | PropertiesApiException, error: Exception) -> None:
+        """A refusal's rate-limit headers into the pool (a Retry-After pauses it); a 429 that names no wait pauses
+        the pool for its limit's window, the one place such a wait is honoured: the next attempt's acquire waits it
+        out, or defers the task when it is too long."""
+        self.rate_limit_pool.observe_response(int(exc.status), exc.headers or {})
+        pause = pool_pause(exc)
+        if pause is not None:
+            self.rate_limit_pool.pause_for(pause, f"HubSpot {error}")
 
     # -- preflight ------------------------------------------------------------------------------
 
@@ -259,7 +230,7 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
                 ),
             )
         except HubSpotError as exc:
-            if exc.category == "MISSING_SCOPES":
+            if exc.code == "MISSING_SCOPES":
                 return [scope_fix(READ_SCHEMAS)]
             if exc.status != 404:
                 raise
@@ -614,12 +585,12 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
             if not exc.record_level:
                 raise
             if len(inputs) == 1:
-                error = {"category": exc.category, "message": exc.message}
+                error = {"category": exc.code, "message": exc.message}
                 target = keys[0] if key_of_result == "id" else None
                 return [error_result(refs[0], error, target_id=target)]
             # HubSpot rejects the whole batch for one bad input (nothing is applied): halve to find it.
             mid = len(inputs) // 2
-            self.log.info("HubSpot batch %s of %d rejected (%s); splitting", kind, len(inputs), exc.category)
+            self.log.info("HubSpot batch %s of %d rejected (%s); splitting", kind, len(inputs), exc.code)
             return self._write_batch(kind, inputs[:mid], refs[:mid], keys[:mid], key_of_result) + self._write_batch(
                 kind, inputs[mid:], refs[mid:], keys[mid:], key_of_result
             )
@@ -627,7 +598,7 @@ class HubSpotContactsHook(ContactsHookMixin, BaseHook):
         for error in (data or {}).get("errors") or []:
             if not is_record_level(error.get("category"), error.get("message")):
                 category, message = error.get("category"), error.get("message")
-                raise HubSpotError(207, category, message, configuration_detail(category, message, error))
+                raise HubSpotError(207, category, message, detail=configuration_detail(category, message, error))
         unmatched = [i for i, r in enumerate(results) if r.error_code == "UNMATCHED"]
         if len(unmatched) > 1:
             # Several errors HubSpot did not tie to inputs: send those inputs one by one to tell them apart.
@@ -711,19 +682,3 @@ def _id_property(key: LookupKey, link_field: str | None) -> str | None:
 
 def _with_always(properties: Sequence[str]) -> list[str]:
     return list(dict.fromkeys([*properties, *_ALWAYS]))
-
-
-def _not_sent(exc: urllib3.exceptions.HTTPError) -> bool:
-    """True when the request cannot have reached HubSpot (so even a create may be resent)."""
-    reason = getattr(exc, "reason", exc)
-    return isinstance(reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError)
-
-
-def _json_or_empty(body: Any) -> dict[str, Any]:
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", "replace")
-    try:
-        parsed = json.loads(body) if body else {}
-    except ValueError:
-        return {}
-    return parsed if isinstance(parsed, dict) else {}

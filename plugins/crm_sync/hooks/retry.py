@@ -1,7 +1,7 @@
 """The one retry layer of every CRM call: tenacity, with the pool's backoff arithmetic.
 
-Hooks turn a failed request into `TransientError` (429, 5xx, timeouts, dropped connections) or let a
-permanent error through; only `TransientError` is retried. The wait is the project's full-jitter
+Hooks turn a failed request into `TransientError` (429, 5xx, timeouts, dropped connections) or a permanent
+error (`errors`: each CRM's `classify`); only `TransientError` is retried. The wait is the project's full-jitter
 backoff, with the server's Retry-After (when the hook passes one on) as its floor. When the attempts
 run out the last `TransientError` is raised, so the Airflow task fails and its own retries take over.
 The HTTP clients underneath must not retry themselves, or one call would be sent many times.
@@ -18,20 +18,12 @@ from typing import TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
+from crm_sync.hooks.errors import TransientError
 from crm_sync.ratelimit.backoff import retry_delay
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-class TransientError(Exception):
-    """A failure that may succeed when tried again; `retry_after` is the wait the server asked for."""
-
-    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

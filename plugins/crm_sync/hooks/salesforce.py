@@ -29,29 +29,23 @@ from airflow.providers.salesforce.hooks.salesforce import SalesforceHook
 from simple_salesforce import Salesforce
 from simple_salesforce.api import DEFAULT_API_VERSION
 from simple_salesforce.bulk2 import Operation, _Bulk2Client
-from simple_salesforce.exceptions import (
-    SalesforceAuthenticationFailed,
-    SalesforceError,
-    SalesforceExpiredSession,
-    SalesforceGeneralError,
-    SalesforceRefusedRequest,
-)
+from simple_salesforce.exceptions import SalesforceExpiredSession
 from simple_salesforce.util import exception_handler
 
 from crm_sync.hooks import soql
 from crm_sync.hooks.base import ContactsHookMixin, parallel_refs
 from crm_sync.hooks.contacts import ContactWrite, LookupKey
+from crm_sync.hooks.errors import TransientError
 from crm_sync.hooks.pools import DEFAULT_REDIS_CONN_ID
 from crm_sync.hooks.refusals import salesforce_refusal
 from crm_sync.hooks.results import RecordResult, written_without
-from crm_sync.hooks.retry import RetryPolicy, TransientError
+from crm_sync.hooks.retry import RetryPolicy
 from crm_sync.hooks.sf_auth import SalesforceCredentials, fetch_token
 from crm_sync.hooks.sf_bulk import DONE_STATES, BulkJobFailed, ingest_csv, job_results, poll_intervals
-from crm_sync.hooks.sf_errors import concurrency_limited
+from crm_sync.hooks.sf_errors import SalesforceApiError, classify, classify_answer
 from crm_sync.hooks.sf_frames import csv_to_frame, records_to_frame
 from crm_sync.hooks.sf_preflight import link_field_problems
 from crm_sync.ratelimit import Limit, RateLimitedAdapter, RateLimitPool, salesforce_limits
-from crm_sync.ratelimit.backoff import parse_retry_after
 from include.sync_logic.read_plan import pages
 from include.sync_logic.sides import Action, Side
 
@@ -64,24 +58,6 @@ COLLECTION_SIZE = 200  # sObject Collections accept up to 200 records a request
 COMPOSITE_QUERIES = 5  # a composite request holds up to 25 subrequests, at most 5 of them queries
 DUPLICATE_RULE_HEADER = "Sforce-Duplicate-Rule-Header"  # REST API 52.0+; Bulk API jobs ignore it
 WriteOperation = Literal["upsert", "update", "delete"]
-
-
-class SalesforceApiError(Exception):
-    """A permanent Salesforce refusal: HTTP status, Salesforce's errorCode and the reason, no values.
-
-    `content` keeps the raw error body for code that needs it; it is left out of the text because
-    Salesforce echoes queries (and so emails) in its messages.
-    """
-
-    def __init__(self, what: str, error: SalesforceError) -> None:
-        self.status = error.status
-        self.content = error.content
-        first = error.content[0] if isinstance(error.content, list) and error.content else {}
-        first = first if isinstance(first, dict) else {}
-        self.error_code = first.get("errorCode")
-        lines = [line.strip() for line in str(first.get("message", "")).splitlines() if line.strip()]
-        self.reason = lines[-1][:200] if lines else ""
-        super().__init__(f"Salesforce {what} failed: HTTP {self.status} {self.error_code}: {self.reason}")
 
 
 class SalesforceContactsHook(ContactsHookMixin, SalesforceHook):
@@ -127,7 +103,6 @@ class SalesforceContactsHook(ContactsHookMixin, SalesforceHook):
         self.bulk_timeout_seconds = bulk_timeout_seconds
         self.request_timeout = request_timeout
         self.reauthentications = 0
-        self._retry_after: float | None = None
 
     # -- what the shared base needs ---------------------------------------------------------------
 
@@ -184,9 +159,13 @@ class SalesforceContactsHook(ContactsHookMixin, SalesforceHook):
         )
 
     def _on_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        """Count every answer; raise a transient one here, where its Retry-After is still at hand (the exception
+        simple-salesforce makes of it carries no headers)."""
         self.api_calls += 1
-        if response.status_code in (429, 503):
-            self._retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        error = classify_answer(response.status_code, response.headers)
+        if error is not None:
+            response.close()
+            raise error
 
     @cached_property
     def conn(self) -> Salesforce:  # type: ignore[override]
@@ -213,50 +192,28 @@ class SalesforceContactsHook(ContactsHookMixin, SalesforceHook):
     # -- the one request path -------------------------------------------------------------------
 
     def _call(self, what: str, fn: Callable[[Salesforce], T]) -> T:
-        """Run `fn(client)` with retries on transient failures and a re-login on an expired session (a session
-        that expires again at once is a transient failure: the retry logs in anew). Every request the sync
-        sends is idempotent (upserts on the link, updates and deletes by Id, reads, a Bulk job read by its
-        id), so a 5xx or a dropped connection is sent again."""
+        """Run `fn(client)` under the retry policy: call, classify (`sf_errors`), raise."""
 
         def attempt() -> T:
-            self._retry_after = None
             try:
-                try:
-                    return fn(self.conn)
-                except SalesforceExpiredSession:
-                    self._reauthenticate()
-                    return fn(self.conn)
-            except SalesforceRefusedRequest as exc:
-                if concurrency_limited(exc.content):
-                    raise TransientError("REQUEST_LIMIT_EXCEEDED (concurrent requests)", status=403) from exc
-                raise SalesforceApiError(what, exc) from None
-            except SalesforceGeneralError as exc:
-                if exc.status == 429 or exc.status >= 500:
-                    raise TransientError(
-                        f"HTTP {exc.status}", status=exc.status, retry_after=self._retry_after
-                    ) from exc
-                raise SalesforceApiError(what, exc) from None
-            except requests.exceptions.SSLError:
-                raise  # an untrusted certificate does not heal by retrying
-            except requests.ConnectTimeout as exc:
-                raise TransientError("connect timeout") from exc
-            except (
-                requests.ConnectionError,
-                requests.Timeout,
-                requests.exceptions.ChunkedEncodingError,
-            ) as exc:
-                raise TransientError(type(exc).__name__) from exc
-            except SalesforceExpiredSession as exc:
-                # Expired again right after a new login (sessions revoked org-wide, mid-call): nothing was applied.
-                raise TransientError("session expired again after a new login", status=401) from exc
-            except SalesforceAuthenticationFailed:
-                raise
-            except SalesforceError as exc:
-                # simple-salesforce's text holds the URL and Salesforce echoes the query: both may carry
-                # emails. Keep the code and reason; the raw content stays on the exception.
-                raise SalesforceApiError(what, exc) from None
+                return self._in_session(fn)
+            except Exception as exc:
+                error = classify(exc)
+                if error is None:
+                    raise
+                # A permanent error leaves simple-salesforce's text behind: it holds the URL and the echoed query.
+                raise error from (exc if isinstance(error, TransientError) else None)
 
         return self.with_retry(what, attempt)
+
+    def _in_session(self, fn: Callable[[Salesforce], T]) -> T:
+        """`fn(client)`, once more on a new session when the session expired (one that expires again at once is
+        transient: the retry logs in anew)."""
+        try:
+            return fn(self.conn)
+        except SalesforceExpiredSession:
+            self._reauthenticate()
+            return fn(self.conn)
 
     def preflight(self, link_field: str, *, writes: bool) -> list[str]:
         """The link field's problems (the same for a dry run: its reads look up by it)."""

@@ -23,9 +23,7 @@ from urllib.parse import urlsplit
 import requests
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed
 
-from crm_sync.hooks.retry import TransientError
-from crm_sync.hooks.sf_errors import concurrency_limited
-from crm_sync.ratelimit.backoff import parse_retry_after
+from crm_sync.hooks.sf_errors import classify_answer
 
 DEFAULT_LOGIN_URL = "https://login.salesforce.com"
 GENERIC_LOGIN_HOSTS = ("login.salesforce.com", "test.salesforce.com")
@@ -139,26 +137,19 @@ class SalesforceCredentials:
 def fetch_token(
     session: requests.Session, credentials: SalesforceCredentials, timeout: float = 30.0
 ) -> SalesforceToken:
-    """POST the token request; transient failures raise TransientError, refusals the provider's error."""
-    url = f"{credentials.login_url}/services/oauth2/token"
-    try:
-        response = session.post(url, data=credentials.token_request(), timeout=timeout)
-    except requests.exceptions.SSLError:
-        raise  # an untrusted certificate does not heal by retrying
-    except (requests.ConnectionError, requests.Timeout) as exc:
-        raise TransientError(f"token request failed: {type(exc).__name__}") from exc
-    if response.status_code == 429 or response.status_code >= 500:
-        raise TransientError(
-            f"token endpoint answered {response.status_code}",
-            status=response.status_code,
-            retry_after=parse_retry_after(response.headers.get("Retry-After")),
-        )
+    """POST the token request. A transient answer (429, 5xx, the concurrent-request limit) raises TransientError,
+    a refusal the provider's SalesforceAuthenticationFailed; a failed connection raises as requests raised it (the
+    hook's call path classifies it)."""
+    response = session.post(
+        f"{credentials.login_url}/services/oauth2/token", data=credentials.token_request(), timeout=timeout
+    )
     try:
         body = response.json()
     except ValueError:
         body = {}
-    if concurrency_limited(body):
-        raise TransientError("token endpoint: REQUEST_LIMIT_EXCEEDED (concurrent requests)", status=403)
+    error = classify_answer(response.status_code, response.headers, body)
+    if error is not None:
+        raise error
     if not isinstance(body, dict):
         body = {}
     if response.status_code != 200 or "access_token" not in body:

@@ -75,22 +75,3 @@ def test_results_frame_has_one_row_per_result():
     frame = results_frame([RecordResult("a", "1", True), RecordResult("b", None, False, error_code="X")])
     assert list(frame["ref"]) == ["a", "b"] and list(frame.columns)[:3] == ["ref", "target_id", "ok"]
     assert frame.to_dict("records")[1]["target_id"] is None  # None, not NaN: JSON-safe
-
-
-def test_salesforce_errors_keep_code_and_reason_but_not_the_query():
-    from simple_salesforce.exceptions import SalesforceMalformedRequest
-
-    from crm_sync.hooks.salesforce import SalesforceApiError
-
-    content = [
-        {
-            "errorCode": "INVALID_FIELD",
-            "message": "\nSELECT Id, Foo__c FROM Contact WHERE Email IN ('secret@example.com')\n"
-            "           ^\nERROR at Row:1:Column:12\nNo such column 'Foo__c' on entity 'Contact'.",
-        }
-    ]
-    raw = SalesforceMalformedRequest("https://x/query?q=...secret%40example.com", 400, "query", content)
-    error = SalesforceApiError("query", raw)
-    assert (error.status, error.error_code) == (400, "INVALID_FIELD")
-    assert "No such column 'Foo__c'" in str(error) and "secret" not in str(error)
-    assert error.content == content

@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from crm_sync.hooks.retry import RetryPolicy, TransientError, call_with_retry
+from crm_sync.hooks.errors import TransientError
+from crm_sync.hooks.retry import RetryPolicy, call_with_retry
 
 
 def test_transient_failures_are_retried_then_succeed():
