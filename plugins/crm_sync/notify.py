@@ -32,6 +32,7 @@ def _renderable(context: Context) -> Context:
     (no `get_template_env`): drop it so notifiers fall back to a plain sandboxed Jinja environment."""
     if hasattr(context.get("dag"), "get_template_env"):
         return context
+    # Context types `dag` as always a DAG; the notifier itself reads it with .get() and renders without one.
     return {**context, "dag": None}  # type: ignore[typeddict-item]
 
 

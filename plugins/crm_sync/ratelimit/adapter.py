@@ -44,11 +44,25 @@ class RateLimitedAdapter(HTTPAdapter):
         self.kind_for = kind_for
         self.max_wait_seconds = max_wait_seconds
 
-    def send(self, request: PreparedRequest, **kwargs: Any) -> Response:  # type: ignore[override]
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self.timeout
+    def send(
+        self,
+        request: PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float | None, float | None] | None = None,
+        verify: bool | str = True,
+        cert: str | tuple[str, str] | None = None,
+        proxies: dict[str, str] | None = None,
+    ) -> Response:
+        """HTTPAdapter.send's own signature: the pool's grant first, the adapter's timeout when none is given."""
         self.pool.acquire(self.kind_for(request), max_wait_seconds=self.max_wait_seconds)
-        response = super().send(request, **kwargs)
+        response = super().send(
+            request,
+            stream=stream,
+            timeout=self.timeout if timeout is None else timeout,
+            verify=verify,
+            cert=cert,
+            proxies=proxies,
+        )
         headers: Mapping[str, str] = response.headers
         self.pool.observe_response(response.status_code, headers)
         return response
