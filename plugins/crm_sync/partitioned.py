@@ -41,7 +41,6 @@ class PartitionedReconciliation:
     baseline: list[str] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
     conflicts: int = 0
-    baseline_rows: int = 0
     snapshots_read: int = 0
     partitions: int = 0
 
@@ -146,4 +145,3 @@ def write_partition(
     out.baseline.append(write_frame(folder / "baseline" / f"part-{number:05d}.parquet", result.baseline))
     out.counts.update(decision_counts(decisions))
     out.conflicts += int(np.count_nonzero(decisions["conflict"].to_numpy(dtype=bool))) if len(decisions) else 0
-    out.baseline_rows += len(result.baseline)

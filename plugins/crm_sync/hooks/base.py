@@ -8,19 +8,20 @@ calls `init_contacts_hook` in `__init__`.
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Any, ClassVar, TypeVar
 
+from crm_sync.hooks.contacts import LookupKey
 from crm_sync.hooks.pools import DEFAULT_REDIS_CONN_ID, build_pool, max_wait_from
-from crm_sync.hooks.results import RecordResult
+from crm_sync.hooks.results import RecordResult, written_without
 from crm_sync.hooks.retry import RetryPolicy, call_with_retry
 from crm_sync.ratelimit import Limit, RateLimitPool
 from include.sync_logic.sides import Side
 
 T = TypeVar("T")
+R = TypeVar("R")  # one record of a write, as the CRM's API takes it
 
 
 class ContactsHookMixin:
@@ -28,7 +29,9 @@ class ContactsHookMixin:
 
     side: ClassVar[Side]  # the pool's key prefix, the log prefix and the report's counter prefix
     secondary_emails: ClassVar[str | None] = None  # see `ContactsHook.secondary_emails`
-    log: logging.Logger  # from Airflow's LoggingMixin on the hook
+    own_id_field: ClassVar[str]  # the field holding the CRM's own record id
+    email_field: ClassVar[str]  # the contact's (primary) email
+    log: Any  # the hook's logger, from Airflow's LoggingMixin (structlog's in a task, logging's elsewhere)
 
     def init_contacts_hook(
         self,
@@ -68,7 +71,8 @@ class ContactsHookMixin:
 
     @cached_property
     def _extras(self) -> dict[str, Any]:
-        return self._connection.extra_dejson
+        extras: dict[str, Any] = self._connection.extra_dejson
+        return extras
 
     @property
     def max_wait_seconds(self) -> float:
@@ -97,6 +101,14 @@ class ContactsHookMixin:
             return False, f"{type(exc).__name__}: {exc}"
         return True, "Connection successfully tested"
 
+    def lookup_field(self, key: LookupKey, link_field: str | None) -> str:
+        """The field a look-up by `key` matches: the own id, the email, or the link field (the counterpart's id)."""
+        if key is LookupKey.COUNTERPART_ID:
+            if not link_field:
+                raise ValueError("a look-up by counterpart id needs the link field")
+            return link_field
+        return self.own_id_field if key is LookupKey.OWN_ID else self.email_field
+
     # -- calls and results ------------------------------------------------------------------------
 
     def with_retry(self, what: str, attempt: Callable[[], T]) -> T:
@@ -111,6 +123,31 @@ class ContactsHookMixin:
         for start in range(0, total, size):
             results.extend(write(slice(start, min(start + size, total))))
         self.log_results(what, results)
+        return results
+
+    def resend_without_refused(
+        self,
+        what: str,
+        records: Sequence[R],
+        results: list[RecordResult],
+        trimmed: Callable[[RecordResult, R], R | None],
+        send: Callable[[list[int], list[R]], list[RecordResult]],
+    ) -> list[RecordResult]:
+        """Records refused for values of fields they carry, sent once more without them (`trimmed`: the record
+        without those fields, None when it is not to be sent again) through `send(positions, records)`, so their
+        other fields are written and the refusal stays on their result (as reconcile rejects a refused value alone;
+        updates only: a create is refused whole)."""
+        again = [
+            (index, trim)
+            for index, (record, result) in enumerate(zip(records, results, strict=True))
+            if (trim := trimmed(result, record)) is not None
+        ]
+        if not again:
+            return results
+        self.log.info("%s %s: %d records sent again without their refused fields", self.side.label, what, len(again))
+        retried = send([index for index, _ in again], [trim for _, trim in again])
+        for (index, _), result in zip(again, retried, strict=True):
+            results[index] = written_without(result, results[index])
         return results
 
     def log_results(self, what: str, results: Sequence[RecordResult]) -> None:

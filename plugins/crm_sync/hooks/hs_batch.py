@@ -62,14 +62,14 @@ def match_batch(
     outcome: dict[int, RecordResult] = {}
 
     for result in body.get("results") or []:
-        index = by_trace.get(str(result.get("objectWriteTraceId")))
-        if index is None and key_of_result:
+        matched = by_trace.get(str(result.get("objectWriteTraceId")))
+        if matched is None and key_of_result:
             value = result.get("id") if key_of_result == "id" else (result.get("properties") or {}).get(key_of_result)
-            index = by_key.get(_norm(value))
-        if index is None or index in outcome:
+            matched = by_key.get(_norm(value))
+        if matched is None or matched in outcome:
             continue
         created = bool(result.get("new", False))
-        outcome[index] = RecordResult(ref=refs[index], target_id=str(result.get("id")), ok=True, created=created)
+        outcome[matched] = RecordResult(ref=refs[matched], target_id=str(result.get("id")), ok=True, created=created)
 
     unmatched_errors = []
     for error in body.get("errors") or []:

@@ -13,7 +13,6 @@ READ_CONTACTS = "crm.objects.contacts.read"
 WRITE_CONTACTS = "crm.objects.contacts.write"
 READ_SCHEMAS = "crm.schemas.contacts.read"
 WRITE_SCHEMAS = "crm.schemas.contacts.write"
-SYNC_SCOPES = frozenset({READ_CONTACTS, WRITE_CONTACTS, READ_SCHEMAS})
 TOKEN_INFO_PATH = "/oauth/v2/private-apps/get/access-token-info"  # private app tokens; needs no scope
 
 _SCOPES_UI = "HubSpot > Settings > Integrations > Private Apps > (the sync's app) > Scopes"

@@ -73,7 +73,7 @@ def rest_request(
 ) -> dict[str, Any]:
     """After a page that ended at `at_ms`: the later contacts, and those at `at_ms` not on that page."""
     later = [_filter("lastmodifieddate", "GT", at_ms), _filter("lastmodifieddate", "LT", end_ms)]
-    unseen = [
+    unseen: list[dict[str, Any]] = [
         _filter("lastmodifieddate", "EQ", at_ms),
         {"propertyName": "hs_object_id", "operator": "NOT_IN", "values": list(seen_at)},
     ]

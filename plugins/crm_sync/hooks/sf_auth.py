@@ -131,7 +131,7 @@ class SalesforceCredentials:
             "aud": self.audience,
             "exp": int(time.time()) + 180,
         }
-        return jwt.encode(claims, self.private_key, algorithm="RS256")
+        return jwt.encode(claims, str(self.private_key), algorithm="RS256")
 
 
 def fetch_token(

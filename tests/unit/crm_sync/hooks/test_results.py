@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from crm_sync.hooks.hs_batch import match_batch
 from crm_sync.hooks.results import RecordResult, existing_id_from_message, results_frame
-from crm_sync.hooks.salesforce import _collection_results
+from crm_sync.hooks.sf_writes import collection_results
 
 
 def test_salesforce_collection_results_keep_salesforce_codes():
@@ -17,7 +17,7 @@ def test_salesforce_collection_results_keep_salesforce_codes():
         },
         {"id": "003C", "success": True, "errors": [], "created": False},
     ]
-    results = _collection_results(response, ["a", "b", "c"], "upsert")
+    results = collection_results(response, ["a", "b", "c"], "upsert")
     assert results[0] == RecordResult("a", "003A", True, created=True)
     assert results[1] == RecordResult(
         "b",
