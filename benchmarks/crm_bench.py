@@ -91,6 +91,24 @@ class FixedWindowLimiter:
             time.sleep(self.bucket + 1 - time.time())
 
 
+def salesforce_client(sandbox: SandboxProcess) -> Salesforce:
+    """simple-salesforce on the sandbox org, logged in with its connected app (client credentials): what a user's
+    script or another integration would use, outside the sync's hooks."""
+    conn = json.loads(sandbox.env["AIRFLOW_CONN_SALESFORCE_DEFAULT"])
+    session = requests.Session()
+    session.verify = sandbox.ca_bundle
+    session.trust_env = False
+    token = session.post(
+        f"{conn['extra']['login_url']}/services/oauth2/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": conn["extra"]["consumer_key"],
+            "client_secret": conn["extra"]["consumer_secret"],
+        },
+    ).json()
+    return Salesforce(instance_url=token["instance_url"], session_id=token["access_token"], session=session)
+
+
 def naive_sync(
     sandbox: SandboxProcess,
     *,
@@ -105,19 +123,7 @@ def naive_sync(
     are lifted). `slice_minutes`: search HubSpot's window in slices of this many minutes, so windows past
     HubSpot's 10,000-results cap are read whole (None: one query, which stops at the cap as the seed did).
     """
-    conn = json.loads(sandbox.env["AIRFLOW_CONN_SALESFORCE_DEFAULT"])
-    session = requests.Session()
-    session.verify = sandbox.ca_bundle
-    session.trust_env = False
-    token = session.post(
-        f"{conn['extra']['login_url']}/services/oauth2/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": conn["extra"]["consumer_key"],
-            "client_secret": conn["extra"]["consumer_secret"],
-        },
-    ).json()
-    sf = Salesforce(instance_url=token["instance_url"], session_id=token["access_token"], session=session)
+    sf = salesforce_client(sandbox)
     hs = HubSpot(access_token=sandbox.hubspot_token, host=sandbox.hubspot_url)
     limiter = FixedWindowLimiter(per_second) if per_second else None
     outcome: Counter[str] = Counter()
