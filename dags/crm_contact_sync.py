@@ -119,12 +119,8 @@ with DAG(
         task_id="extract_salesforce", side=Side.SALESFORCE, mapping_path=MAPPING_PATH
     )
     extract_hubspot = ExtractContactsOperator(task_id="extract_hubspot", side=Side.HUBSPOT, mapping_path=MAPPING_PATH)
-    reconcile = ReconcileContactsOperator(
-        task_id="reconcile",
-        mapping_path=MAPPING_PATH,
-        salesforce_extract=extract_salesforce.output,
-        hubspot_extract=extract_hubspot.output,
-    )
+    extracts = {Side.SALESFORCE: extract_salesforce.output, Side.HUBSPOT: extract_hubspot.output}
+    reconcile = ReconcileContactsOperator(task_id="reconcile", mapping_path=MAPPING_PATH, extracts=extracts)
     gate = MassChangeGateOperator(task_id="mass_change_gate", reconcile_result=reconcile.output)
     plan_hubspot = PlanWritesOperator(task_id="plan_hubspot", side=Side.HUBSPOT, reconcile_result=reconcile.output)
     plan_salesforce = PlanWritesOperator(
@@ -144,7 +140,7 @@ with DAG(
     )
     report = SyncReportOperator(
         task_id="report",
-        extracts={Side.SALESFORCE: extract_salesforce.output, Side.HUBSPOT: extract_hubspot.output},
+        extracts=extracts,
         reconcile_result=reconcile.output,
         loads={Side.HUBSPOT: load_hubspot.output, Side.SALESFORCE: load_salesforce.output},
         link_back_result=link_back.output,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from crm_sync.hooks.contacts import LookupKey
 from include.sync_logic.sides import Side
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from crm_sync.hooks.contacts import ContactsHook
     from crm_sync.state.store import SyncStateStore
+    from crm_sync.task_results import Tombstones
     from include.sync_logic.mapping import MappingConfig
 
 EVENT_COLUMNS = ["side", "contact_id", "counterpart_id", "event", "reason"]
@@ -57,7 +58,7 @@ class GoneContacts:
     restored: list[str] = field(default_factory=list)
     api_calls: dict[str, int] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> Tombstones:
         return {"found": self.found, "restored": self.restored, "api_calls": self.api_calls}
 
     def stage_events(self, folder: ObjectStoragePath) -> None:

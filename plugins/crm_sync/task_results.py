@@ -7,11 +7,12 @@ URLs travel), and keys holding a side are the `Side` values. The DAG file wires 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, NotRequired, TypedDict
 
 # Per-hook request and rate-limit counters, keys prefixed by the side (`salesforce_api_calls`, ...), summed by
 # the report.
-ApiStats = dict[str, float]
+ApiStats = Mapping[str, float]
 
 
 class ExtractResult(TypedDict):
@@ -139,7 +140,7 @@ SyncReport = TypedDict(
         "decisions": dict[str, int],
         "settled_in_window": dict[str, int],
         "read_plan": dict[str, dict[str, Any]],
-        "tombstones": Tombstones | dict[str, Any],
+        "tombstones": Mapping[str, Any],  # Tombstones, or empty when reconcile never ran
         "merges": dict[str, int],
         "outcomes": dict[str, int],
         "api": ApiStats,

@@ -14,7 +14,7 @@ from crm_sync.hooks.errors import TransientError
 from crm_sync.hooks.results import RecordResult
 from crm_sync.hooks.retry import RetryPolicy
 from crm_sync.hooks.salesforce import SalesforceContactsHook
-from crm_sync.operators.base import RunSettings
+from crm_sync.params import RunParams
 from crm_sync.ratelimit import RateLimitWaitTooLong
 from crm_sync.window import SyncWindow
 from include.sync_logic.sides import Action
@@ -127,7 +127,7 @@ def test_a_late_commit_is_found_by_the_next_window_with_the_default_lookback(sf)
         ],
     )
     hook = SalesforceContactsHook()
-    lookback = RunSettings.from_params({}).lookback_minutes
+    lookback = RunParams().lookback_minutes
     sf.admin("salesforce", "POST", "clock", json={"set": (boundary + timedelta(seconds=30)).isoformat()})
     assert _changed_ids(hook, boundary - INTERVAL, lookback) == {prompt}  # `late` is not committed yet
     sf.admin("salesforce", "POST", "clock", json={"set": (boundary + INTERVAL + timedelta(seconds=30)).isoformat()})

@@ -4,13 +4,13 @@ connection ids a CRM-facing task takes as templated arguments."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, ObjectStoragePath
 
-from crm_sync.params import RunParams, param
+from crm_sync.params import RunParams
 from crm_sync.staging import run_folder, try_folder
 from crm_sync.window import SyncWindow
 from include.sync_logic.sides import Side
@@ -22,51 +22,10 @@ if TYPE_CHECKING:
     from include.sync_logic.mapping import MappingConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
-# Covers the CRMs' read-after-write lag (HubSpot's search index, Salesforce's late commits); re-reading a
-# contact that equals its sync-state snapshot costs a read, never a write.
-DEFAULT_LOOKBACK_MINUTES = 10
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """The DAG params of one run, typed."""
-
-    direction: str
-    dry_run: bool
-    full_resync: bool
-    lookback_minutes: int
-    salesforce_conn_id: str
-    hubspot_conn_id: str
-    redis_conn_id: str
-    state_conn_id: str
-    log_pii: bool = False
-    allow_mass_change: bool = False
-    max_change_share: float = 0.5
-    mass_change_min_count: int = 100
-
-    @classmethod
-    def from_params(cls, params: Any) -> RunSettings:
-        return cls(
-            direction=str(param(params, "direction", "both")),
-            dry_run=bool(param(params, "dry_run", False)),
-            full_resync=bool(param(params, "full_resync", False)),
-            lookback_minutes=int(param(params, "lookback_minutes", DEFAULT_LOOKBACK_MINUTES)),
-            salesforce_conn_id=str(param(params, "salesforce_conn_id", "salesforce_default")),
-            hubspot_conn_id=str(param(params, "hubspot_conn_id", "hubspot_default")),
-            redis_conn_id=str(param(params, "redis_conn_id", "redis_default")),
-            state_conn_id=str(param(params, "state_conn_id", "crm_sync_state_default")),
-            log_pii=bool(param(params, "log_pii", False)),
-            allow_mass_change=bool(param(params, "allow_mass_change", False)),
-            max_change_share=float(param(params, "max_change_share", 0.5)),
-            mass_change_min_count=int(param(params, "mass_change_min_count", 100)),
-        )
 
 
 class CrmSyncOperator(BaseOperator):
     """Base of the sync's operators: typed access to what the run context holds."""
-
-    def settings(self, context: Context) -> RunSettings:
-        return RunSettings.from_params(context["params"])
 
     def run_params(self, context: Context) -> RunParams:
         """The run's behaviour switches."""
@@ -75,10 +34,7 @@ class CrmSyncOperator(BaseOperator):
     def window(self, context: Context) -> SyncWindow:
         params = self.run_params(context)
         return SyncWindow.from_interval(
-            context["data_interval_start"],
-            context["data_interval_end"],
-            lookback_minutes=params.lookback_minutes,
-            full_resync=params.full_resync,
+            *data_interval(context), lookback_minutes=params.lookback_minutes, full_resync=params.full_resync
         )
 
     def run_folder(self, context: Context) -> ObjectStoragePath:
@@ -88,6 +44,14 @@ class CrmSyncOperator(BaseOperator):
     def try_folder(self, context: Context) -> ObjectStoragePath:
         """This try's folder: what this try extracts, decides and writes (a cleared run starts a new one)."""
         return try_folder(self.dag_id, context["run_id"], run_try(context))
+
+
+def data_interval(context: Context) -> tuple[datetime, datetime]:
+    """The run's data interval; every run of the DAG's data-interval timetable has one."""
+    start, end = context["data_interval_start"], context["data_interval_end"]
+    if start is None or end is None:
+        raise ValueError("the run has no data interval: the DAG needs a data-interval timetable")
+    return start, end
 
 
 def param_template(name: str) -> str:
@@ -145,4 +109,3 @@ def load_mapping_file(mapping_path: str) -> MappingConfig:
 
     path = Path(mapping_path)
     return load_mapping(path if path.is_absolute() else PROJECT_ROOT / path)
-

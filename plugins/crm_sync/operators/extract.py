@@ -11,6 +11,8 @@ from include.sync_logic.sides import Side
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from crm_sync.task_results import ExtractResult
+
 
 class ExtractContactsOperator(CrmConnectionsOperator):
     """Streams one CRM's pages into Parquet parts; XCom gets the part URLs and the count only.
@@ -32,7 +34,7 @@ class ExtractContactsOperator(CrmConnectionsOperator):
         self.side = Side(side)  # a name that is no CRM fails the DAG's parse
         self.mapping_path = mapping_path
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> ExtractResult:
         window = self.window(context)
         mapping = load_mapping_file(self.mapping_path)
         folder = self.try_folder(context) / "extract" / self.side

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from crm_sync.hooks.results import RecordResult
+    from crm_sync.task_results import ApiStats, LinkBackResult, ReconcileResult
 
 
 class LinkBackOperator(CrmConnectionsOperator):
@@ -30,34 +31,34 @@ class LinkBackOperator(CrmConnectionsOperator):
     template_fields = (*CrmConnectionsOperator.template_fields, "mapping_path", "reconcile_result")
     ui_color = "#f6e8f4"
 
-    def __init__(self, *, mapping_path: str, reconcile_result: Any, **kwargs: Any) -> None:
+    def __init__(self, *, mapping_path: str, reconcile_result: ReconcileResult, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.mapping_path = mapping_path
         self.reconcile_result = reconcile_result
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> LinkBackResult:
         from crm_sync.hooks.results import results_frame
 
-        settings = self.settings(context)
+        dry_run = self.run_params(context).dry_run
         link_fields = load_mapping_file(self.mapping_path).link
         folder = ObjectStoragePath(self.reconcile_result["folder"])
+        summary: LinkBackResult = {"links": {str(side): 0 for side in Side}, "api": {}}
         results = read_frames(result_urls(str(folder), links=False))
         if results is None:
             self.log.info("No load results: nothing to link")
-            return {"linked": 0, "api": {}}
+            return summary
         created = results[
             (results["action"] == "create") & results["ok"].astype(bool) & ~results["dry_run"].astype(bool)
         ]
-        summary: dict[str, Any] = {"api": {}}
         # A HubSpot create came from a Salesforce contact: link that Salesforce contact, and vice versa.
         for link_on in Side:
             created_on = link_on.other
             rows = created[created["target"] == created_on]
             pairs = list(zip(rows["ref"].astype(str), rows["target_id"].astype(str), strict=True))
-            summary[f"{link_on}_links"] = len(pairs)
+            summary["links"][str(link_on)] = len(pairs)
             if not pairs:
                 continue
-            if settings.dry_run:
+            if dry_run:
                 self.log.info("dry run: would link %d %s contacts", len(pairs), link_on)
                 continue
             outcome, api = self._write_links(link_on, link_fields.on(link_on), pairs)
@@ -75,7 +76,7 @@ class LinkBackOperator(CrmConnectionsOperator):
 
     def _write_links(
         self, side: Side, link_field: str, pairs: list[tuple[str, str]]
-    ) -> tuple[list[RecordResult], dict[str, int | float]]:
+    ) -> tuple[list[RecordResult], ApiStats]:
         """pairs: (id on `side`, counterpart id to store in its link field); the results and the hook's counters."""
         from crm_sync.hooks.contacts import ContactWrite
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from crm_sync.hooks.contacts import ContactsHook, ContactWrite
     from crm_sync.hooks.results import RecordResult
+    from crm_sync.task_results import LoadTotals, Shard
 
 
 def payloads(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -88,7 +89,7 @@ class LoadContactsOperator(CrmConnectionsOperator):
         self,
         *,
         side: Side | str,
-        shard: list[dict[str, Any]],
+        shard: Shard,
         mapping_path: str,
         max_wait_seconds: float | None = None,
         **kwargs: Any,
@@ -117,14 +118,14 @@ class LoadContactsOperator(CrmConnectionsOperator):
         bulk = api == SALESFORCE_BULK
         return hook.write_contacts(Action(action), contact_writes(frame), refs, link_field=self.link_field, bulk=bulk)
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> LoadTotals:
         from crm_sync.hooks.results import results_frame
         from crm_sync.ratelimit import RateLimitWaitTooLong
 
-        settings = self.settings(context)
+        dry_run = self.run_params(context).dry_run
         this_try = run_try(context)
-        hook = None if settings.dry_run else self.contacts_hook(self.side, max_wait_seconds=self.max_wait_seconds)
-        totals = {"batches": 0, "skipped_batches": 0, "records": 0, "ok": 0, "rejected": 0}
+        hook = None if dry_run else self.contacts_hook(self.side, max_wait_seconds=self.max_wait_seconds)
+        totals: LoadTotals = {"batches": 0, "skipped_batches": 0, "records": 0, "ok": 0, "rejected": 0, "api": {}}
         for batch in self.shard:
             result_path = results_path(batch["url"])
             name = result_path.name
@@ -155,7 +156,7 @@ class LoadContactsOperator(CrmConnectionsOperator):
             table["action"] = table["action"].fillna(batch["action"])  # a refused field's own row keeps "reject"
             table["source_system"] = str(self.side.other)
             table["batch"] = name
-            table["dry_run"] = settings.dry_run
+            table["dry_run"] = dry_run
             table["try"] = this_try
             write_frame(result_path, table)
             ok = int(table["ok"].sum())
@@ -172,16 +173,18 @@ class LoadContactsOperator(CrmConnectionsOperator):
                 len(table),
                 ok,
                 len(table) - ok,
-                " (dry run: nothing sent)" if settings.dry_run else "",
+                " (dry run: nothing sent)" if dry_run else "",
             )
         self.log.info("%s shard done: %s", self.side, totals)
-        return {**totals, "api": hook.api_stats() if hook is not None else {}}
+        if hook is not None:
+            totals["api"] = hook.api_stats()
+        return totals
 
     def _defer_for(self, seconds: float) -> None:
         from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
 
         self.defer(trigger=TimeDeltaTrigger(timedelta(seconds=seconds)), method_name="resume")
 
-    def resume(self, context: Context, event: Any = None) -> dict[str, Any]:
+    def resume(self, context: Context, event: Any = None) -> LoadTotals:
         """Back from the triggerer: staged batches are skipped, the rest are sent."""
         return self.execute(context)

@@ -15,6 +15,8 @@ from include.sync_logic.sides import Side
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from crm_sync.task_results import PreflightResult
+
 
 class PreflightOperator(CrmConnectionsOperator):
     """Checks the link field (Salesforce describe), the link property and the token's scopes (HubSpot)."""
@@ -26,12 +28,11 @@ class PreflightOperator(CrmConnectionsOperator):
         super().__init__(**kwargs)
         self.mapping_path = mapping_path
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> PreflightResult:
         from airflow.sdk.exceptions import AirflowFailException
 
-        settings = self.settings(context)
         link = load_mapping_file(self.mapping_path).link
-        writes = not settings.dry_run
+        writes = not self.run_params(context).dry_run
         problems = [
             problem for side in Side for problem in self.contacts_hook(side).preflight(link.on(side), writes=writes)
         ]

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypedDict
 
-from crm_sync.operators.base import CrmSyncOperator, load_mapping_file, run_try
+from crm_sync.operators.base import CrmConnectionsOperator, load_mapping_file, param_template, run_try
 from crm_sync.report import merge_counters
 from crm_sync.staging import read_frames, write_frame
+from include.sync_logic.sides import Side
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -22,8 +24,9 @@ if TYPE_CHECKING:
     from crm_sync.merge_following import MergeFollowing
     from crm_sync.partitioned import PartitionedReconciliation
     from crm_sync.state.store import SyncStateStore
+    from crm_sync.task_results import ExtractResult, ReconcileResult, Tombstones
     from include.sync_logic.mapping import MappingConfig
-    from include.sync_logic.sides import Direction, Side
+    from include.sync_logic.sides import Direction
 
 
 def _frame_or_empty(urls: list[str], columns: list[str]) -> pd.DataFrame:
@@ -33,21 +36,41 @@ def _frame_or_empty(urls: list[str], columns: list[str]) -> pd.DataFrame:
     return frame if frame is not None else pd.DataFrame(columns=columns)
 
 
-class ReconcileContactsOperator(CrmSyncOperator):
+class WindowFacts(TypedDict):
+    """What a window's reconcile adds to the result (a full resync has none of it)."""
+
+    settled_in_window: dict[str, int]
+    read_plan: dict[str, dict[str, Any]]
+    merges: dict[str, int]
+
+
+class ReconcileContactsOperator(CrmConnectionsOperator):
     """A window: due retries added, settled contacts dropped, counterparts found by the cheaper read, then the
     three-way merge and decisions. A full resync: every staged contact, partition by partition.
-    Decisions and baseline are staged as lists of parts (one per partition)."""
+    Decisions and baseline are staged as lists of parts (one per partition).
 
-    template_fields = ("mapping_path", "salesforce_extract", "hubspot_extract")
+    :param extracts: each side's extract result (its `.output`).
+    :param mapping_path: the mapping file (templated).
+    :param state_conn_id: the sync-state database (templated; default: the run's param).
+    """
+
+    template_fields = (*CrmConnectionsOperator.template_fields, "mapping_path", "extracts", "state_conn_id")
     ui_color = "#fdf3e1"
 
-    def __init__(self, *, mapping_path: str, salesforce_extract: Any, hubspot_extract: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        extracts: Mapping[Side, ExtractResult],
+        mapping_path: str,
+        state_conn_id: str = param_template("state_conn_id"),
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
+        self.extracts = extracts
         self.mapping_path = mapping_path
-        self.salesforce_extract = salesforce_extract
-        self.hubspot_extract = hubspot_extract
+        self.state_conn_id = state_conn_id
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> ReconcileResult:
         from functools import partial
 
         from crm_sync.gone_contacts import find_gone_contacts, staged_identity
@@ -56,36 +79,35 @@ class ReconcileContactsOperator(CrmSyncOperator):
         from crm_sync.settings import crm_sync_settings
         from crm_sync.state.hook import SyncStateHook
         from crm_sync.state.settling import record_baseline
-        from include.sync_logic.sides import Direction, Side
 
-        settings = self.settings(context)
+        params = self.run_params(context)
         mapping = load_mapping_file(self.mapping_path)
-        sf_hook = contacts_hook(Side.SALESFORCE, settings.salesforce_conn_id, redis_conn_id=settings.redis_conn_id)
-        hs_hook = contacts_hook(Side.HUBSPOT, settings.hubspot_conn_id, redis_conn_id=settings.redis_conn_id)
+        sf_hook = contacts_hook(Side.SALESFORCE, self.salesforce_conn_id, redis_conn_id=self.redis_conn_id)
+        hs_hook = contacts_hook(Side.HUBSPOT, self.hubspot_conn_id, redis_conn_id=self.redis_conn_id)
         hooks: dict[Side, ContactsHook] = {Side.SALESFORCE: sf_hook, Side.HUBSPOT: hs_hook}
-        store = SyncStateHook(settings.state_conn_id).get_store()
+        store = SyncStateHook(self.state_conn_id).get_store()
         folder = self.try_folder(context)
-        direction = Direction(settings.direction)
+        direction = params.direction
         due = self._due_retries(store, direction, context)
-        extracts = {Side.SALESFORCE: self.salesforce_extract, Side.HUBSPOT: self.hubspot_extract}
+        extracts = self.extracts
         known_pairs = store.pair_count()  # before this run's baseline: each CRM's size from below
-        extra: dict[str, Any] = {}
+        window_facts: WindowFacts | None = None
         find_gone = partial(
             find_gone_contacts,
             store=store,
             hooks=hooks,
             mapping=mapping,
             run_id=context["run_id"],
-            dry_run=settings.dry_run,
+            dry_run=params.dry_run,
             log=self.log.info,
         )
-        if settings.full_resync:
+        if params.full_resync:
             # Every contact of both CRMs is in the staged parts: nothing to look up, partitions bound memory.
             # Only the partners gone from them are looked up, then every partition takes its tombstones.
             parts = {side: extracts[side]["paths"] for side in Side}
             gone = find_gone(staged_identity(parts, mapping), store.read_pair_ids())
             gone.stage_events(folder)
-            extra = {"tombstones": gone.as_dict()}
+            tombstones = gone.as_dict()
             outcome = reconcile_staged(
                 parts,
                 mapping,
@@ -98,10 +120,10 @@ class ReconcileContactsOperator(CrmSyncOperator):
             )
         else:
             follow = self._merge_follower(extracts, mapping, direction, (sf_hook, hs_hook), store, context)
-            outcome, extra = self._reconcile_window(
+            outcome, tombstones, window_facts = self._reconcile_window(
                 extracts, due, mapping, direction, hooks, store, folder, known_pairs, follow, find_gone
             )
-        if settings.dry_run:
+        if params.dry_run:
             recorded = 0
             self.log.info("dry run: the baseline is not recorded in the sync state")
         else:
@@ -112,25 +134,29 @@ class ReconcileContactsOperator(CrmSyncOperator):
         self.log.info("conflicts resolved: %d", outcome.conflicts)
         self.log.info("pairs whose agreed values the state recorded before any write: %d", recorded)
         self.log.info("::endgroup::")
-        return {
+        result: ReconcileResult = {
             "folder": str(folder),
             "decisions": outcome.decisions,
             "baseline": outcome.baseline,
             "partitions": outcome.partitions,
             "counts": dict(outcome.counts),
-            "salesforce_in_window": int(extracts[Side.SALESFORCE]["count"]),
-            "hubspot_in_window": int(extracts[Side.HUBSPOT]["count"]),
+            "in_window": {str(side): extracts[side]["count"] for side in Side},
             "retries_due": {str(side): len(due[side]) for side in Side},
             "snapshots_read": outcome.snapshots_read,
             "baseline_recorded": recorded,
             "known_pairs": known_pairs,
-            **extra,
+            "tombstones": tombstones,
             "api": merge_counters([hook.api_stats() for hook in hooks.values()]),
         }
+        if window_facts is not None:
+            result["settled_in_window"] = window_facts["settled_in_window"]
+            result["read_plan"] = window_facts["read_plan"]
+            result["merges"] = window_facts["merges"]
+        return result
 
     def _reconcile_window(
         self,
-        extracts: dict[Side, Any],
+        extracts: Mapping[Side, ExtractResult],
         due: dict[Side, list[str]],
         mapping: MappingConfig,
         direction: Direction,
@@ -140,7 +166,7 @@ class ReconcileContactsOperator(CrmSyncOperator):
         known_pairs: int,
         follow: MergeFollowing,
         find_gone: Callable[..., GoneContacts],
-    ) -> tuple[PartitionedReconciliation, dict[str, Any]]:
+    ) -> tuple[PartitionedReconciliation, Tombstones, WindowFacts]:
         """A window: due retries added, settled contacts dropped, counterparts found by the read plan (which
         takes the sync state's `known_pairs` as each side's size from below)."""
         import pandas as pd
@@ -151,7 +177,6 @@ class ReconcileContactsOperator(CrmSyncOperator):
         from crm_sync.partitioned import PartitionedReconciliation, reconcile_frames, write_partition
         from include.sync_logic.counterparts import STAGED_ID, close_counterparts, counterpart_requests, union_staged
         from include.sync_logic.settled import drop_settled
-        from include.sync_logic.sides import Side
 
         readers = side_readers(hooks, mapping)
         columns = {Side.SALESFORCE: mapping.salesforce_fields, Side.HUBSPOT: ["id", *mapping.hubspot_properties]}
@@ -199,16 +224,16 @@ class ReconcileContactsOperator(CrmSyncOperator):
         gone.stage_events(folder)
         result = reconcile_frames(sf_all, hs_all, changed, mapping, direction, snapshots, gone.tombstones)
         write_partition(outcome, 0, with_skips(result, merges.skips), folder)
-        return outcome, {
+        facts: WindowFacts = {
             "settled_in_window": {str(side): n for side, n in settled.items()},
             "read_plan": {str(side): plan.as_dict() for side, plan in plans.items()},
             "merges": merges.counts,
-            "tombstones": gone.as_dict(),
         }
+        return outcome, gone.as_dict(), facts
 
     def _merge_follower(
         self,
-        extracts: dict[Side, Any],
+        extracts: Mapping[Side, ExtractResult],
         mapping: MappingConfig,
         direction: Direction,
         hooks: tuple[SalesforceContactsHook, HubSpotContactsHook],
@@ -219,9 +244,9 @@ class ReconcileContactsOperator(CrmSyncOperator):
         from datetime import datetime
 
         from crm_sync.merge_following import MergeFollowing
-        from include.sync_logic.sides import Side
 
-        start, end = (datetime.fromisoformat(extracts[Side.SALESFORCE][f"window_{edge}"]) for edge in ("start", "end"))
+        read = extracts[Side.SALESFORCE]
+        start, end = datetime.fromisoformat(read["window_start"]), datetime.fromisoformat(read["window_end"])
         return MergeFollowing(
             window_bounds=(start, end),
             salesforce=hooks[0],
@@ -230,7 +255,7 @@ class ReconcileContactsOperator(CrmSyncOperator):
             mapping=mapping,
             targets=direction.targets,
             run_id=context["run_id"],
-            dry_run=self.settings(context).dry_run,
+            dry_run=self.run_params(context).dry_run,
             log=self.log.info,
         )
 
@@ -241,10 +266,8 @@ class ReconcileContactsOperator(CrmSyncOperator):
         runs and the scheduled one beside them never try one entry at once; settle ends the lease. A dry run
         writes nothing, so it only looks.
         """
-        from include.sync_logic.sides import Side
-
         targets = [str(target) for target in direction.targets]
-        dry_run = self.settings(context).dry_run
+        dry_run = self.run_params(context).dry_run
         if dry_run:
             due = store.due()
             due = due[due["target"].isin(targets)]

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from crm_sync.operators.base import CrmConnectionsOperator, param_template, run_try
+from crm_sync.operators.base import CrmConnectionsOperator, data_interval, param_template, run_try
 from crm_sync.staging import iter_frames, read_frames, result_urls, write_frame, write_json
 from include.sync_logic.sides import Side
 
@@ -86,6 +86,7 @@ class SyncReportOperator(CrmConnectionsOperator):
 
         params = self.run_params(context)
         window = self.window(context)
+        interval_start, interval_end = data_interval(context)
         folder = self.run_folder(context)
         reconciled = self.reconcile_result
         results = read_frames(result_urls(reconciled["folder"] if reconciled else None))
@@ -116,7 +117,7 @@ class SyncReportOperator(CrmConnectionsOperator):
             "staged": reconciled["folder"] if reconciled else None,
             "window": window.describe(),
             # What the view orders runs by (a backfill's runs finish in any order).
-            "data_interval": {key: context[f"data_interval_{key}"].isoformat() for key in ("start", "end")},
+            "data_interval": {"start": interval_start.isoformat(), "end": interval_end.isoformat()},
             "direction": str(params.direction),
             "dry_run": params.dry_run,
             "log_pii": params.log_pii,
@@ -131,7 +132,7 @@ class SyncReportOperator(CrmConnectionsOperator):
             "outcomes": outcome_counts(results),
             "api": merge_counters(self._api_stats()),
             "sync_state": state,
-            "lag_seconds": round((datetime.now(UTC) - context["data_interval_end"]).total_seconds(), 3),
+            "lag_seconds": round((datetime.now(UTC) - interval_end).total_seconds(), 3),
             # settle_state read the queue just now; read it again only when settle did not get that far.
             "retry_queue": state.get("retry_queue") or self._retry_queue_size(),
             "rate_limit_pool": crm_pool_states({side: self.conn_id(side) for side in Side}, self.redis_conn_id),
