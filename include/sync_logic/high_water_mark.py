@@ -6,6 +6,14 @@ seconds and many rows share a second, so the query takes `>=` the mark's second 
 (Id, SystemModstamp) it has already passed on at that second: a row is news once, a row changed again is news
 again, and nothing at the boundary is lost. No I/O here; `crm_sync.events.sf_poll` does the query and keeps the
 mark in Redis.
+
+Salesforce stamps whole seconds, so two edits of a contact within one second look the same to the poll. A row
+whose second was still open when the poll asked (it may be edited again and keep its stamp) is passed on but not
+remembered, under an event id of that poll's own (the queue drops a repeated id), so each later poll passes it on
+again until a poll sees its second closed and remembers it. The cost: one extra event for a contact edited in the
+last `1 s + clock_skew` before a poll (more only while polls come faster than that). The event DAG reads each
+contact once per micro-batch, all of a CRM's in one call, and the sync state finds a repeat already equal: it
+costs no write, and a call only when it is alone in its micro-batch.
 """
 
 from __future__ import annotations
@@ -23,13 +31,27 @@ POLL_FIELDS = ("Id", "SystemModstamp", "IsDeleted", "MasterRecordId")
 
 
 def _key(contact_id: str, modstamp: pd.Timestamp) -> str:
-    return f"{contact_id}@{int(modstamp.value // 1_000_000)}"
+    return f"{contact_id}@{_epoch_ms(modstamp)}"
+
+
+def _epoch_ms(moment: pd.Timestamp) -> int:
+    return int(moment.value // 1_000_000)
+
+
+def first_open_second(polled_at: datetime, clock_skew: timedelta) -> datetime:
+    """The oldest second Salesforce may still stamp a write with, as far as a poll can tell.
+
+    `polled_at` is read before the query is sent (the query sees the org no earlier than that); `clock_skew` is
+    the most this clock may run ahead of Salesforce's (and covers a save committed just after its stamp). Every
+    earlier second is closed: no write can get its stamp any more.
+    """
+    return (polled_at - clock_skew).replace(microsecond=0)
 
 
 @dataclass(frozen=True)
 class PollMark:
     """The next poll reads `SystemModstamp >= second`; `seen` holds `Id@epoch-ms` of the rows at or after
-    `second` already passed on."""
+    `second` already passed on whose second was over (a row of a second still open is never in it)."""
 
     second: datetime
     seen: frozenset[str] = field(default_factory=frozenset)
@@ -58,37 +80,49 @@ class PollMark:
 
 @dataclass(frozen=True)
 class PollOutcome:
-    """The events of one poll (oldest change first) and the mark after it."""
+    """The events of one poll (oldest change first), the mark after it, and how many rows read were in a second
+    still open (passed on again by the next poll)."""
 
     events: list[ContactEvent]
     mark: PollMark
+    still_open: int
 
 
-def news_since(rows: pd.DataFrame, mark: PollMark) -> PollOutcome:
+def news_since(rows: pd.DataFrame, mark: PollMark, *, polled_at: datetime, clock_skew: timedelta) -> PollOutcome:
     """The rows of a `SystemModstamp >= mark.second` query (columns `POLL_FIELDS`) as events, and the new mark.
 
     A deleted row naming a `MasterRecordId` was merged away: a MERGED event on its master. Other deleted rows are
     DELETED; live rows CHANGED (an undelete is a change too: the re-read finds the contact alive and the sync
-    state's tombstone handling resumes its pair). The mark moves to the newest second read and keeps every row
-    of that second; a poll that read nothing keeps the mark.
+    state's tombstone handling resumes its pair). Rows in a second still open (see `first_open_second`) are
+    passed on under an id of this poll and the mark stays at the first open second, remembering nothing, so the
+    next poll reads them again; otherwise the mark moves to the newest second read and keeps every row of that
+    second. A poll that read nothing keeps the mark.
     """
     if rows.empty:
-        return PollOutcome([], mark)
+        return PollOutcome([], mark, 0)
     stamps = pd.to_datetime(rows["SystemModstamp"], utc=True)
     keys = [_key(str(cid), stamp) for cid, stamp in zip(rows["Id"], stamps, strict=True)]
+    open_from = pd.Timestamp(first_open_second(polled_at, clock_skew))
+    still_open = stamps >= open_from
     fresh = ~pd.Series(keys, index=rows.index).isin(mark.seen)
     order = stamps[fresh].sort_values(kind="stable").index
-    events = [_event(rows.loc[index], stamps[index]) for index in order]
+    poll_ms = _epoch_ms(pd.Timestamp(polled_at))
+    events = [_event(rows.loc[index], stamps[index], poll_ms if still_open[index] else None) for index in order]
     newest = stamps.max().to_pydatetime().replace(microsecond=0)
-    second = max(newest, mark.second)
-    at_second = frozenset(key for key, stamp in zip(keys, stamps, strict=True) if stamp >= pd.Timestamp(second))
-    return PollOutcome(events, PollMark(second, at_second))
+    second = max(min(newest, open_from.to_pydatetime()), mark.second)
+    closed_at_second = (stamps >= pd.Timestamp(second)) & ~still_open
+    at_second = frozenset(key for key, keep in zip(keys, closed_at_second, strict=True) if keep)
+    return PollOutcome(events, PollMark(second, at_second), int(still_open.sum()))
 
 
-def _event(row: pd.Series, stamp: pd.Timestamp) -> ContactEvent:
+def _event(row: pd.Series, stamp: pd.Timestamp, open_in_poll_ms: int | None) -> ContactEvent:
+    """The row's event; one in a second still open is named by the poll too (`~<poll epoch-ms>`), so the queue
+    takes each poll's delivery of it."""
     contact_id = str(row["Id"])
-    occurred_ms = int(stamp.value // 1_000_000)
+    occurred_ms = _epoch_ms(stamp)
     event_id = f"sf-poll:{_key(contact_id, stamp)}"
+    if open_in_poll_ms is not None:
+        event_id += f"~{open_in_poll_ms}"
     master = row.get("MasterRecordId")
     deleted = bool(row.get("IsDeleted"))
     if deleted and isinstance(master, str) and master:

@@ -12,6 +12,11 @@ pays 86,400 / poll_seconds calls a day: 2,880 at 30 s, 1,440 at 60 s, against an
 The mark (`include.sync_logic.high_water_mark`) lives in Redis beside the queue, so a restarted triggerer resumes
 where the last poll stopped. Events are queued before the mark moves: a poll that dies in between reads its rows
 again, and the queue drops the repeated event ids.
+
+Salesforce stamps whole seconds, so a row whose second was not over when the poll asked is queued again by the
+next poll (see the mark's module). Whether a second is over is judged on this host's clock, read before the query
+and taken `clock_skew` back (the most it may run ahead of Salesforce's; the hook does not hand on the answer's
+`Date`): the cost is one more event for each contact edited in the last `1 s + clock_skew` before a poll.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ DEFAULT_POLL_SECONDS = 30.0
 """2,880 calls a day; 60 s halves that and doubles the mean Salesforce latency (half an interval)."""
 FIRST_LOOKBACK = timedelta(minutes=1)
 """A first poll (no mark in Redis) starts this far back: changes made just before the feed started are news."""
+CLOCK_SKEW = timedelta(seconds=2)
+"""How far this clock may run ahead of Salesforce's (NTP keeps it well under) plus a save's lag behind its stamp."""
 MARK_KEY_PREFIX = "crm_sync:sf_poll:mark:"
 """`<prefix><salesforce conn id>`: the mark as JSON (`PollMark.to_json`)."""
 _HORIZON = timedelta(days=3650)  # the query's upper bound: none, in effect, whatever the org's clock says
@@ -51,12 +58,14 @@ class SalesforceChangePoll:
         *,
         conn_id: str,
         first_lookback: timedelta = FIRST_LOOKBACK,
+        clock_skew: timedelta = CLOCK_SKEW,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.hook = hook
         self.redis = redis
         self.key = MARK_KEY_PREFIX + conn_id
         self.first_lookback = first_lookback
+        self.clock_skew = clock_skew
         self.now = now
 
     def mark(self) -> PollMark:
@@ -72,20 +81,23 @@ class SalesforceChangePoll:
 
         mark = self.mark()
         calls = self.hook.api_calls
+        polled_at = self.now()  # before the query: the org it reads is no older than this
         frames = list(
             self.hook.iter_changed_contacts(POLL_FIELDS, mark.second, mark.second + _HORIZON, include_deleted=True)
         )
         rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(POLL_FIELDS))
-        outcome = news_since(rows, mark)
+        outcome = news_since(rows, mark, polled_at=polled_at, clock_skew=self.clock_skew)
         if outcome.events:
             enqueue(outcome.events)
         self.redis.set(self.key, json.dumps(outcome.mark.to_json()))
         log.info(
-            "Salesforce poll from %s: %d rows read, %d new events (%s), %d API calls; mark now %s",
+            "Salesforce poll from %s: %d rows read, %d new events (%s), %d in a second not over (queued again next"
+            " poll), %d API calls; mark now %s",
             mark.second.isoformat(),
             len(rows),
             len(outcome.events),
             ", ".join(f"{kind} {n}" for kind, n in _kinds(outcome.events).items()) or "none",
+            outcome.still_open,
             self.hook.api_calls - calls,
             outcome.mark.second.isoformat(),
         )

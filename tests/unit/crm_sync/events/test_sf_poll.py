@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 
+from crm_sync.events.queue import ContactEventQueue
 from crm_sync.events.sf_poll import MARK_KEY_PREFIX, SalesforceChangePoll
 from crm_sync.hooks.contacts import contacts_hook
 from include.sync_logic.events import ContactEvent, EventKind
@@ -51,11 +52,16 @@ def _requests(crm: SandboxProcess) -> int:
     return int(crm.admin("salesforce", "GET", "stats").json()["total"]["requests"])
 
 
-def _poll(redis_url: str) -> SalesforceChangePoll:
+def _clock(crm: SandboxProcess) -> datetime:
+    return datetime.fromisoformat(crm.admin("salesforce", "GET", "clock").json()["now"])
+
+
+def _poll(crm: SandboxProcess, redis_url: str) -> SalesforceChangePoll:
+    """A poll on the org's clock (frozen, moved by `_advance`), with the default skew margin."""
     client = redis.Redis.from_url(f"{redis_url.rsplit('/', 1)[0]}/{REDIS_DB}")
     hook = contacts_hook(Side.SALESFORCE, "salesforce_default", redis_conn_id="redis_default")
     hook.get_conn()  # the token request is no API call in Salesforce's limits: not part of a poll's cost
-    return SalesforceChangePoll(hook, client, conn_id="salesforce_default", now=lambda: NOW)
+    return SalesforceChangePoll(hook, client, conn_id="salesforce_default", now=lambda: _clock(crm))
 
 
 class Queue:
@@ -70,7 +76,8 @@ class Queue:
 
 def test_each_change_is_queued_once_at_one_query_a_poll(sf: SandboxProcess, redis_url: str) -> None:
     first, second = _seed(sf, "ada", "bob")
-    poll, queue = _poll(redis_url), Queue()
+    _advance(sf, 3)  # the seed's second is over, even allowing for the clock skew
+    poll, queue = _poll(sf, redis_url), Queue()
     before = _requests(sf)
     poll.poll(queue)
     assert [(e.contact_id, e.kind) for e in queue.events] == [(first, EventKind.CHANGED), (second, EventKind.CHANGED)]
@@ -79,23 +86,24 @@ def test_each_change_is_queued_once_at_one_query_a_poll(sf: SandboxProcess, redi
     assert _requests(sf) - before == 2
     _advance(sf, 5)
     poll.hook.get_conn().Contact.update(second, {"Title": "Engineer"})  # an edit through the API, as a user's
+    _advance(sf, 3)
     before = _requests(sf)
     news = poll.poll(queue)
     assert [(e.contact_id, e.kind) for e in news] == [(second, EventKind.CHANGED)]
-    assert news[0].occurred_at_ms == int((NOW + timedelta(seconds=5)).timestamp() * 1000)
+    assert news[0].occurred_at_ms == int((NOW + timedelta(seconds=8)).timestamp() * 1000)
     assert _requests(sf) - before == 1
     stored = poll.redis.get(MARK_KEY_PREFIX + "salesforce_default")
-    assert stored is not None and (NOW + timedelta(seconds=5)).isoformat() in stored.decode()
+    assert stored is not None and (NOW + timedelta(seconds=8)).isoformat() in stored.decode()
 
 
 def test_deletes_and_merges_are_named_and_a_new_poll_resumes_from_the_stored_mark(
     sf: SandboxProcess, redis_url: str
 ) -> None:
     master, loser, gone = _seed(sf, "master", "loser", "gone")
-    _poll(redis_url).poll(Queue())
+    _poll(sf, redis_url).poll(Queue())
     _advance(sf, 3)
     sf.admin("salesforce", "POST", "merge", json={"masterRecord": {"Id": master}, "recordToMergeIds": [loser]})
-    poll = _poll(redis_url)  # a restarted triggerer: the mark comes from Redis
+    poll = _poll(sf, redis_url)  # a restarted triggerer: the mark comes from Redis
     poll.hook.get_conn().Contact.delete(gone)
     queue = Queue()
     poll.poll(queue)
@@ -107,7 +115,7 @@ def test_deletes_and_merges_are_named_and_a_new_poll_resumes_from_the_stored_mar
 
 def test_the_mark_stays_when_the_events_could_not_be_queued(sf: SandboxProcess, redis_url: str) -> None:
     (contact,) = _seed(sf, "dora")
-    poll = _poll(redis_url)
+    poll = _poll(sf, redis_url)
 
     def broken(events: Sequence[ContactEvent]) -> None:
         raise ConnectionError("queue unreachable")
@@ -117,3 +125,17 @@ def test_the_mark_stays_when_the_events_could_not_be_queued(sf: SandboxProcess, 
     queue = Queue()
     poll.poll(queue)
     assert [e.contact_id for e in queue.events] == [contact]
+
+
+def test_a_contact_edited_again_within_the_second_of_a_poll_is_queued_again(sf: SandboxProcess, redis_url: str) -> None:
+    (contact,) = _seed(sf, "erin")  # Salesforce stamps whole seconds: the seed and the edit below read as NOW
+    poll = _poll(sf, redis_url)
+    queue = ContactEventQueue(poll.redis)  # the real queue: it drops an event id it has seen
+    poll.poll(queue.add)
+    _advance(sf, 0.4)
+    poll.hook.get_conn().Contact.update(contact, {"Title": "Engineer"})  # the same second as the seed
+    assert [e.contact_id for e in poll.poll(queue.add)] == [contact]
+    _advance(sf, 3)
+    assert [e.contact_id for e in poll.poll(queue.add)] == [contact]  # its second is over now: queued a last time
+    assert poll.poll(queue.add) == []
+    assert [claimed.event.contact_id for claimed in queue.claim("run", 10)] == [contact] * 3
