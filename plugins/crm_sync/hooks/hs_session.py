@@ -30,6 +30,7 @@ from crm_sync.hooks.hs_errors import classify, pool_pause
 from crm_sync.hooks.pools import DEFAULT_REDIS_CONN_ID
 from crm_sync.hooks.retry import RetryPolicy
 from crm_sync.ratelimit import DEFAULT_KIND, SEARCH_KIND, Limit, RateLimitPool, hubspot_limits
+from crm_sync.settings import DEFAULTS
 from include.sync_logic.sides import Side
 
 DEFAULT_HOST = "https://api.hubapi.com"
@@ -49,7 +50,7 @@ class HubSpotSession(ContactsHookMixin, BaseHook):
 
     side = Side.HUBSPOT
     conn_name_attr = "hubspot_conn_id"
-    default_conn_name = "hubspot_default"
+    default_conn_name = DEFAULTS.hubspot_conn_id
     conn_type = "http"
 
     def __init__(

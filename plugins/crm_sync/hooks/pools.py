@@ -10,9 +10,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from crm_sync.ratelimit import Limit, RateLimitPool
+from crm_sync.settings import DEFAULTS
 from include.sync_logic.sides import Side
 
-DEFAULT_REDIS_CONN_ID = "redis_default"
+DEFAULT_REDIS_CONN_ID = DEFAULTS.redis_conn_id
 DEFAULT_MAX_WAIT_SECONDS = 120.0
 
 

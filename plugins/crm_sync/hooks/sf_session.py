@@ -121,7 +121,9 @@ class SalesforceSession(ContactsHookMixin, SalesforceHook):
     def bulk_threshold(self) -> int:
         if self._bulk_threshold is not None:
             return self._bulk_threshold
-        return int(self._extras.get("bulk_threshold") or 10_000)
+        from include.sync_logic.plan import SALESFORCE_BULK_THRESHOLD
+
+        return int(self._extras.get("bulk_threshold") or SALESFORCE_BULK_THRESHOLD)
 
     # -- session, token, client ---------------------------------------------------------------------
 
