@@ -2,15 +2,15 @@
 keep the merged-away contacts' counterparts from re-creating them (the rules are in `include.sync_logic.merges`).
 
 Detection costs: HubSpot none (the window's records carry `hs_merged_object_ids`), Salesforce one queryAll per
-window (more pages only past 2,000 merges). A survivor that a moved counterpart must meet and the window did not
-bring is read by id (one batch read or composite call).
+window (more pages only past 2,000 merges; none on the event path, whose reads by id bring the merged-away rows its
+events name). A survivor that a moved counterpart must meet and the window did not bring is read by id (one batch
+read or composite call).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -58,16 +58,16 @@ class FollowedMerges:
 
 def window_merges(
     candidates: dict[Side, pd.DataFrame],
-    window: tuple[datetime, datetime],
-    salesforce: SalesforceContactsHook,
+    salesforce_merged: pd.DataFrame,
     store: SyncStateStore,
     mapping: MappingConfig,
 ) -> MergePlan:
-    """The window's merges: HubSpot records listing merged ids, and Salesforce's rows merged away in the window."""
+    """The candidates' merges: HubSpot records listing merged ids, and Salesforce's merged-away rows (`Id`,
+    `MasterRecordId`, `SystemModstamp`)."""
     events = pd.concat(
         [
             hubspot_merge_events(candidates[Side.HUBSPOT], _listed_ids(candidates[Side.HUBSPOT])),
-            salesforce_merge_events(salesforce.merged_contacts(*window)),
+            salesforce_merge_events(salesforce_merged),
         ],
         ignore_index=True,
     )
@@ -268,8 +268,8 @@ class MergeFollowing:
     """One run's way of following merges (its hooks, state, mapping and settings). Reconcile calls `window` on
     its candidates before the counterparts are looked up, then `redirects` on the closed frames."""
 
-    window_bounds: tuple[datetime, datetime]
-    salesforce: SalesforceContactsHook  # reads the window's merged-away rows
+    salesforce_merged: Callable[[], pd.DataFrame]  # Salesforce's merged-away rows: a window's queryAll, or in hand
+    salesforce: SalesforceContactsHook
     hubspot: HubSpotContactsHook  # merges a separate counterpart (propagate_merges)
     store: SyncStateStore
     mapping: MappingConfig
@@ -285,7 +285,7 @@ class MergeFollowing:
         return self._follow(
             candidates,
             readers,
-            lambda: window_merges(candidates, self.window_bounds, salesforce, self.store, self.mapping),
+            lambda: window_merges(candidates, self.salesforce_merged(), self.store, self.mapping),
         )
 
     def redirects(self, frames: dict[Side, pd.DataFrame], readers: dict[Side, SideReader]) -> FollowedMerges:

@@ -12,11 +12,12 @@ from crm_sync.staging import read_frames, write_frame
 from include.sync_logic.sides import Side
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     import pandas as pd
     from airflow.sdk import Context, ObjectStoragePath
 
+    from crm_sync.counterpart_sources import SideReader
     from crm_sync.gone_contacts import GoneContacts
     from crm_sync.hooks.contacts import ContactsHook
     from crm_sync.hooks.hubspot import HubSpotContactsHook
@@ -71,14 +72,11 @@ class ReconcileContactsOperator(CrmConnectionsOperator):
         self.state_conn_id = state_conn_id
 
     def execute(self, context: Context) -> ReconcileResult:
-        from functools import partial
-
-        from crm_sync.gone_contacts import find_gone_contacts, staged_identity
+        from crm_sync.gone_contacts import staged_identity
         from crm_sync.hooks.contacts import contacts_hook
         from crm_sync.partitioned import reconcile_staged
         from crm_sync.settings import crm_sync_settings
         from crm_sync.state.hook import SyncStateHook
-        from crm_sync.state.settling import record_baseline
 
         params = self.run_params(context)
         mapping = load_mapping_file(self.mapping_path)
@@ -92,14 +90,8 @@ class ReconcileContactsOperator(CrmConnectionsOperator):
         extracts = self.extracts
         known_pairs = store.pair_count()  # before this run's baseline: each CRM's size from below
         window_facts: WindowFacts | None = None
-        find_gone = partial(
-            find_gone_contacts,
-            store=store,
-            hooks=hooks,
-            mapping=mapping,
-            run_id=context["run_id"],
-            dry_run=params.dry_run,
-            log=self.log.info,
+        find_gone = gone_finder(
+            store, hooks, mapping, run_id=context["run_id"], dry_run=params.dry_run, log=self.log.info
         )
         if params.full_resync:
             # Every contact of both CRMs is in the staged parts: nothing to look up, partitions bound memory.
@@ -123,17 +115,7 @@ class ReconcileContactsOperator(CrmConnectionsOperator):
             outcome, tombstones, window_facts = self._reconcile_window(
                 extracts, due, mapping, direction, hooks, store, folder, known_pairs, follow, find_gone
             )
-        if params.dry_run:
-            recorded = 0
-            self.log.info("dry run: the baseline is not recorded in the sync state")
-        else:
-            recorded = record_baseline(store, outcome.baseline, run_id=context["run_id"])
-        self.log.info("::group::Decisions")
-        for key, value in sorted(outcome.counts.items()):
-            self.log.info("%s: %d", key, value)
-        self.log.info("conflicts resolved: %d", outcome.conflicts)
-        self.log.info("pairs whose agreed values the state recorded before any write: %d", recorded)
-        self.log.info("::endgroup::")
+        recorded = record_decisions(store, outcome, run_id=context["run_id"], dry_run=params.dry_run, log=self.log.info)
         result: ReconcileResult = {
             "folder": str(folder),
             "decisions": outcome.decisions,
@@ -167,16 +149,9 @@ class ReconcileContactsOperator(CrmConnectionsOperator):
         follow: MergeFollowing,
         find_gone: Callable[..., GoneContacts],
     ) -> tuple[PartitionedReconciliation, Tombstones, WindowFacts]:
-        """A window: due retries added, settled contacts dropped, counterparts found by the read plan (which
-        takes the sync state's `known_pairs` as each side's size from below)."""
-        import pandas as pd
-
-        from crm_sync.counterpart_sources import plan_reads, side_readers
-        from crm_sync.gone_contacts import read_alive_again
-        from crm_sync.merge_following import both_passes, with_skips
-        from crm_sync.partitioned import PartitionedReconciliation, reconcile_frames, write_partition
-        from include.sync_logic.counterparts import STAGED_ID, close_counterparts, counterpart_requests, union_staged
-        from include.sync_logic.settled import drop_settled
+        """A window: its staged contacts and the due retries (read by id) are the candidates."""
+        from crm_sync.counterpart_sources import side_readers
+        from include.sync_logic.counterparts import union_staged
 
         readers = side_readers(hooks, mapping)
         columns = {Side.SALESFORCE: mapping.salesforce_fields, Side.HUBSPOT: ["id", *mapping.hubspot_properties]}
@@ -185,51 +160,19 @@ class ReconcileContactsOperator(CrmConnectionsOperator):
             window = _frame_or_empty(extracts[side]["paths"], columns[side])
             fetched = readers[side].fetchers[f"{side}_ids"](due[side]) if due[side] else None
             candidates[side] = union_staged([window, fetched], side) if fetched is not None else window
-        merges = follow.window(candidates, readers)  # before the snapshots are read: a merge may move a pair
-        candidates = merges.candidates
-        window_ids = {side: candidates[side][STAGED_ID[side]].astype(str) for side in Side}
-        known = store.read_snapshots(window_ids[Side.SALESFORCE], window_ids[Side.HUBSPOT])
-        back = read_alive_again(candidates, store)  # restored contacts stay candidates: their pair resumes
-        keep = {side: [*due[side], *back.loc[back["side"] == side, "contact_id"]] for side in Side}
-        candidates, settled = drop_settled(candidates, mapping, known, keep)
-        self.log.info(
-            "Equal to the sync state (own writes echoing back, or unmapped changes): %s; no lookup, no write",
-            ", ".join(f"{side} {n}" for side, n in settled.items()),
+        return reconcile_candidates(
+            candidates,
+            keep=due,
+            mapping=mapping,
+            direction=direction,
+            readers=readers,
+            store=store,
+            folder=folder,
+            known_pairs=known_pairs,
+            follow=follow,
+            find_gone=find_gone,
+            log=self.log.info,
         )
-        request = counterpart_requests(candidates[Side.SALESFORCE], candidates[Side.HUBSPOT], mapping)
-        plans, fetchers = plan_reads(
-            request, candidates, readers, mapping, folder, self.log.info, known_pairs=known_pairs
-        )
-        sf_all, hs_all = close_counterparts(
-            candidates[Side.SALESFORCE], candidates[Side.HUBSPOT], mapping, fetchers, log=self.log.info
-        )
-        closed = follow.redirects({Side.SALESFORCE: sf_all, Side.HUBSPOT: hs_all}, readers)  # merged before
-        sf_all, hs_all = closed.candidates[Side.SALESFORCE], closed.candidates[Side.HUBSPOT]
-        merges = both_passes(merges, closed)
-        if len(merges.merged):  # for the contact history
-            write_frame(folder / "merges" / "part-00000.parquet", merges.merged)
-        # The candidates' snapshots were read above: only the fetched counterparts' are still missing.
-        fetched_ids = {
-            side: frame[STAGED_ID[side]].astype(str)
-            for side, frame in ((Side.SALESFORCE, sf_all), (Side.HUBSPOT, hs_all))
-        }
-        more = store.read_snapshots(
-            *(fetched_ids[side][~fetched_ids[side].isin(window_ids[side])] for side in (Side.SALESFORCE, Side.HUBSPOT))
-        )
-        snapshots = pd.concat([known, more], ignore_index=True).drop_duplicates("salesforce_id", ignore_index=True)
-        self.log.info("Sync state: %d snapshots for %d + %d contacts", len(snapshots), len(sf_all), len(hs_all))
-        changed = {side: candidates[side][STAGED_ID[side]].astype(str) for side in Side}
-        outcome = PartitionedReconciliation(snapshots_read=len(snapshots))
-        gone = find_gone({Side.SALESFORCE: sf_all, Side.HUBSPOT: hs_all}, snapshots)
-        gone.stage_events(folder)
-        result = reconcile_frames(sf_all, hs_all, changed, mapping, direction, snapshots, gone.tombstones)
-        write_partition(outcome, 0, with_skips(result, merges.skips), folder)
-        facts: WindowFacts = {
-            "settled_in_window": {str(side): n for side, n in settled.items()},
-            "read_plan": {str(side): plan.as_dict() for side, plan in plans.items()},
-            "merges": merges.counts,
-        }
-        return outcome, gone.as_dict(), facts
 
     def _merge_follower(
         self,
@@ -242,13 +185,14 @@ class ReconcileContactsOperator(CrmConnectionsOperator):
     ) -> MergeFollowing:
         """Merges made in the CRMs, followed on the window's candidates (`crm_sync.merge_following`)."""
         from datetime import datetime
+        from functools import partial
 
         from crm_sync.merge_following import MergeFollowing
 
         read = extracts[Side.SALESFORCE]
         start, end = datetime.fromisoformat(read["window_start"]), datetime.fromisoformat(read["window_end"])
         return MergeFollowing(
-            window_bounds=(start, end),
+            salesforce_merged=partial(hooks[0].merged_contacts, start, end),
             salesforce=hooks[0],
             hubspot=hooks[1],
             store=store,
@@ -281,3 +225,118 @@ class ReconcileContactsOperator(CrmConnectionsOperator):
             ", ".join(f"{side} {len(ids)}" for side, ids in by_side.items()),
         )
         return by_side
+
+
+def gone_finder(
+    store: SyncStateStore,
+    hooks: dict[Side, ContactsHook],
+    mapping: MappingConfig,
+    *,
+    run_id: str,
+    dry_run: bool,
+    log: Callable[[str], None],
+) -> Callable[..., GoneContacts]:
+    """`find_gone_contacts` bound to one run's state, hooks and mapping."""
+    from functools import partial
+
+    from crm_sync.gone_contacts import find_gone_contacts
+
+    return partial(
+        find_gone_contacts, store=store, hooks=hooks, mapping=mapping, run_id=run_id, dry_run=dry_run, log=log
+    )
+
+
+def reconcile_candidates(
+    candidates: dict[Side, pd.DataFrame],
+    *,
+    keep: Mapping[Side, Sequence[str]],
+    mapping: MappingConfig,
+    direction: Direction,
+    readers: dict[Side, SideReader],
+    store: SyncStateStore,
+    folder: ObjectStoragePath,
+    known_pairs: int,
+    follow: MergeFollowing,
+    find_gone: Callable[..., GoneContacts],
+    log: Callable[[str], None],
+) -> tuple[PartitionedReconciliation, Tombstones, WindowFacts]:
+    """Candidates (a window's contacts and due retries, or the contacts events name) to staged decisions: merges
+    followed, settled contacts dropped (never those in `keep`), counterparts found by the read plan (which takes
+    the sync state's `known_pairs` as each side's size from below), tombstones, then the three-way merge."""
+    import pandas as pd
+
+    from crm_sync.counterpart_sources import plan_reads
+    from crm_sync.gone_contacts import read_alive_again
+    from crm_sync.merge_following import both_passes, with_skips
+    from crm_sync.partitioned import PartitionedReconciliation, reconcile_frames, write_partition
+    from include.sync_logic.counterparts import STAGED_ID, close_counterparts, counterpart_requests
+    from include.sync_logic.settled import drop_settled
+
+    merges = follow.window(candidates, readers)  # before the snapshots are read: a merge may move a pair
+    candidates = merges.candidates
+    window_ids = {side: candidates[side][STAGED_ID[side]].astype(str) for side in Side}
+    known = store.read_snapshots(window_ids[Side.SALESFORCE], window_ids[Side.HUBSPOT])
+    back = read_alive_again(candidates, store)  # restored contacts stay candidates: their pair resumes
+    kept = {side: [*keep.get(side, ()), *back.loc[back["side"] == side, "contact_id"]] for side in Side}
+    candidates, settled = drop_settled(candidates, mapping, known, kept)
+    log(
+        "Equal to the sync state (own writes echoing back, or unmapped changes): "
+        + ", ".join(f"{side} {n}" for side, n in settled.items())
+        + "; no lookup, no write"
+    )
+    request = counterpart_requests(candidates[Side.SALESFORCE], candidates[Side.HUBSPOT], mapping)
+    plans, fetchers = plan_reads(request, candidates, readers, mapping, folder, log, known_pairs=known_pairs)
+    sf_all, hs_all = close_counterparts(
+        candidates[Side.SALESFORCE], candidates[Side.HUBSPOT], mapping, fetchers, log=log
+    )
+    closed = follow.redirects({Side.SALESFORCE: sf_all, Side.HUBSPOT: hs_all}, readers)  # merged before
+    sf_all, hs_all = closed.candidates[Side.SALESFORCE], closed.candidates[Side.HUBSPOT]
+    merges = both_passes(merges, closed)
+    if len(merges.merged):  # for the contact history
+        write_frame(folder / "merges" / "part-00000.parquet", merges.merged)
+    # The candidates' snapshots were read above: only the fetched counterparts' are still missing.
+    fetched_ids = {
+        side: frame[STAGED_ID[side]].astype(str) for side, frame in ((Side.SALESFORCE, sf_all), (Side.HUBSPOT, hs_all))
+    }
+    more = store.read_snapshots(
+        *(fetched_ids[side][~fetched_ids[side].isin(window_ids[side])] for side in (Side.SALESFORCE, Side.HUBSPOT))
+    )
+    snapshots = pd.concat([known, more], ignore_index=True).drop_duplicates("salesforce_id", ignore_index=True)
+    log(f"Sync state: {len(snapshots)} snapshots for {len(sf_all)} + {len(hs_all)} contacts")
+    changed = {side: candidates[side][STAGED_ID[side]].astype(str) for side in Side}
+    outcome = PartitionedReconciliation(snapshots_read=len(snapshots))
+    gone = find_gone({Side.SALESFORCE: sf_all, Side.HUBSPOT: hs_all}, snapshots)
+    gone.stage_events(folder)
+    result = reconcile_frames(sf_all, hs_all, changed, mapping, direction, snapshots, gone.tombstones)
+    write_partition(outcome, 0, with_skips(result, merges.skips), folder)
+    facts: WindowFacts = {
+        "settled_in_window": {str(side): n for side, n in settled.items()},
+        "read_plan": {str(side): plan.as_dict() for side, plan in plans.items()},
+        "merges": merges.counts,
+    }
+    return outcome, gone.as_dict(), facts
+
+
+def record_decisions(
+    store: SyncStateStore,
+    outcome: PartitionedReconciliation,
+    *,
+    run_id: str,
+    dry_run: bool,
+    log: Callable[[str], None],
+) -> int:
+    """Record the baseline (not on a dry run) and log the decisions; returns the pairs recorded."""
+    from crm_sync.state.settling import record_baseline
+
+    if dry_run:
+        recorded = 0
+        log("dry run: the baseline is not recorded in the sync state")
+    else:
+        recorded = record_baseline(store, outcome.baseline, run_id=run_id)
+    log("::group::Decisions")
+    for key, value in sorted(outcome.counts.items()):
+        log(f"{key}: {value}")
+    log(f"conflicts resolved: {outcome.conflicts}")
+    log(f"pairs whose agreed values the state recorded before any write: {recorded}")
+    log("::endgroup::")
+    return recorded

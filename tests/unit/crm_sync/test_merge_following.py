@@ -60,9 +60,10 @@ def store(tmp_path) -> SyncStateStore:
 
 def following(store, hooks=None, *, mapping=MAPPING, dry_run=False, lines=None) -> MergeFollowing:
     """The run's merge following over stand-in hooks; log lines go to `lines`."""
+    salesforce = (hooks or {}).get(Side.SALESFORCE) or StandIn()
     return MergeFollowing(
-        window_bounds=WINDOW,
-        salesforce=(hooks or {}).get(Side.SALESFORCE) or StandIn(),
+        salesforce_merged=lambda: salesforce.merged_contacts(*WINDOW),
+        salesforce=salesforce,
         hubspot=(hooks or {}).get(Side.HUBSPOT) or StandIn(),
         store=store,
         mapping=mapping,
