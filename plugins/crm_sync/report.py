@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from include.sync_logic.sides import Side
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -84,11 +86,13 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
     for key, count in sorted(report["outcomes"].items()):
         lines.append(f"  loaded  {key}: {count}")
     api = report.get("api", {})
-    for crm in ("salesforce", "hubspot"):
-        if f"{crm}_api_calls" in api:
-            stat = {key.removeprefix(f"{crm}_rate_limit_"): value for key, value in api.items() if key.startswith(crm)}
+    for side in Side:
+        if f"{side}_api_calls" in api:
+            stat = {
+                key.removeprefix(f"{side}_rate_limit_"): value for key, value in api.items() if key.startswith(side)
+            }
             lines.append(
-                f"{crm} api: {api[f'{crm}_api_calls']} calls; rate-limit waits {stat.get('waited_acquires', 0)} "
+                f"{side} api: {api[f'{side}_api_calls']} calls; rate-limit waits {stat.get('waited_acquires', 0)} "
                 f"({stat.get('wait_seconds', 0)} s, longest {stat.get('max_wait_seconds', 0)} s), "
                 f"429s {stat.get('throttled_responses', 0)}, pauses {stat.get('pauses', 0)}, "
                 f"deferred {stat.get('too_long', 0)}"
