@@ -18,10 +18,14 @@ from crm_sync.staging import read_frames, result_urls, write_frame
 from include.sync_logic.sides import Action, Side
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from airflow.sdk import Context
 
+    from crm_sync.hooks.contacts import ContactsHook
     from crm_sync.hooks.results import RecordResult
-    from crm_sync.task_results import ApiStats, LinkBackResult, ReconcileResult
+    from crm_sync.task_results import LinkBackResult, ReconcileResult
+    from include.sync_logic.mapping import LinkConfig
 
 
 class LinkBackOperator(CrmConnectionsOperator):
@@ -37,50 +41,61 @@ class LinkBackOperator(CrmConnectionsOperator):
         self.reconcile_result = reconcile_result
 
     def execute(self, context: Context) -> LinkBackResult:
-        from crm_sync.hooks.results import results_frame
+        return link_back(
+            ObjectStoragePath(self.reconcile_result["folder"]),
+            load_mapping_file(self.mapping_path).link,
+            self.contacts_hook,
+            dry_run=self.run_params(context).dry_run,
+            log=self.log.info,
+        )
 
-        dry_run = self.run_params(context).dry_run
-        link_fields = load_mapping_file(self.mapping_path).link
-        folder = ObjectStoragePath(self.reconcile_result["folder"])
-        summary: LinkBackResult = {"links": {str(side): 0 for side in Side}, "api": {}}
-        results = read_frames(result_urls(str(folder), links=False))
-        if results is None:
-            self.log.info("No load results: nothing to link")
-            return summary
-        created = results[
-            (results["action"] == "create") & results["ok"].astype(bool) & ~results["dry_run"].astype(bool)
-        ]
-        # A HubSpot create came from a Salesforce contact: link that Salesforce contact, and vice versa.
-        for link_on in Side:
-            created_on = link_on.other
-            rows = created[created["target"] == created_on]
-            pairs = list(zip(rows["ref"].astype(str), rows["target_id"].astype(str), strict=True))
-            summary["links"][str(link_on)] = len(pairs)
-            if not pairs:
-                continue
-            if dry_run:
-                self.log.info("dry run: would link %d %s contacts", len(pairs), link_on)
-                continue
-            outcome, api = self._write_links(link_on, link_fields.on(link_on), pairs)
-            table = results_frame(outcome)
-            table["target"] = str(link_on)
-            table["action"] = "link"
-            table["source_system"] = str(created_on)
-            table["batch"] = f"link-{link_on}"
-            table["dry_run"] = False
-            write_frame(folder / "results" / f"link-{link_on}.parquet", table)
-            ok = int(table["ok"].sum())
-            self.log.info("%s: %d links written, %d rejected", link_on, ok, len(table) - ok)
-            summary["api"] = merge_counters([summary["api"], api])
+
+def link_back(
+    folder: ObjectStoragePath,
+    link_fields: LinkConfig,
+    hook_for: Callable[[Side], ContactsHook],
+    *,
+    dry_run: bool,
+    log: Callable[[str], None],
+) -> LinkBackResult:
+    """Link the records the loads of the try in `folder` created; the link results are staged beside theirs."""
+    from crm_sync.hooks.results import results_frame
+
+    summary: LinkBackResult = {"links": {str(side): 0 for side in Side}, "api": {}}
+    results = read_frames(result_urls(str(folder), links=False))
+    if results is None:
+        log("No load results: nothing to link")
         return summary
+    created = results[(results["action"] == "create") & results["ok"].astype(bool) & ~results["dry_run"].astype(bool)]
+    # A HubSpot create came from a Salesforce contact: link that Salesforce contact, and vice versa.
+    for link_on in Side:
+        created_on = link_on.other
+        rows = created[created["target"] == created_on]
+        pairs = list(zip(rows["ref"].astype(str), rows["target_id"].astype(str), strict=True))
+        summary["links"][str(link_on)] = len(pairs)
+        if not pairs:
+            continue
+        if dry_run:
+            log(f"dry run: would link {len(pairs)} {link_on} contacts")
+            continue
+        hook = hook_for(link_on)
+        outcome = write_links(hook, link_fields.on(link_on), pairs)
+        table = results_frame(outcome)
+        table["target"] = str(link_on)
+        table["action"] = "link"
+        table["source_system"] = str(created_on)
+        table["batch"] = f"link-{link_on}"
+        table["dry_run"] = False
+        write_frame(folder / "results" / f"link-{link_on}.parquet", table)
+        ok = int(table["ok"].sum())
+        log(f"{link_on}: {ok} links written, {len(table) - ok} rejected")
+        summary["api"] = merge_counters([summary["api"], hook.api_stats()])
+    return summary
 
-    def _write_links(
-        self, side: Side, link_field: str, pairs: list[tuple[str, str]]
-    ) -> tuple[list[RecordResult], ApiStats]:
-        """pairs: (id on `side`, counterpart id to store in its link field); the results and the hook's counters."""
-        from crm_sync.hooks.contacts import ContactWrite
 
-        hook = self.contacts_hook(side)
-        links = [ContactWrite(own, {link_field: other}) for own, other in pairs]
-        outcome = hook.write_contacts(Action.UPDATE, links, [own for own, _ in pairs], link_field=link_field)
-        return outcome, hook.api_stats()
+def write_links(hook: ContactsHook, link_field: str, pairs: list[tuple[str, str]]) -> list[RecordResult]:
+    """pairs: (id on the hook's side, counterpart id to store in its link field)."""
+    from crm_sync.hooks.contacts import ContactWrite
+
+    links = [ContactWrite(own, {link_field: other}) for own, other in pairs]
+    return hook.write_contacts(Action.UPDATE, links, [own for own, _ in pairs], link_field=link_field)

@@ -18,12 +18,15 @@ from crm_sync.staging import read_frame, write_frame
 from include.sync_logic.sides import Action, Side
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pandas as pd
     from airflow.sdk import Context
 
     from crm_sync.hooks.contacts import ContactsHook, ContactWrite
     from crm_sync.hooks.results import RecordResult
     from crm_sync.task_results import LoadTotals, Shard
+    from include.sync_logic.mapping import MappingConfig
 
 
 def payloads(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -108,74 +111,36 @@ class LoadContactsOperator(CrmConnectionsOperator):
     @cached_property
     def field_names(self) -> dict[str, str]:
         """The side's field names -> the mapping's names: a field the CRM refused is rejected by its mapping name."""
-        fields = load_mapping_file(self.mapping_path).fields
-        return {item.on(self.side): item.name for item in fields if item.writes_to(self.side)}
+        return written_field_names(load_mapping_file(self.mapping_path), self.side)
 
     def write_batch(self, hook: ContactsHook, action: str, api: str, frame: pd.DataFrame) -> list[RecordResult]:
-        from include.sync_logic.plan import SALESFORCE_BULK
-
-        refs = frame["source_id"].astype(str).tolist()
-        bulk = api == SALESFORCE_BULK
-        return hook.write_contacts(Action(action), contact_writes(frame), refs, link_field=self.link_field, bulk=bulk)
+        return write_batch(hook, action, api, frame, link_field=self.link_field)
 
     def execute(self, context: Context) -> LoadTotals:
-        from crm_sync.hooks.results import results_frame
+        from functools import partial
+
         from crm_sync.ratelimit import RateLimitWaitTooLong
 
         dry_run = self.run_params(context).dry_run
-        this_try = run_try(context)
         hook = None if dry_run else self.contacts_hook(self.side, max_wait_seconds=self.max_wait_seconds)
-        totals: LoadTotals = {"batches": 0, "skipped_batches": 0, "records": 0, "ok": 0, "rejected": 0, "api": {}}
-        for batch in self.shard:
-            result_path = results_path(batch["url"])
-            name = result_path.name
-            if staged_in_try(result_path, this_try):
-                totals["skipped_batches"] += 1
-                self.log.info("%s: results of %s already staged (a retry): not sent again", self.side, name)
-                continue
-            frame = read_frame(batch["url"])
-            try:
-                if hook is None:
-                    results = dry_run_results(frame)
-                else:
-                    results = self.write_batch(hook, batch["action"], batch["api"], frame)
-            except RateLimitWaitTooLong as exc:
-                self.log.warning(
-                    "%s: rate-limit pool asks for a %.0f s wait (%s): deferring, the worker slot is freed",
-                    self.side,
-                    exc.wait_seconds,
-                    exc.reason,
-                )
-                self._defer_for(exc.wait_seconds)
-            unanswered = sum(not result.final for result in results)
-            if unanswered:
-                # Stage nothing: a staged batch is never sent again, and these records have no answer yet.
-                raise RuntimeError(f"{self.side} batch {name}: {unanswered} records got no answer; retry the task")
-            table = results_frame(results, self.field_names)
-            table["target"] = str(self.side)
-            table["action"] = table["action"].fillna(batch["action"])  # a refused field's own row keeps "reject"
-            table["source_system"] = str(self.side.other)
-            table["batch"] = name
-            table["dry_run"] = dry_run
-            table["try"] = this_try
-            write_frame(result_path, table)
-            ok = int(table["ok"].sum())
-            totals["batches"] += 1
-            totals["records"] += len(table)
-            totals["ok"] += ok
-            totals["rejected"] += len(table) - ok
-            self.log.info(
-                "%s %s batch %s (%s): %d records, %d ok, %d rejected%s",
-                self.side,
-                batch["action"],
-                name,
-                batch["api"],
-                len(table),
-                ok,
-                len(table) - ok,
-                " (dry run: nothing sent)" if dry_run else "",
+        write = None if hook is None else partial(self.write_batch, hook)
+        try:
+            totals = load_shard(
+                self.shard,
+                write,
+                side=self.side,
+                field_names=self.field_names,
+                this_try=run_try(context),
+                log=self.log.info,
             )
-        self.log.info("%s shard done: %s", self.side, totals)
+        except RateLimitWaitTooLong as exc:
+            self.log.warning(
+                "%s: rate-limit pool asks for a %.0f s wait (%s): deferring, the worker slot is freed",
+                self.side,
+                exc.wait_seconds,
+                exc.reason,
+            )
+            self._defer_for(exc.wait_seconds)
         if hook is not None:
             totals["api"] = hook.api_stats()
         return totals
@@ -188,3 +153,69 @@ class LoadContactsOperator(CrmConnectionsOperator):
     def resume(self, context: Context, event: Any = None) -> LoadTotals:
         """Back from the triggerer: staged batches are skipped, the rest are sent."""
         return self.execute(context)
+
+
+def written_field_names(mapping: MappingConfig, side: Side) -> dict[str, str]:
+    """The side's names of the fields written to it -> the mapping's names."""
+    return {item.on(side): item.name for item in mapping.fields if item.writes_to(side)}
+
+
+def write_batch(
+    hook: ContactsHook, action: str, api: str, frame: pd.DataFrame, *, link_field: str
+) -> list[RecordResult]:
+    """One staged batch through the hook: creates upsert on `link_field`, updates and deletes name their ids."""
+    from include.sync_logic.plan import SALESFORCE_BULK
+
+    refs = frame["source_id"].astype(str).tolist()
+    bulk = api == SALESFORCE_BULK
+    return hook.write_contacts(Action(action), contact_writes(frame), refs, link_field=link_field, bulk=bulk)
+
+
+def load_shard(
+    shard: Shard,
+    write: Callable[[str, str, pd.DataFrame], list[RecordResult]] | None,
+    *,
+    side: Side,
+    field_names: dict[str, str],
+    this_try: str,
+    log: Callable[[str], None],
+) -> LoadTotals:
+    """Write a shard's batches (`write(action, api, frame)`; None: a dry run, nothing sent) and stage a result row
+    per record beside them; a batch this try already answered is skipped. A `RateLimitWaitTooLong` from `write`
+    passes up with every earlier batch staged, so a resumed task sends only the rest."""
+    from crm_sync.hooks.results import results_frame
+
+    dry_run = write is None
+    totals: LoadTotals = {"batches": 0, "skipped_batches": 0, "records": 0, "ok": 0, "rejected": 0, "api": {}}
+    for batch in shard:
+        result_path = results_path(batch["url"])
+        name = result_path.name
+        if staged_in_try(result_path, this_try):
+            totals["skipped_batches"] += 1
+            log(f"{side}: results of {name} already staged (a retry): not sent again")
+            continue
+        frame = read_frame(batch["url"])
+        results = dry_run_results(frame) if write is None else write(batch["action"], batch["api"], frame)
+        unanswered = sum(not result.final for result in results)
+        if unanswered:
+            # Stage nothing: a staged batch is never sent again, and these records have no answer yet.
+            raise RuntimeError(f"{side} batch {name}: {unanswered} records got no answer; retry the task")
+        table = results_frame(results, field_names)
+        table["target"] = str(side)
+        table["action"] = table["action"].fillna(batch["action"])  # a refused field's own row keeps "reject"
+        table["source_system"] = str(side.other)
+        table["batch"] = name
+        table["dry_run"] = dry_run
+        table["try"] = this_try
+        write_frame(result_path, table)
+        ok = int(table["ok"].sum())
+        totals["batches"] += 1
+        totals["records"] += len(table)
+        totals["ok"] += ok
+        totals["rejected"] += len(table) - ok
+        log(
+            f"{side} {batch['action']} batch {name} ({batch['api']}): {len(table)} records, {ok} ok, "
+            f"{len(table) - ok} rejected{' (dry run: nothing sent)' if dry_run else ''}"
+        )
+    log(f"{side} shard done: {totals}")
+    return totals

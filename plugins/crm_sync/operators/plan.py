@@ -11,10 +11,13 @@ from crm_sync.staging import iter_frames, write_frame
 from include.sync_logic.sides import Side
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pandas as pd
     from airflow.sdk import Context
 
     from crm_sync.task_results import BatchDescriptor, ReconcileResult, Shard
+    from include.sync_logic.plan import PlanConfig
 
 
 class PlanWritesOperator(CrmSyncOperator):
@@ -56,47 +59,16 @@ class PlanWritesOperator(CrmSyncOperator):
         self.salesforce_conn_id = salesforce_conn_id
 
     def execute(self, context: Context) -> list[Shard]:
-        from include.sync_logic.plan import PlanConfig, plan_target
+        from include.sync_logic.plan import PlanConfig
 
-        decisions = target_writes(self.reconcile_result["decisions"], self.side)
-        folder = ObjectStoragePath(self.reconcile_result["folder"]) / "batches"
         config = PlanConfig(
             hubspot_batch_size=self.hubspot_batch_size,
             salesforce_batch_size=self.salesforce_batch_size,
             salesforce_bulk_threshold=self.bulk_threshold(),
             max_shards=self.max_shards,
         )
-        planned = plan_target(decisions, self.side, config)
-        by_batch = dict(tuple(planned.writes.groupby("batch", sort=True))) if not planned.empty else {}
-        meta = {
-            batch["batch"]: (str(batch["action"]), str(batch["api"]), int(batch["size"]))
-            for batch in planned.batches.to_dict("records")
-        }
-        shards: list[Shard] = []
-        for shard_number, batch_numbers in enumerate(planned.shards):
-            batches: Shard = []
-            for number in batch_numbers:
-                action, api, rows = meta[number]
-                name = f"{self.side}-{action}-{number:05d}.parquet"
-                url = write_frame(folder / name, by_batch[number].drop(columns=["batch", "api"]))
-                batch: BatchDescriptor = {"url": url, "action": action, "api": api, "rows": rows}
-                batches.append(batch)
-            shards.append(batches)
-            self.log.info(
-                "%s shard %d: %d batches, %d records",
-                self.side,
-                shard_number,
-                len(batches),
-                sum(batch["rows"] for batch in batches),
-            )
-        self.log.info(
-            "%s plan: %d records in %d batches, %d shards",
-            self.side,
-            len(planned.writes),
-            len(planned.batches),
-            len(shards),
-        )
-        return shards
+        folder = ObjectStoragePath(self.reconcile_result["folder"]) / "batches"
+        return plan_shards(self.reconcile_result["decisions"], self.side, folder, config, log=self.log.info)
 
     def bulk_threshold(self) -> int:
         """The argument, else (writes to Salesforce) the Salesforce hook's, the one that also switches its reads."""
@@ -119,3 +91,30 @@ def target_writes(urls: list[str], target: Side) -> pd.DataFrame:
 
     parts = [part[(part["target"] == target) & part["action"].isin(WRITE_ACTIONS)] for part in iter_frames(urls)]
     return pd.concat(parts, ignore_index=True)
+
+
+def plan_shards(
+    decisions: list[str], side: Side, folder: ObjectStoragePath, config: PlanConfig, *, log: Callable[[str], None]
+) -> list[Shard]:
+    """The writes to `side` among the decision parts, cut into batch files under `folder`, grouped into shards."""
+    from include.sync_logic.plan import plan_target
+
+    planned = plan_target(target_writes(decisions, side), side, config)
+    by_batch = dict(tuple(planned.writes.groupby("batch", sort=True))) if not planned.empty else {}
+    meta = {
+        batch["batch"]: (str(batch["action"]), str(batch["api"]), int(batch["size"]))
+        for batch in planned.batches.to_dict("records")
+    }
+    shards: list[Shard] = []
+    for shard_number, batch_numbers in enumerate(planned.shards):
+        batches: Shard = []
+        for number in batch_numbers:
+            action, api, rows = meta[number]
+            name = f"{side}-{action}-{number:05d}.parquet"
+            url = write_frame(folder / name, by_batch[number].drop(columns=["batch", "api"]))
+            batch: BatchDescriptor = {"url": url, "action": action, "api": api, "rows": rows}
+            batches.append(batch)
+        shards.append(batches)
+        log(f"{side} shard {shard_number}: {len(batches)} batches, {sum(batch['rows'] for batch in batches)} records")
+    log(f"{side} plan: {len(planned.writes)} records in {len(planned.batches)} batches, {len(shards)} shards")
+    return shards

@@ -13,8 +13,11 @@ from crm_sync.operators.base import CrmSyncOperator, param_template, run_try
 from crm_sync.staging import read_frames, result_urls
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from airflow.sdk import Context
 
+    from crm_sync.state.store import SyncStateStore
     from crm_sync.task_results import ReconcileResult, SettleResult
 
 
@@ -41,7 +44,6 @@ class SettleStateOperator(CrmSyncOperator):
 
     def execute(self, context: Context) -> SettleResult:
         from crm_sync.state.hook import SyncStateHook
-        from crm_sync.state.settling import settle_parts
 
         store = SyncStateHook(self.state_conn_id).get_store()
         run_id, this_try = context["run_id"], run_try(context)
@@ -57,44 +59,53 @@ class SettleStateOperator(CrmSyncOperator):
         if self.run_params(context).dry_run:
             self.log.info("dry run: the sync state and the retry queue are left as they were")
             return {"settled": False, "retry_queue": store.queue_size()}
-        results = read_frames(result_urls(reconciled["folder"]))
-        totals = settle_parts(store, reconciled["decisions"], results, run_id=run_id, run_try=this_try)
-        queue = store.queue_size()
-        attempts_by_code = totals.attempts_by_code
-        recorded = sum(attempts_by_code.values())
-        parked = sum(int(frame["permanent"].sum()) for frame in totals.attempts)  # refusals no retry can pass
-        self.log.info("::group::Sync state")
-        self.log.info(
-            "snapshots written: %d; pairs removed after deletes: %d", totals.snapshots_written, totals.snapshots_deleted
+        return settle_run(
+            store, reconciled["folder"], reconciled["decisions"], run_id=run_id, run_try=this_try, log=self.log.info
         )
-        self.log.info(
-            "retry queue: %d entries closed, %d attempts recorded %s, %d parked at once (permanent refusals)",
-            totals.retries_resolved,
-            recorded,
-            attempts_by_code,
-            parked,
+
+
+def settle_run(
+    store: SyncStateStore,
+    folder: str,
+    decisions: list[str],
+    *,
+    run_id: str,
+    run_try: str,
+    log: Callable[[str], None],
+) -> SettleResult:
+    """Settle a reconcile's decision parts with the load and link results staged in its `folder`; log what the
+    state and the retry queue took."""
+    from crm_sync.state.settling import settle_parts
+
+    results = read_frames(result_urls(folder))
+    totals = settle_parts(store, decisions, results, run_id=run_id, run_try=run_try)
+    queue = store.queue_size()
+    attempts_by_code = totals.attempts_by_code
+    recorded = sum(attempts_by_code.values())
+    parked = sum(int(frame["permanent"].sum()) for frame in totals.attempts)  # refusals no retry can pass
+    log("::group::Sync state")
+    log(f"snapshots written: {totals.snapshots_written}; pairs removed after deletes: {totals.snapshots_deleted}")
+    log(
+        f"retry queue: {totals.retries_resolved} entries closed, {recorded} attempts recorded {attempts_by_code}, "
+        f"{parked} parked at once (permanent refusals)"
+    )
+    shown = [row for frame in totals.attempts for row in frame.head(200).itertuples(index=False)][:200]
+    for row in shown:
+        log(
+            f"retry target={row.target} source={row.source_id} action={row.action} code={row.code} "
+            f"permanent={row.permanent}"
         )
-        shown = [row for frame in totals.attempts for row in frame.head(200).itertuples(index=False)][:200]
-        for row in shown:
-            self.log.info(
-                "retry target=%s source=%s action=%s code=%s permanent=%s",
-                row.target,
-                row.source_id,
-                row.action,
-                row.code,
-                row.permanent,
-            )
-        self.log.info("retry queue: %d entries this run took but never tried are due again", totals.retries_untried)
-        self.log.info("retry queue now: %s", queue)
-        self.log.info("::endgroup::")
-        return {
-            "settled": True,
-            "snapshots_written": totals.snapshots_written,
-            "snapshots_deleted": totals.snapshots_deleted,
-            "retries_resolved": totals.retries_resolved,
-            "retries_recorded": recorded,
-            "retries_untried": totals.retries_untried,
-            "retries_by_code": attempts_by_code,
-            "retries_parked": parked,
-            "retry_queue": queue,
-        }
+    log(f"retry queue: {totals.retries_untried} entries this run took but never tried are due again")
+    log(f"retry queue now: {queue}")
+    log("::endgroup::")
+    return {
+        "settled": True,
+        "snapshots_written": totals.snapshots_written,
+        "snapshots_deleted": totals.snapshots_deleted,
+        "retries_resolved": totals.retries_resolved,
+        "retries_recorded": recorded,
+        "retries_untried": totals.retries_untried,
+        "retries_by_code": attempts_by_code,
+        "retries_parked": parked,
+        "retry_queue": queue,
+    }
