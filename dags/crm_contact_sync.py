@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param
 
 from crm_sync.alerts import AlertThresholds
+from crm_sync.dag_params import RUN, connection_params, direction_param, log_pii_param, mass_change_params
 from crm_sync.notify import SyncAlertNotifier
 from crm_sync.operators.check import RunOutcomeOperator
 from crm_sync.operators.extract import ExtractContactsOperator
@@ -22,12 +23,10 @@ from crm_sync.operators.preflight import PreflightOperator
 from crm_sync.operators.reconcile import ReconcileContactsOperator
 from crm_sync.operators.report import SyncReportOperator
 from crm_sync.operators.settle import SettleStateOperator
-from crm_sync.params import RunParams
 from crm_sync.settings import DAG_ID, crm_sync_settings
-from include.sync_logic.sides import Direction, Side
+from include.sync_logic.sides import Side
 
 SETTINGS = crm_sync_settings()  # [crm_sync]: connections, mapping, retries, alert recipients
-RUN = RunParams()  # the behaviour switches' defaults
 ALERTS = AlertThresholds()
 MAPPING_PATH = SETTINGS.mapping_path
 
@@ -47,9 +46,7 @@ with DAG(
         "max_retry_delay": timedelta(minutes=10),
     },
     params={
-        "direction": Param(
-            str(RUN.direction), enum=[str(direction) for direction in Direction], description="Which way changes flow."
-        ),
+        "direction": direction_param(),
         "dry_run": Param(RUN.dry_run, type="boolean", description="Plan and report, write nothing."),
         "full_resync": Param(
             RUN.full_resync, type="boolean", description="Ignore the window; reconcile every contact."
@@ -61,30 +58,9 @@ with DAG(
             maximum=120,
             description="Widen the window backwards (clock skew, late commits, search-index lag).",
         ),
-        # Defaults: [crm_sync] salesforce_conn_id ...; the tasks take them as templated arguments.
-        "salesforce_conn_id": Param(SETTINGS.salesforce_conn_id, type="string"),
-        "hubspot_conn_id": Param(SETTINGS.hubspot_conn_id, type="string"),
-        "redis_conn_id": Param(SETTINGS.redis_conn_id, type="string"),
-        "state_conn_id": Param(SETTINGS.state_conn_id, type="string", description="The sync-state database."),
-        "log_pii": Param(
-            RUN.log_pii, type="boolean", description="Show emails and phones in logs, the view and alerts."
-        ),
-        "allow_mass_change": Param(
-            RUN.allow_mass_change, type="boolean", description="Let a run past the mass-change gate."
-        ),
-        "max_change_share": Param(
-            RUN.max_change_share,
-            type="number",
-            minimum=0,
-            maximum=1,
-            description="Mass-change gate: largest share of a CRM's contacts that may be updated or deleted.",
-        ),
-        "mass_change_min_count": Param(
-            RUN.mass_change_min_count,
-            type="integer",
-            minimum=0,
-            description="Mass-change gate: this many changes to a CRM or fewer pass.",
-        ),
+        **connection_params(SETTINGS),
+        "log_pii": log_pii_param(),
+        **mass_change_params(),
         # Nullable: Airflow's trigger form counts an empty string default as a missing required value and
         # greys out Trigger and Run Backfill; None (an empty field) passes.
         "alert_to": Param(

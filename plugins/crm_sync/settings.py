@@ -33,6 +33,12 @@ class CrmSyncSettings:
     staging_base: str | None = None  # an ObjectStoragePath URL; None: file://$AIRFLOW_HOME/crm_sync_staging
     # Contacts of the larger side per full-resync partition: a reconcile of 100,000 a side peaks near 500 MiB.
     partition_contacts: int = 100_000
+    # The event-driven DAG (crm_contact_sync_events). Salesforce has no change feed here: the trigger polls it every
+    # this many seconds (86,400 / N calls a day while quiet: 2,880 at 30 s; 0: no poll).
+    events_salesforce_poll_seconds: int = 30
+    events_batch_seconds: int = 5  # how long events gather before a micro-batch is synced (calls vs latency)
+    events_max_batch: int = 500  # events one micro-batch claims
+    events_run_seconds: int = 240  # how long one event run keeps claiming micro-batches before it ends
 
     def conn_id(self, side: Side) -> str:
         """The connection id of a CRM."""
