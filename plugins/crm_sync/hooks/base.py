@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from functools import cached_property
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from crm_sync.hooks.contacts import LookupKey
 from crm_sync.hooks.pools import DEFAULT_REDIS_CONN_ID, build_pool, max_wait_from
@@ -19,6 +19,9 @@ from crm_sync.hooks.results import RecordResult, written_without
 from crm_sync.hooks.retry import RetryPolicy, call_with_retry
 from crm_sync.ratelimit import Limit, RateLimitPool
 from include.sync_logic.sides import Side
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
 
 T = TypeVar("T")
 R = TypeVar("R")  # one record of a write, as the CRM's API takes it
@@ -32,6 +35,11 @@ class ContactsHookMixin:
     own_id_field: ClassVar[str]  # the field holding the CRM's own record id
     email_field: ClassVar[str]  # the contact's (primary) email
     log: Any  # the hook's logger, from Airflow's LoggingMixin (structlog's in a task, logging's elsewhere)
+
+    if TYPE_CHECKING:
+
+        @classmethod
+        def get_connection(cls, conn_id: str) -> Connection: ...  # BaseHook's, the hook's other base
 
     def init_contacts_hook(
         self,
@@ -66,8 +74,8 @@ class ContactsHookMixin:
     # -- connection and pool ----------------------------------------------------------------------
 
     @cached_property
-    def _connection(self) -> Any:
-        return self.get_connection(self.connection_id)  # type: ignore[attr-defined]  # BaseHook's
+    def _connection(self) -> Connection:
+        return self.get_connection(self.connection_id)
 
     @cached_property
     def _extras(self) -> dict[str, Any]:
