@@ -31,6 +31,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    """A real PostgreSQL cluster, private to this test session (tests/local_services.py: initdb, loopback, trust)."""
-    with postgres_cluster() as url:
+    """A real PostgreSQL cluster, private to this test session (tests/local_services.py: initdb, loopback, trust),
+    with connections enough for a whole Airflow (scheduler, api-server, dag-processor, triggerer, workers)."""
+    with postgres_cluster(max_connections=300) as url:
         yield url

@@ -112,14 +112,15 @@ def postgres_cluster(max_connections: int = 50) -> Iterator[str]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def create_database(url: str, name: str, keep_existing: bool = False) -> str:
+def create_database(url: str, name: str, keep_existing: bool = False, template: str | None = None) -> str:
     """Create the empty database `name` on the PostgreSQL server at `url` (a SQLAlchemy URL); returns its URL.
-    With `keep_existing`, a database of that name is kept as it is."""
+    With `keep_existing`, a database of that name is kept as it is; with `template`, it starts as a copy of that
+    database (which nobody may be connected to)."""
     engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}).first()
         if not (exists and keep_existing):
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
     engine.dispose()
     return sa.make_url(url).set(database=name).render_as_string(hide_password=False)
 

@@ -1,4 +1,5 @@
-"""Runs the real DAG with `airflow dags test` in a private Airflow home (SQLite metadata DB), as a user would."""
+"""Runs the real DAG with `airflow dags test` in a private Airflow home (the tests give it a PostgreSQL metadata DB),
+as a user would."""
 
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +18,6 @@ from crm_sync.state.store import SyncStateStore
 from sandbox.testing import SandboxProcess
 from tests.integration.crm_edits import CrmEditor, at
 from tests.integration.test_dag_sync import writes
-from tests.local_services import postgres_cluster
 from tests.multiworker.proof import DAG_ID, airflow, airflow_env, metadata_rows, start_airflow
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -56,7 +56,7 @@ def wait_finished(env: dict[str, str], clear_number: int, deadline: float) -> st
                 return state
         if time.monotonic() > deadline:
             raise TimeoutError("the backfilled run did not finish in time")
-        time.sleep(3)
+        time.sleep(1)
 
 
 def report_of(staging: Path, run_id: str) -> dict[str, Any]:
@@ -68,19 +68,26 @@ def hubspot_contacts(sandbox: SandboxProcess) -> list[dict[str, Any]]:
     return [row["properties"] for row in sandbox.admin("hubspot", "GET", "records").json()["contacts"]]
 
 
-def test_a_cleared_run_decides_writes_and_reports_afresh(tmp_path, sandbox_factory, redis_url) -> None:
+def test_a_cleared_run_decides_writes_and_reports_afresh(
+    tmp_path, sandbox_factory, redis_url, postgres_url, airflow_metadata_template
+) -> None:
     sandbox = sandbox_factory(contacts=0, freeze_clock=True, clock=(W + MINUTE).isoformat())
     first_ids = seed_salesforce(sandbox, W + 2 * MINUTE, [f"Ann{n}" for n in range(10)])
     at(sandbox, W + 20 * MINUTE)  # the sync's own writes land after the window
     staging = tmp_path / "staging"
     deadline = time.monotonic() + 900
     with ExitStack() as stack:
-        pg = stack.enter_context(postgres_cluster(max_connections=200))
         env = airflow_env(
-            tmp_path / "home", pg, redis_url, {"AIRFLOW__CRM_SYNC__STAGING_BASE": f"file://{staging}"}, sandbox
+            tmp_path / "home",
+            postgres_url,
+            redis_url,
+            {"AIRFLOW__CRM_SYNC__STAGING_BASE": f"file://{staging}"},
+            sandbox,
+            db_prefix=f"clear_{uuid.uuid4().hex[:8]}_",
+            metadata_template=airflow_metadata_template,
         )
         env["AIRFLOW__CORE__EXECUTOR"] = "LocalExecutor"
-        start_airflow(stack, env, tmp_path, workers=0, deadline=deadline)
+        start_airflow(stack, env, tmp_path, workers=0, deadline=deadline, migrated=True)
         airflow(env, "backfill", "create", "--dag-id", DAG_ID, "--from-date", W.isoformat(), "--to-date", W.isoformat())
         assert wait_finished(env, 0, deadline) == "success"
         run_id, _, _ = run_of_window(env)

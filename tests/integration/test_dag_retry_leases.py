@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +18,6 @@ from tests.integration.airflow_project import AirflowProject, DagRun
 from tests.integration.conftest import crm_env
 from tests.integration.crm_edits import at
 from tests.integration.test_dag_sync_state import store_of, sync
-from tests.local_services import postgres_cluster
 from tests.multiworker.proof import DAG_ID, WINDOW, airflow, airflow_env, quarter_floor, start_airflow, wait_for_runs
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -95,7 +95,9 @@ def test_concurrent_runs_each_take_a_due_entry_once_and_count_only_their_own_tri
     store.engine.dispose()
 
 
-def test_a_backfill_beside_the_scheduled_run_takes_each_due_entry_once(tmp_path, clean_redis, sandbox_factory) -> None:
+def test_a_backfill_beside_the_scheduled_run_takes_each_due_entry_once(
+    tmp_path, clean_redis, sandbox_factory, postgres_url, airflow_metadata_template
+) -> None:
     end = quarter_floor(datetime.now(UTC))
     first = end - 4 * WINDOW  # backfill: first .. first + 2 windows; the scheduled run: [end - 15 min, end)
     sandbox = sandbox_factory(contacts=0)
@@ -104,14 +106,14 @@ def test_a_backfill_beside_the_scheduled_run_takes_each_due_entry_once(tmp_path,
     staging, logs = tmp_path / "staging", tmp_path / "logs"
     logs.mkdir()
     with ExitStack() as stack:
-        # Its own cluster: the scheduler, api-server, dag-processor, triggerer and worker need more connections.
-        pg = stack.enter_context(postgres_cluster(max_connections=200))
         env = airflow_env(
             tmp_path / "airflow-home",
-            pg,
+            postgres_url,
             clean_redis,
             {"AIRFLOW__CRM_SYNC__STAGING_BASE": f"file://{staging}"},
             sandbox,
+            db_prefix=f"leases_{uuid.uuid4().hex[:8]}_",
+            metadata_template=airflow_metadata_template,
         )
         store = store_of(env["AIRFLOW_CONN_CRM_SYNC_STATE_DEFAULT"])
         store.create_schema()
@@ -121,7 +123,7 @@ def test_a_backfill_beside_the_scheduled_run_takes_each_due_entry_once(tmp_path,
         assert store.release() == REFUSED  # due now, attempts 0
 
         deadline = time.monotonic() + 900
-        start_airflow(stack, env, logs, 1, deadline)  # unpaused: the scheduled run starts
+        start_airflow(stack, env, logs, 1, deadline, migrated=True)  # unpaused: the scheduled run starts
         backfill = ["--from-date", first.isoformat(), "--to-date", (first + 2 * WINDOW).isoformat()]
         airflow(env, "backfill", "create", "--dag-id", DAG_ID, *backfill, "--max-active-runs", "3")
         runs = wait_for_runs(env, {(first + n * WINDOW).isoformat()[:16] for n in range(3)}, deadline)
