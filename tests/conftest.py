@@ -6,6 +6,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,16 @@ os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="crm-sync-airflow-home-")
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile` (`make test`) hands out the heaviest work first (tests/xdist_order.py)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from tests.xdist_order import HeaviestFirstScheduling
+
+    return HeaviestFirstScheduling(config, log)
 
 
 @pytest.fixture(scope="session")

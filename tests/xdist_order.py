@@ -1,0 +1,93 @@
+"""`--dist loadfile` handing out the heaviest work first, so both xdist workers stay busy to the end.
+
+pytest-xdist gives a worker whole files in the order it collected them (or by test count): the few files that
+run real Airflow (minutes each) came last, one worker ran them while the other sat idle. Here the work units go
+out by their measured cost, heaviest first, and the light files fill in behind them (longest processing time
+first). The DAG-run files, whose tests share no module fixture, go out test by test so their weight spreads
+over both workers. A file missing from the table keeps its collected order after the listed ones: the table
+only orders work, it never selects or skips any.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from xdist.scheduler import LoadFileScheduling
+
+#: A file's weight: seconds it took on one of 2 xdist workers on a busy 2-core machine (`pytest -n 2 --dist loadfile
+#: --durations=0`, summed per file); refresh it when a file's weight changes a lot. Only the order matters.
+FILE_SECONDS: dict[str, float] = {
+    "tests/integration/test_dag_sync_state.py": 2770,
+    "tests/integration/test_dag_resilience.py": 2500,
+    "tests/integration/test_dag_merges.py": 2000,
+    "tests/integration/test_dag_retry_leases.py": 1600,
+    "tests/integration/test_dag_identity_deletes.py": 1500,
+    "tests/integration/test_dag_refusals.py": 1000,
+    "tests/integration/test_health_view.py": 800,
+    "tests/unit/include/sync_logic/test_reconcile_properties.py": 770,
+    "tests/integration/test_dag_operability.py": 700,
+    "tests/integration/test_dag_clear.py": 700,
+    "tests/integration/test_airflow_ui.py": 500,
+    "tests/integration/test_dag_read_plan.py": 500,
+    "tests/integration/test_dag_sync.py": 500,
+    "tests/unit/crm_sync/state/test_concurrency.py": 340,
+    "tests/unit/crm_sync/state/test_cli.py": 180,
+    "tests/integration/test_sandbox_salesforce.py": 120,
+    "tests/unit/include/sync_logic/test_reconcile.py": 100,
+    "tests/unit/crm_sync/hooks/test_hs_walker.py": 75,
+    "tests/unit/include/sync_logic/test_normalize.py": 55,
+    "tests/integration/test_hooks_hubspot.py": 50,
+    "tests/integration/test_extract_windows.py": 50,
+}
+#: An integration file not in the table yet weighs as a typical one: it goes out before the light unit files.
+UNLISTED_INTEGRATION_SECONDS = 60.0
+
+#: Files whose tests are independent (function-scoped fixtures only): each test is a work unit of its own.
+PER_TEST: frozenset[str] = frozenset(
+    {
+        "tests/integration/test_dag_sync_state.py",
+        "tests/integration/test_dag_resilience.py",
+        "tests/integration/test_dag_merges.py",
+        "tests/integration/test_dag_retry_leases.py",
+        "tests/integration/test_dag_identity_deletes.py",
+        "tests/integration/test_dag_refusals.py",
+        "tests/unit/include/sync_logic/test_reconcile_properties.py",
+        "tests/integration/test_dag_operability.py",
+        "tests/integration/test_dag_read_plan.py",
+        "tests/integration/test_dag_sync.py",
+        "tests/unit/crm_sync/state/test_concurrency.py",
+        "tests/unit/crm_sync/state/test_cli.py",
+    }
+)
+
+
+def file_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+class HeaviestFirstScheduling(LoadFileScheduling):
+    """Work units (a file, or a test of a `PER_TEST` file) in descending order of their estimated seconds."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        return nodeid if file_of(nodeid) in PER_TEST else file_of(nodeid)
+
+    def schedule(self) -> None:
+        if self.collection is None:  # the first call, once every worker's collection is in
+            self.config.option.loadscopereorder = False  # keep the order given here
+            for collection in self.registered_collections.values():
+                collection[:] = heaviest_first(collection)
+        super().schedule()
+
+
+def heaviest_first(nodeids: Sequence[str]) -> list[str]:
+    """The test ids, the heaviest unit's first; ties (and unlisted files) keep their collected order."""
+    tests_per_file = Counter(file_of(nodeid) for nodeid in nodeids)
+
+    def unit_seconds(nodeid: str) -> float:
+        path = file_of(nodeid)
+        unlisted = UNLISTED_INTEGRATION_SECONDS if path.startswith("tests/integration/") else 0.0
+        seconds = FILE_SECONDS.get(path, unlisted)
+        return seconds / tests_per_file[path] if path in PER_TEST else seconds
+
+    return sorted(nodeids, key=lambda nodeid: -unit_seconds(nodeid))
