@@ -234,5 +234,5 @@ def contact_event_queue(redis_conn_id: str = queue_names.REDIS_CONN_ID) -> Conta
     """The queue on the Redis of an Airflow connection."""
     from airflow.providers.redis.hooks.redis import RedisHook
 
-    client: redis.Redis = RedisHook(redis_conn_id=redis_conn_id).get_conn()  # type: ignore[no-untyped-call]
+    client: redis.Redis = RedisHook(redis_conn_id=redis_conn_id).get_conn()
     return ContactEventQueue(client)

@@ -59,7 +59,7 @@ class ContactEventTrigger(BaseEventTrigger):
         salesforce_conn_id: str = "salesforce_default",
         salesforce_poll_seconds: float | None = None,
     ) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]  # Airflow's trigger base is untyped
+        super().__init__()  # type: ignore[no-untyped-call]  # Airflow's trigger base (super() skips untyped_calls_exclude)
         self.redis_conn_id = redis_conn_id
         self.stream = stream
         self.group = group
@@ -122,7 +122,7 @@ class ContactEventTrigger(BaseEventTrigger):
                             backlog.newest,
                             backlog.stale,
                         )
-                        yield TriggerEvent(_payload(decision.reason, backlog))  # type: ignore[no-untyped-call]
+                        yield TriggerEvent(_payload(decision.reason, backlog))
                     elif decision.wait_ms is not None:
                         await asyncio.sleep(decision.wait_ms / 1000)
                     else:
@@ -170,7 +170,7 @@ class ContactEventTrigger(BaseEventTrigger):
         from crm_sync.hooks.contacts import contacts_hook
         from include.sync_logic.sides import Side
 
-        client = RedisHook(redis_conn_id=self.redis_conn_id).get_conn()  # type: ignore[no-untyped-call]
+        client = RedisHook(redis_conn_id=self.redis_conn_id).get_conn()
         hook = contacts_hook(Side.SALESFORCE, self.salesforce_conn_id, redis_conn_id=self.redis_conn_id)
         poll = SalesforceChangePoll(hook, client, conn_id=self.salesforce_conn_id)
         return partial(poll.poll, ContactEventQueue(client, stream=self.stream, group=self.group).add)

@@ -23,7 +23,7 @@ def build_pool(
     """A pool for one CRM connection; Redis comes from the Airflow connection `redis_conn_id`."""
     from airflow.providers.redis.hooks.redis import RedisHook
 
-    client = RedisHook(redis_conn_id=redis_conn_id).get_conn()  # type: ignore[no-untyped-call]  # the provider's
+    client = RedisHook(redis_conn_id=redis_conn_id).get_conn()
     return RateLimitPool(client, f"{side}:{conn_id}", limits)
 
 
