@@ -64,7 +64,7 @@ def offline_parse(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def test_every_dag_file_imports_without_errors(offline_parse: dict) -> None:
     assert offline_parse["errors"] == {}
-    assert offline_parse["dag_ids"] == ["crm_contact_sync"]
+    assert offline_parse["dag_ids"] == ["crm_contact_sync", "crm_contact_sync_events"]
 
 
 def test_parsing_does_not_import_heavy_modules(offline_parse: dict) -> None:

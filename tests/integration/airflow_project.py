@@ -86,13 +86,14 @@ class AirflowProject:
         timeout: float = 900,
         staging_base: str | None = None,
         watch: Callable[[int], AbstractContextManager[Any]] | None = None,
+        dag_id: str = DAG_ID,
     ) -> DagRun:
         """One run; each gets its own local staging base so its report is easy to find, unless `staging_base`
         (e.g. an s3:// URL) is given: then `report` stays None and the caller reads the store. `watch` gets the
         `airflow dags test` process id and is entered while the process runs (a benchmark's memory sampler)."""
         self._runs += 1
         staging = self.home / f"staging-{self._runs:03d}"
-        args = [str(Path(sys.executable).with_name("airflow")), "dags", "test", DAG_ID, logical_date]
+        args = [str(Path(sys.executable).with_name("airflow")), "dags", "test", dag_id, logical_date]
         if conf:
             args += ["-c", json.dumps(conf)]
         started = time.perf_counter()
@@ -110,7 +111,7 @@ class AirflowProject:
                 proc.kill()
                 proc.communicate()
                 raise
-        reports = sorted(staging.glob(f"{DAG_ID}/*/report.json"))
+        reports = sorted(staging.glob(f"{dag_id}/*/report.json"))
         return DagRun(
             returncode=proc.returncode,
             log=stdout + stderr,

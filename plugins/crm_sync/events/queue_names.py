@@ -7,9 +7,9 @@ and the dedupe keys in one call.
 
 from __future__ import annotations
 
-from crm_sync.hooks.pools import DEFAULT_REDIS_CONN_ID
+from crm_sync.settings import DEFAULTS
 
-REDIS_CONN_ID = DEFAULT_REDIS_CONN_ID
+REDIS_CONN_ID = DEFAULTS.redis_conn_id  # not hooks.pools': that imports redis, and DAG files import these names
 """The Airflow connection of the deployed Redis the queue lives on."""
 
 STREAM_KEY = "crm_sync:{crm_sync:events}:stream"

@@ -1,0 +1,295 @@
+"""The event DAG's one task: claim a micro-batch of contact events, sync the contacts they name exactly as the windowed
+DAG syncs a window's, acknowledge the batch; again, while events keep coming, until the run has had its time.
+
+Each micro-batch gets a folder of its own in the try's folder and goes through the windowed DAG's code, on the same
+sync state, hooks and rate-limit pool:
+1. the contacts the events name, read by id on both CRMs with the counterparts the sync state pairs them with
+   (`include.sync_logic.event_batch`: one read a CRM for paired contacts), staged as the extracts stage theirs;
+2. reconcile (`reconcile_candidates`: merges followed, settled contacts dropped, unpaired contacts' counterparts
+   looked up by link id or email, tombstones, the three-way merge), the baseline recorded;
+3. the mass-change gate, then per CRM written to the plan and the loads, the link-back and settle;
+4. the batch's entries acknowledged (the queue deletes them).
+A batch that fails is not acknowledged: the task's retry takes its entries over at once, any later run after the
+queue's lease. Reads are by id and writes idempotent (upserts on the link keys, updates by id), so a repeat costs
+calls, never a duplicate; what the event path misses, the windowed DAG still finds in its window.
+
+One task, because each hand-off between tasks costs seconds of scheduling and a worker start.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from crm_sync.operators.base import CrmConnectionsOperator, load_mapping_file, param_template, run_try
+from crm_sync.settings import DEFAULTS
+from include.sync_logic.sides import Side
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    import pandas as pd
+    from airflow.sdk import Context, ObjectStoragePath
+    from airflow.sdk.types import Logger
+
+    from crm_sync.events.queue import ClaimedEvent, ContactEventQueue
+    from crm_sync.hooks.contacts import ContactsHook
+    from crm_sync.params import RunParams
+    from crm_sync.state.store import SyncStateStore
+    from crm_sync.task_results import ApiStats
+    from include.sync_logic.event_batch import BatchReads
+    from include.sync_logic.mapping import MappingConfig
+
+BLOCK_MS = 4_000  # a claim's longest wait for new events (redis-py 8's socket timeout is 5 s)
+
+
+class EventBatchResult(TypedDict):
+    """One micro-batch: its events by kind, the contacts read per CRM, the decisions, and how old its oldest and
+    median events were when the batch was acknowledged (change-to-sync latency, seconds)."""
+
+    folder: str
+    events: int
+    kinds: dict[str, int]
+    read: dict[str, int]
+    decisions: dict[str, int]
+    oldest_age_seconds: float
+    median_age_seconds: float
+
+
+class EventRunResult(TypedDict):
+    """What one event run did, and the API calls it spent per CRM."""
+
+    batches: list[EventBatchResult]
+    events: int
+    acknowledged: int
+    api: ApiStats
+
+
+class SyncContactEventsOperator(CrmConnectionsOperator):
+    """Syncs the contact events waiting in the queue, a micro-batch at a time (see the module docstring).
+
+    :param mapping_path: the mapping file (templated).
+    :param state_conn_id: the sync-state database (templated; default: the run's param).
+    :param max_batch: events a micro-batch claims.
+    :param batch_seconds: the least time between two claims: events gather meanwhile (fewer calls per change).
+    :param run_seconds: after this long the run claims no more (the trigger starts another for what is left).
+    """
+
+    template_fields = (*CrmConnectionsOperator.template_fields, "mapping_path", "state_conn_id")
+    ui_color = "#e6f2e6"
+
+    def __init__(
+        self,
+        *,
+        mapping_path: str,
+        state_conn_id: str = param_template("state_conn_id"),
+        max_batch: int = DEFAULTS.events_max_batch,
+        batch_seconds: float = DEFAULTS.events_batch_seconds,
+        run_seconds: float = DEFAULTS.events_run_seconds,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.mapping_path = mapping_path
+        self.state_conn_id = state_conn_id
+        self.max_batch = max_batch
+        self.batch_seconds = batch_seconds
+        self.run_seconds = run_seconds
+
+    def execute(self, context: Context) -> EventRunResult:
+        from crm_sync.report import merge_counters
+        from crm_sync.staging import write_json
+        from crm_sync.state.hook import SyncStateHook
+
+        params = self.run_params(context)
+        mapping = load_mapping_file(self.mapping_path)
+        store = SyncStateHook(self.state_conn_id).get_store()
+        hooks = {side: self.contacts_hook(side) for side in Side}
+        queue = self._queue(context)
+        attempt = self.try_folder(context) / f"attempt-{context['ti'].try_number}"
+        started = time.monotonic()
+        batches: list[EventBatchResult] = []
+        events = acknowledged = 0
+        block: int | None = None  # the trigger fired for events waiting: the first claim does not wait
+        while time.monotonic() - started < self.run_seconds:
+            claimed_at = time.monotonic()
+            claimed = queue.claim(self.dag_id, self.max_batch, block_ms=block)
+            if not claimed:
+                break
+            events += len(claimed)
+            batch = EventBatch(claimed, hooks=hooks, store=store, mapping=mapping, params=params, log=self.log.info)
+            batches.append(batch.sync(attempt / f"batch-{len(batches) + 1:04d}", context, self.log))
+            if params.dry_run:
+                self.log.info("dry run: %d events left in the queue (written nothing, acknowledged nothing)", events)
+                break
+            acknowledged += queue.ack([item.entry_id for item in claimed])
+            time.sleep(max(0.0, self.batch_seconds - (time.monotonic() - claimed_at)))
+            block = BLOCK_MS
+        api = merge_counters([hook.api_stats() for hook in hooks.values()])
+        self.log.info(
+            "%d events in %d micro-batches, %d acknowledged; API calls %s",
+            events,
+            len(batches),
+            acknowledged,
+            {key: value for key, value in api.items() if key.endswith("api_calls")},
+        )
+        _send_metrics(batches)
+        result: EventRunResult = {"batches": batches, "events": events, "acknowledged": acknowledged, "api": api}
+        write_json(self.run_folder(context) / "report.json", result)
+        return result
+
+    def _queue(self, context: Context) -> ContactEventQueue:
+        """The event queue. A retry takes the failed try's entries over at once (lease 0): with one active run
+        (`max_active_runs=1`) the only holder of an entry is a try that has ended."""
+        from crm_sync.events.queue import ContactEventQueue, contact_event_queue
+
+        queue = contact_event_queue(self.redis_conn_id)
+        if context["ti"].try_number > 1:
+            return ContactEventQueue(queue.client, lease_ms=0)
+        return queue
+
+
+class EventBatch:
+    """One claimed micro-batch and what syncing it needs: the run's hooks, sync state, mapping and params."""
+
+    def __init__(
+        self,
+        claimed: Sequence[ClaimedEvent],
+        *,
+        hooks: dict[Side, ContactsHook],
+        store: SyncStateStore,
+        mapping: MappingConfig,
+        params: RunParams,
+        log: Callable[[str], None],
+    ) -> None:
+        self.claimed = claimed
+        self.hooks = hooks
+        self.store = store
+        self.mapping = mapping
+        self.params = params
+        self.log = log
+
+    def sync(self, folder: ObjectStoragePath, context: Context, logger: Logger) -> EventBatchResult:
+        """Read, reconcile, gate, write, link and settle this batch, staged under `folder` (see the module)."""
+        from collections import Counter
+        from datetime import UTC, datetime
+        from functools import partial
+        from statistics import median
+
+        from crm_sync.counterpart_sources import side_readers
+        from crm_sync.merge_following import MergeFollowing
+        from crm_sync.operators.gate import mass_change_gate
+        from crm_sync.operators.link_back import link_back
+        from crm_sync.operators.load import load_shard, write_batch, written_field_names
+        from crm_sync.operators.plan import plan_shards
+        from crm_sync.operators.reconcile import gone_finder, reconcile_candidates, record_decisions
+        from crm_sync.operators.settle import settle_run
+        from include.sync_logic.event_batch import batch_reads, named_ids
+        from include.sync_logic.plan import PlanConfig
+
+        events = [item.event for item in self.claimed]
+        kinds = Counter(f"{event.side}.{event.kind}" for event in events)
+        self.log(f"Micro-batch of {len(events)} events: {dict(sorted(kinds.items()))}")
+        named = named_ids(events)
+        reads = batch_reads(events, self.store.read_snapshots(named[Side.SALESFORCE], named[Side.HUBSPOT]))
+        frames = self._read(reads, folder)
+        run_id, dry_run, direction = context["run_id"], self.params.dry_run, self.params.direction
+        follow = MergeFollowing(
+            salesforce_merged=partial(merged_away, frames[Side.SALESFORCE]),
+            salesforce=self.hooks[Side.SALESFORCE],  # type: ignore[arg-type]  # the protocol's Salesforce hook
+            hubspot=self.hooks[Side.HUBSPOT],  # type: ignore[arg-type]
+            store=self.store,
+            mapping=self.mapping,
+            targets=direction.targets,
+            run_id=run_id,
+            dry_run=dry_run,
+            log=self.log,
+        )
+        known_pairs = self.store.pair_count()
+        outcome, _tombstones, _facts = reconcile_candidates(
+            frames,
+            keep={},
+            mapping=self.mapping,
+            direction=direction,
+            readers=side_readers(self.hooks, self.mapping),
+            store=self.store,
+            folder=folder,
+            known_pairs=known_pairs,
+            follow=follow,
+            find_gone=gone_finder(self.store, self.hooks, self.mapping, run_id=run_id, dry_run=dry_run, log=self.log),
+            log=self.log,
+        )
+        record_decisions(self.store, outcome, run_id=run_id, dry_run=dry_run, log=self.log)
+        mass_change_gate(outcome.decisions, known_pairs, self.params, log=logger)
+        this_try = run_try(context)
+        for side in direction.targets:
+            hook, link_field = self.hooks[side], self.mapping.link.on(side)
+            write = None if dry_run else partial(write_batch, hook, link_field=link_field)
+            for shard in plan_shards(outcome.decisions, side, folder / "batches", PlanConfig(), log=self.log):
+                fields = written_field_names(self.mapping, side)
+                load_shard(shard, write, side=side, field_names=fields, this_try=this_try, log=self.log)
+        link_back(folder, self.mapping.link, self.hooks.__getitem__, dry_run=dry_run, log=self.log)
+        if not dry_run:
+            settle_run(self.store, str(folder), outcome.decisions, run_id=run_id, run_try=this_try, log=self.log)
+        now_ms = datetime.now(UTC).timestamp() * 1000
+        ages = [(now_ms - event.occurred_at_ms) / 1000 for event in events]
+        return {
+            "folder": str(folder),
+            "events": len(events),
+            "kinds": dict(kinds),
+            "read": {str(side): len(frame) for side, frame in frames.items()},
+            "decisions": dict(outcome.counts),
+            "oldest_age_seconds": round(max(ages), 3),
+            "median_age_seconds": round(median(ages), 3),
+        }
+
+    def _read(self, reads: BatchReads, folder: ObjectStoragePath) -> dict[Side, pd.DataFrame]:
+        """The named contacts and their known counterparts, read by id (live, and with the deleted rows where
+        events say deleted), staged as `extract/<side>/part-00000.parquet` for the contact history."""
+        import pandas as pd
+
+        from crm_sync.hooks.contacts import LookupKey
+        from crm_sync.staging import write_frame
+        from include.sync_logic.counterparts import union_staged
+        from include.sync_logic.tombstones import MASTER_RECORD
+
+        fields = {
+            Side.SALESFORCE: [*self.mapping.salesforce_fields, MASTER_RECORD],  # a merged-away row names its master
+            Side.HUBSPOT: self.mapping.hubspot_properties,
+        }
+        frames: dict[Side, pd.DataFrame] = {}
+        for side in Side:
+            read = [
+                self.hooks[side].fetch_contacts(LookupKey.OWN_ID, ids, fields[side], include_deleted=deleted)
+                for ids, deleted in ((reads.live[side], False), (reads.with_deleted[side], True))
+                if ids
+            ]
+            frames[side] = union_staged(read, side) if read else pd.DataFrame(columns=_columns(side, self.mapping))
+            if len(frames[side]):
+                write_frame(folder / "extract" / str(side) / "part-00000.parquet", frames[side])
+        self.log("Read by id: " + ", ".join(f"{side} {len(frame)} contacts" for side, frame in frames.items()))
+        return frames
+
+
+def merged_away(salesforce: pd.DataFrame) -> pd.DataFrame:
+    """Salesforce's merged-away rows among those read (deleted, naming a master): what the merge rules take."""
+    from include.sync_logic.tombstones import MASTER_RECORD
+
+    columns = ["Id", MASTER_RECORD, "SystemModstamp"]
+    if MASTER_RECORD not in salesforce.columns:
+        return salesforce.reindex(columns=columns).iloc[:0]
+    rows = salesforce[salesforce["IsDeleted"].astype(bool) & salesforce[MASTER_RECORD].notna()]
+    return rows[columns].reset_index(drop=True)
+
+
+def _columns(side: Side, mapping: MappingConfig) -> list[str]:
+    """An empty read's columns: as the window's extract stages them."""
+    return mapping.salesforce_fields if side is Side.SALESFORCE else ["id", *mapping.hubspot_properties]
+
+
+def _send_metrics(batches: list[EventBatchResult]) -> None:
+    """Through Airflow's metrics (a no-op unless StatsD/OTel is on): events synced, and their age when synced."""
+    from airflow.sdk.observability.stats import Stats
+
+    for batch in batches:
+        Stats.incr("crm_sync.events.synced", batch["events"])
+        Stats.timing("crm_sync.events.oldest_age", batch["oldest_age_seconds"] * 1000)

@@ -1,0 +1,126 @@
+"""The event-driven DAG's task on real runs (`airflow dags test`; sandboxes, Redis, PostgreSQL): events from the queue
+synced through the windowed DAG's code and sync state, acknowledged once synced, and nothing left for the next
+windowed run to write."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+import redis
+
+from crm_sync.events.queue import ContactEventQueue
+from include.sync_logic.events import ContactEvent, EventKind
+from include.sync_logic.sides import Side
+from sandbox.testing import SandboxProcess
+from tests.integration.airflow_project import AirflowProject, DagRun
+from tests.integration.conftest import crm_env
+from tests.integration.crm_edits import (
+    at,
+    edit_hubspot,
+    edit_salesforce,
+    hubspot_contact,
+    salesforce_contact,
+    seed_pair,
+)
+from tests.integration.test_dag_sync import writes
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+EVENT_DAG = "crm_contact_sync_events"
+T = datetime.fromisoformat("2026-11-28T10:00:00+00:00")
+MINUTE = timedelta(minutes=1)
+ANN_SF = {"Email": "ann@example.com", "FirstName": "Ann", "LastName": "Lee", "Title": "Engineer"}
+ANN_HS = {"email": "ann@example.com", "firstname": "Ann", "lastname": "Lee", "jobtitle": "Engineer"}
+BOB_SF = {"Email": "bob@example.com", "FirstName": "Bob", "LastName": "Ray", "Title": "Analyst"}
+BOB_HS = {"email": "bob@example.com", "firstname": "Bob", "lastname": "Ray", "jobtitle": "Analyst"}
+
+
+@pytest.fixture
+def world(airflow_project, sandbox_factory, clean_redis, state_conn):
+    """Empty sandboxes on a frozen clock, Redis (the queue and the rate-limit pool) and a fresh sync state."""
+    sandbox = sandbox_factory(contacts=0, freeze_clock=True, clock=(T - 20 * MINUTE).isoformat())
+    return airflow_project, sandbox, crm_env(sandbox, clean_redis, state_conn), clean_redis
+
+
+def queue_on(redis_url: str) -> ContactEventQueue:
+    """The queue as the DAG's task finds it: `redis_default` is the URL's host, db 0 (RedisHook reads `db` from the
+    extras, not the URL's path)."""
+    return ContactEventQueue(redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/0"))
+
+
+def event(side: Side, contact_id: str, moment: datetime, kind: EventKind = EventKind.CHANGED) -> ContactEvent:
+    return ContactEvent(side, contact_id, kind, int(moment.timestamp() * 1000), f"test:{side}:{contact_id}:{moment}")
+
+
+def api_calls(sandbox: SandboxProcess) -> dict[str, int]:
+    """Requests per endpoint since the stats were reset, by the sandboxes' own count; Salesforce's token requests
+    left out (its API limits do not count them)."""
+    return {
+        f"{system} {endpoint}": row["requests"]
+        for system in ("salesforce", "hubspot")
+        for endpoint, row in sandbox.admin(system, "GET", "stats").json().items()
+        if endpoint != "total" and row["requests"] and "oauth2/token" not in endpoint
+    }
+
+
+def windowed(project: AirflowProject, sandbox: SandboxProcess, env: dict[str, str], window_end: datetime) -> DagRun:
+    at(sandbox, window_end + MINUTE)
+    run = project.dags_test(window_end.isoformat(), env=env)
+    assert run.report is not None, run.log[-5000:]
+    return run
+
+
+def event_run(
+    project: AirflowProject, sandbox: SandboxProcess, env: dict[str, str], moment: datetime
+) -> dict[str, Any]:
+    """One run of the event DAG at `moment` (the sandboxes' clock); its report."""
+    at(sandbox, moment)
+    settings = {"AIRFLOW__CRM_SYNC__EVENTS_BATCH_SECONDS": "0", "AIRFLOW__CRM_SYNC__EVENTS_RUN_SECONDS": "1"}
+    run = project.dags_test(moment.isoformat(), env={**env, **settings}, dag_id=EVENT_DAG)
+    assert run.returncode == 0 and run.report is not None, run.log[-5000:]
+    return run.report
+
+
+def test_events_sync_both_ways_and_leave_the_next_window_nothing_to_write(world) -> None:
+    project, sandbox, env, redis_url = world
+    ann_sf, ann_hs = seed_pair(sandbox, T - 20 * MINUTE, ANN_SF, ANN_HS)
+    bob_sf, bob_hs = seed_pair(sandbox, T - 20 * MINUTE, BOB_SF, BOB_HS)
+    windowed(project, sandbox, env, T)  # pairs them: both linked, snapshots recorded
+    at(sandbox, T + 2 * MINUTE)
+    edit_salesforce(sandbox, ann_sf, {"Title": "Staff Engineer"})
+    edit_hubspot(sandbox, bob_hs, {"jobtitle": "Lead Analyst", "phone": "+14155550123"})
+    queue = queue_on(redis_url)
+    queue.add([event(Side.SALESFORCE, ann_sf, T + 2 * MINUTE), event(Side.HUBSPOT, bob_hs, T + 2 * MINUTE)])
+
+    for system in ("salesforce", "hubspot"):
+        sandbox.admin(system, "POST", "stats/reset")
+    report = event_run(project, sandbox, env, T + 3 * MINUTE)
+    calls = api_calls(sandbox)
+
+    assert salesforce_contact(sandbox, bob_sf)["Title"] == "Lead Analyst"
+    assert salesforce_contact(sandbox, bob_sf)["Phone"] == "+14155550123"
+    assert hubspot_contact(sandbox, ann_hs)["jobtitle"] == "Staff Engineer"
+    assert report["events"] == report["acknowledged"] == 2
+    (batch,) = report["batches"]
+    assert batch["read"] == {"salesforce": 2, "hubspot": 2}  # each event's contact and its counterpart, once
+    assert writes({"decisions": batch["decisions"]}) == {"hubspot.update": 1, "salesforce.update": 1}
+    # One read by id per CRM (the counterparts came in the same read) and one write per CRM, by the CRMs' count.
+    assert calls == {
+        "salesforce POST /services/data/v{version}/composite/?": 1,
+        "salesforce PATCH /services/data/v{version}/composite/sobjects/?": 1,
+        "hubspot POST /crm/v3/objects/contacts/batch/read": 1,
+        "hubspot POST /crm/v3/objects/contacts/batch/update": 1,
+    }
+    assert queue.lag() == 0 and queue.pending()["count"] == 0
+
+    after = windowed(project, sandbox, env, T + 15 * MINUTE)  # the window holding both edits and the sync's writes
+    assert writes(after.report) == {}, after.report["decisions"]
+
+
+def test_a_run_with_an_empty_queue_spends_no_call(world) -> None:
+    project, sandbox, env, _ = world
+    report = event_run(project, sandbox, env, T)
+    assert report["events"] == 0 and report["batches"] == []
+    assert not any(n for key, n in report["api"].items() if key.endswith("_api_calls"))
