@@ -7,8 +7,8 @@ contacts the state does not pair are found by reconcile's usual look-ups (link i
 - A merge names the survivor and the merged-away ids: the survivor is read (Salesforce: the losers too, its
   Recycle Bin rows name their master), and the counterparts of all of them, so the pairs can move.
 - A deletion: read with the CRM's deleted rows (Salesforce's Recycle Bin, HubSpot's archive).
-- A privacy deletion leaves nothing to read: only its counterpart is read, and the tombstone look-up of the run
-  finds the contact removed for good (never to be re-created).
+- A privacy deletion leaves nothing to read: only its counterpart is read, and kept in play even when unchanged,
+  so the run's tombstone look-up finds the contact removed for good (never to be re-created) at once.
 """
 
 from __future__ import annotations
@@ -25,11 +25,13 @@ from include.sync_logic.sides import Side
 @dataclass(frozen=True)
 class BatchReads:
     """Per CRM: the ids to read `live` only and those to read `with_deleted` rows (each a call of its own);
-    `named`: every id the events name (merged-away and privacy-deleted ones too), to find their pairs by."""
+    `named`: every id the events name (merged-away and privacy-deleted ones too), to find their pairs by; `keep`:
+    ids reconcile keeps in play although they equal the sync state (privacy-deleted contacts' counterparts)."""
 
     live: dict[Side, list[str]]
     with_deleted: dict[Side, list[str]]
     named: dict[Side, list[str]]
+    keep: dict[Side, list[str]]
 
 
 def named_ids(events: Sequence[ContactEvent]) -> dict[Side, list[str]]:
@@ -48,7 +50,8 @@ def batch_reads(events: Sequence[ContactEvent], pairs: pd.DataFrame) -> BatchRea
     rows; HubSpot's archive is a read of its own, spent on the ids whose events say deleted.
     """
     named = named_ids(events)
-    unread = {(e.side, e.contact_id) for e in events if e.kind is EventKind.PRIVACY_DELETED}
+    gone = {(e.side, e.contact_id) for e in events if e.kind is EventKind.PRIVACY_DELETED}
+    unread = set(gone)
     # A HubSpot id merged away answers as its survivor, a new record the merge event names: not read by the old id.
     unread |= {
         (e.side, loser)
@@ -70,7 +73,8 @@ def batch_reads(events: Sequence[ContactEvent], pairs: pd.DataFrame) -> BatchRea
         else:
             live[side] = [cid for cid in wanted if (side, cid) not in deleted]
             with_deleted[side] = [cid for cid in wanted if (side, cid) in deleted]
-    return BatchReads(live=live, with_deleted=with_deleted, named=named)
+    keep = {side: _counterparts(pairs, side, [cid for other, cid in gone if other is side.other]) for side in Side}
+    return BatchReads(live=live, with_deleted=with_deleted, named=named, keep=keep)
 
 
 def _counterparts(pairs: pd.DataFrame, side: Side, other_ids: list[str]) -> list[str]:

@@ -124,3 +124,59 @@ def test_a_run_with_an_empty_queue_spends_no_call(world) -> None:
     report = event_run(project, sandbox, env, T)
     assert report["events"] == 0 and report["batches"] == []
     assert not any(n for key, n in report["api"].items() if key.endswith("_api_calls"))
+
+
+def test_merge_privacy_deletion_archive_and_restore_events_go_through_the_identity_handling(world, state_conn) -> None:
+    from tests.integration.test_dag_identity_deletes import hubspot, live_hubspot, tombstone_of
+    from tests.integration.test_dag_merges import merge_hubspot
+
+    project, sandbox, env, redis_url = world
+    people = [("ann", ANN_SF, ANN_HS), ("bob", BOB_SF, BOB_HS)]
+    people += [
+        (name, {**ANN_SF, "Email": f"{name}@example.com"}, {**ANN_HS, "email": f"{name}@example.com"})
+        for name in ("cid", "dan")
+    ]
+    pairs = {name: seed_pair(sandbox, T - 20 * MINUTE, sf, hs) for name, sf, hs in people}
+    windowed(project, sandbox, env, T)
+    (sf_ann, hs_ann), (sf_bob, hs_bob), (sf_cid, hs_cid), (sf_dan, hs_dan) = (
+        pairs[name] for name in ("ann", "bob", "cid", "dan")
+    )
+    queue = queue_on(redis_url)
+    at(sandbox, T + 2 * MINUTE)
+    merged = merge_hubspot(sandbox, hs_ann, hs_bob)
+    hubspot(sandbox, "POST", "/gdpr-delete", {"objectId": hs_cid})
+    hubspot(sandbox, "DELETE", f"/{hs_dan}")
+    moment = T + 2 * MINUTE
+    queue.add(
+        [
+            ContactEvent(Side.HUBSPOT, merged, EventKind.MERGED, int(moment.timestamp() * 1000), "m", (hs_ann, hs_bob)),
+            event(Side.HUBSPOT, hs_cid, moment, EventKind.PRIVACY_DELETED),
+            event(Side.HUBSPOT, hs_dan, moment, EventKind.DELETED),
+        ]
+    )
+    event_run(project, sandbox, env, T + 3 * MINUTE)
+
+    assert salesforce_contact(sandbox, sf_ann)["HubSpot_Contact_Id__c"] == merged  # the primary's pair moved
+    assert hubspot_contact(sandbox, merged)["salesforce_contact_id"] == sf_ann
+    kinds = {
+        cid: (tombstone_of(state_conn, "hubspot", cid) or {}).get("kind") for cid in (hs_ann, hs_bob, hs_cid, hs_dan)
+    }
+    assert kinds == {hs_ann: "merged", hs_bob: "merged", hs_cid: "privacy_deleted", hs_dan: "archived"}
+    assert sorted(row["id"] for row in live_hubspot(sandbox)) == [merged], "re-created in HubSpot"
+
+    at(sandbox, T + 5 * MINUTE)
+    assert sandbox.admin("hubspot", "POST", "restore", {"ids": [hs_dan]}).json()["restored"] == [hs_dan]
+    at(sandbox, T + 6 * MINUTE)
+    for contact in (sf_bob, sf_cid, sf_dan):
+        edit_salesforce(sandbox, contact, {"Title": "Manager"})
+    queue.add(
+        [event(Side.HUBSPOT, hs_dan, T + 5 * MINUTE, EventKind.RESTORED)]
+        + [event(Side.SALESFORCE, contact, T + 6 * MINUTE) for contact in (sf_bob, sf_cid, sf_dan)]
+    )
+    event_run(project, sandbox, env, T + 7 * MINUTE)
+
+    assert tombstone_of(state_conn, "hubspot", hs_dan) is None, "the restore was not seen"
+    assert hubspot_contact(sandbox, hs_dan)["jobtitle"] == "Manager", "the restored pair did not resume"
+    assert sorted(row["id"] for row in live_hubspot(sandbox)) == sorted([merged, hs_dan]), "bob or cid re-created"
+    after = windowed(project, sandbox, env, T + 15 * MINUTE)
+    assert writes(after.report) == {}, after.report["decisions"]

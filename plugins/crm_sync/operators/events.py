@@ -207,7 +207,7 @@ class EventBatch:
         known_pairs = self.store.pair_count()
         outcome, _tombstones, _facts = reconcile_candidates(
             frames,
-            keep={},
+            keep=reads.keep,
             mapping=self.mapping,
             direction=direction,
             readers=side_readers(self.hooks, self.mapping),

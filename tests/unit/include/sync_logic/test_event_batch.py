@@ -36,6 +36,7 @@ def test_a_hubspot_deletion_is_read_with_the_archive_and_a_privacy_deletion_not_
     assert reads.with_deleted[HS] == ["101"]
     assert reads.live[HS] == ["103"]
     assert reads.with_deleted[SF] == ["003B"]  # the privacy-deleted contact's counterpart is still read
+    assert reads.keep == {SF: ["003B"], HS: []}  # and kept in play, unchanged as it is: its tombstone is found now
     assert reads.named[HS] == ["101", "102", "103"]
 
 
@@ -61,4 +62,4 @@ def test_named_ids_keep_event_order_once_per_side() -> None:
 
 def test_no_events_read_nothing() -> None:
     reads = batch_reads([], pairs())
-    assert reads.live == {SF: [], HS: []} and reads.with_deleted == {SF: [], HS: []}
+    assert reads.live == reads.with_deleted == reads.keep == {SF: [], HS: []}
