@@ -141,4 +141,3 @@ def test_a_delivery_sorts_every_event_and_loses_none() -> None:
 def test_a_body_that_is_not_an_array_is_malformed(payload: Any) -> None:
     with pytest.raises(MalformedDelivery):
         parse_delivery(payload)
-
