@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
     from crm_sync.events.queue import ClaimedEvent, ContactEventQueue
     from crm_sync.hooks.contacts import ContactsHook
+    from crm_sync.hooks.hubspot import HubSpotContactsHook
+    from crm_sync.hooks.salesforce import SalesforceContactsHook
     from crm_sync.params import RunParams
     from crm_sync.state.store import SyncStateStore
     from crm_sync.task_results import ApiStats
@@ -96,6 +98,7 @@ class SyncContactEventsOperator(CrmConnectionsOperator):
         self.run_seconds = run_seconds
 
     def execute(self, context: Context) -> EventRunResult:
+        from crm_sync.hooks.contacts import contacts_hook
         from crm_sync.report import merge_counters
         from crm_sync.staging import write_json
         from crm_sync.state.hook import SyncStateHook
@@ -103,7 +106,9 @@ class SyncContactEventsOperator(CrmConnectionsOperator):
         params = self.run_params(context)
         mapping = load_mapping_file(self.mapping_path)
         store = SyncStateHook(self.state_conn_id).get_store()
-        hooks = {side: self.contacts_hook(side) for side in Side}
+        salesforce = contacts_hook(Side.SALESFORCE, self.salesforce_conn_id, redis_conn_id=self.redis_conn_id)
+        hubspot = contacts_hook(Side.HUBSPOT, self.hubspot_conn_id, redis_conn_id=self.redis_conn_id)
+        hooks: dict[Side, ContactsHook] = {Side.SALESFORCE: salesforce, Side.HUBSPOT: hubspot}
         queue = self._queue(context)
         attempt = self.try_folder(context) / f"attempt-{context['ti'].try_number}"
         started = time.monotonic()
@@ -116,7 +121,15 @@ class SyncContactEventsOperator(CrmConnectionsOperator):
             if not claimed:
                 break
             events += len(claimed)
-            batch = EventBatch(claimed, hooks=hooks, store=store, mapping=mapping, params=params, log=self.log.info)
+            batch = EventBatch(
+                claimed,
+                salesforce=salesforce,
+                hubspot=hubspot,
+                store=store,
+                mapping=mapping,
+                params=params,
+                log=self.log.info,
+            )
             batches.append(batch.sync(attempt / f"batch-{len(batches) + 1:04d}", context, self.log))
             if params.dry_run:
                 self.log.info("dry run: %d events left in the queue (written nothing, acknowledged nothing)", events)
@@ -155,14 +168,16 @@ class EventBatch:
         self,
         claimed: Sequence[ClaimedEvent],
         *,
-        hooks: dict[Side, ContactsHook],
+        salesforce: SalesforceContactsHook,
+        hubspot: HubSpotContactsHook,
         store: SyncStateStore,
         mapping: MappingConfig,
         params: RunParams,
         log: Callable[[str], None],
     ) -> None:
         self.claimed = claimed
-        self.hooks = hooks
+        self.salesforce, self.hubspot = salesforce, hubspot  # each CRM's own hook: merges need them
+        self.hooks: dict[Side, ContactsHook] = {Side.SALESFORCE: salesforce, Side.HUBSPOT: hubspot}
         self.store = store
         self.mapping = mapping
         self.params = params
@@ -195,8 +210,8 @@ class EventBatch:
         run_id, dry_run, direction = context["run_id"], self.params.dry_run, self.params.direction
         follow = MergeFollowing(
             salesforce_merged=partial(merged_away, frames[Side.SALESFORCE]),
-            salesforce=self.hooks[Side.SALESFORCE],  # type: ignore[arg-type]  # the protocol's Salesforce hook
-            hubspot=self.hooks[Side.HUBSPOT],  # type: ignore[arg-type]
+            salesforce=self.salesforce,
+            hubspot=self.hubspot,
             store=self.store,
             mapping=self.mapping,
             targets=direction.targets,
