@@ -29,7 +29,6 @@ CONTACT_EVENTS = Asset(
             name="crm_sync_contact_event_queue",
             trigger=ContactEventTrigger(
                 redis_conn_id=SETTINGS.redis_conn_id,
-                batch_seconds=SETTINGS.events_batch_seconds,
                 salesforce_conn_id=SETTINGS.salesforce_conn_id,
                 salesforce_poll_seconds=SETTINGS.events_salesforce_poll_seconds or None,
             ),

@@ -36,7 +36,8 @@ class CrmSyncSettings:
     # The event-driven DAG (crm_contact_sync_events). Salesforce has no change feed here: the trigger polls it every
     # this many seconds (86,400 / N calls a day while quiet: 2,880 at 30 s; 0: no poll).
     events_salesforce_poll_seconds: int = 30
-    events_batch_seconds: int = 5  # how long events gather before a micro-batch is synced (calls vs latency)
+    # How long events gather between two micro-batches of a run: API calls per change against latency.
+    events_batch_seconds: int = 20
     events_max_batch: int = 500  # events one micro-batch claims
     events_run_seconds: int = 240  # how long one event run keeps claiming micro-batches before it ends
 
