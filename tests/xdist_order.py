@@ -10,9 +10,11 @@ only orders work, it never selects or skips any.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
+from typing import Any
 
+import pytest
 from xdist.scheduler import LoadFileScheduling
 
 #: A file's weight: seconds it took on one of 2 xdist workers on a busy 2-core machine (`pytest -n 2 --dist loadfile
@@ -67,27 +69,34 @@ def file_of(nodeid: str) -> str:
 
 
 class HeaviestFirstScheduling(LoadFileScheduling):
-    """Work units (a file, or a test of a `PER_TEST` file) in descending order of their estimated seconds."""
+    """Work units (a file, or a test of a `PER_TEST` file) in descending order of their estimated seconds.
+
+    Only the queue of units is reordered: the workers' collections stay as collected, since xdist sends a
+    worker the positions of its tests in them."""
+
+    def __init__(self, config: pytest.Config, log: Any = None) -> None:
+        super().__init__(config, log)
+        self.ordered = False
 
     def _split_scope(self, nodeid: str) -> str:
         return nodeid if file_of(nodeid) in PER_TEST else file_of(nodeid)
 
-    def schedule(self) -> None:
-        if self.collection is None:  # the first call, once every worker's collection is in
-            self.config.option.loadscopereorder = False  # keep the order given here
-            for collection in self.registered_collections.values():
-                collection[:] = heaviest_first(collection)
-        super().schedule()
+    def _assign_work_unit(self, node: Any) -> None:
+        if not self.ordered:  # the first assignment: xdist has just queued every unit
+            order = heaviest_first(list(self.workqueue), self.collection or [])
+            self.workqueue = OrderedDict((scope, self.workqueue[scope]) for scope in order)
+            self.ordered = True
+        super()._assign_work_unit(node)
 
 
-def heaviest_first(nodeids: Sequence[str]) -> list[str]:
-    """The test ids, the heaviest unit's first; ties (and unlisted files) keep their collected order."""
+def heaviest_first(scopes: list[str], nodeids: Sequence[str]) -> list[str]:
+    """The work units' scopes, the heaviest first; ties (unlisted files among them) keep their order."""
     tests_per_file = Counter(file_of(nodeid) for nodeid in nodeids)
 
-    def unit_seconds(nodeid: str) -> float:
-        path = file_of(nodeid)
+    def unit_seconds(scope: str) -> float:
+        path = file_of(scope)
         unlisted = UNLISTED_INTEGRATION_SECONDS if path.startswith("tests/integration/") else 0.0
         seconds = FILE_SECONDS.get(path, unlisted)
         return seconds / tests_per_file[path] if path in PER_TEST else seconds
 
-    return sorted(nodeids, key=lambda nodeid: -unit_seconds(nodeid))
+    return sorted(scopes, key=lambda scope: -unit_seconds(scope))

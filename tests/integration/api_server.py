@@ -55,7 +55,7 @@ def api_server(project: AirflowProject, env: dict[str, str], logs: Path) -> Iter
             try:
                 if requests.get(f"{url}/api/v2/monitor/health", timeout=2).ok and passwords.exists():
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or too busy to answer in 2 s
                 pass
             time.sleep(0.5)
         else:
