@@ -11,8 +11,9 @@ PY := $(VENV)/bin/python
 sync: deps redis-server  ## One real sync, end to end, against the local CRM sandboxes (airflow dags test).
 	bash scripts/run_sync.sh
 
-# Tests run on every core (pytest-xdist), a file per worker: each worker has its own Redis, PostgreSQL,
-# sandboxes and Airflow project (tests/conftest.py), and a file's module fixtures stay in one worker.
+# Tests run on every core (pytest-xdist): each worker has its own Redis, PostgreSQL, sandboxes and Airflow project
+# (tests/conftest.py). Files go out heaviest first, a file to a worker so its module fixtures stay in one worker;
+# the DAG-run files (function fixtures only) go out test by test (tests/xdist_order.py).
 XDIST := -n auto --dist loadfile
 
 test: deps redis-server postgresql chromium compose-config  ## Lint (ruff, mypy), then the whole test suite (unit, DAG integrity, integration).
