@@ -12,6 +12,9 @@ runs writing the same pair or queue entry at once never lose each other's update
 
 Rows are written in key order in batches, one short transaction each, so concurrent upserts of
 overlapping pairs take their row locks in the same order (no deadlock between them on PostgreSQL).
+PostgreSQL resolves ON CONFLICT only on its arbiter key: two writers of the same pair can still make the
+other unique key (hubspot_id) refuse one of them. That batch's transaction holds no partial effect and
+merging the same fields again gives the same row, so it is run again (`_PAIR_RACE_ATTEMPTS`).
 
 A run takes the due queue entries it will write with `claim_due`: one UPDATE .. RETURNING that leases them
 to the run's try (PostgreSQL picks the rows with FOR UPDATE SKIP LOCKED; on SQLite the statement holds the
@@ -29,6 +32,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from tenacity import RetryCallState, retry, retry_if_exception, stop_after_attempt, wait_random
 
 from crm_sync.state.batch import key_in, rows_table
 from crm_sync.state.policy import RetryPolicy
@@ -58,6 +62,25 @@ WRITE_BATCH_ROWS = 5000  # rows per statement and transaction: short row locks, 
 _SCHEMA_LOCK_KEY = 0x63726D73  # PostgreSQL advisory lock serialising create_schema across processes
 
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+_UNIQUE_VIOLATION = "23505"  # PostgreSQL's SQLSTATE
+_PAIR_RACE_ATTEMPTS = 5
+
+
+def _lost_unique_race(error: BaseException) -> bool:
+    """A unique key refused a row a concurrent writer was writing too (PostgreSQL; SQLite writers take turns)."""
+    return isinstance(error, sa.exc.IntegrityError) and getattr(error.orig, "sqlstate", None) == _UNIQUE_VIOLATION
+
+
+def _log_unique_race(state: RetryCallState) -> None:
+    """The constraint, never the statement: its parameters hold contacts' field values."""
+    error = state.outcome.exception() if state.outcome else None
+    diag = getattr(getattr(error, "orig", None), "diag", None)
+    log.warning(
+        "sync state: a concurrent writer took %s first; merging the batch again (attempt %d of %d)",
+        getattr(diag, "constraint_name", None) or "a unique key",
+        state.attempt_number + 1,
+        _PAIR_RACE_ATTEMPTS,
+    )
 
 
 def _utcnow() -> datetime:
@@ -203,12 +226,21 @@ class SyncStateStore(TombstoneRecords):
         rows.sort(key=lambda row: row["salesforce_id"])
         now = _utcnow()
         for batch in _chunks(rows, WRITE_BATCH_ROWS):
-            given = rows_table(self._dialect, columns, batch)
-            with self.engine.begin() as conn:
-                conn.execute(self._relinked_delete(given))
-                conn.execute(self._snapshot_upsert(given, now, run_id))
+            self._merge_snapshot_batch(rows_table(self._dialect, columns, batch), now, run_id)
         log.info("sync state: %d pair snapshots merged (run %s)", len(rows), run_id)
         return len(rows)
+
+    @retry(
+        retry=retry_if_exception(_lost_unique_race),
+        stop=stop_after_attempt(_PAIR_RACE_ATTEMPTS),
+        wait=wait_random(0.01, 0.2),
+        before_sleep=_log_unique_race,
+        reraise=True,
+    )
+    def _merge_snapshot_batch(self, given: sa.FromClause, now: datetime, run_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(self._relinked_delete(given))
+            conn.execute(self._snapshot_upsert(given, now, run_id))
 
     def delete_snapshots(self, salesforce_ids: Iterable[str] = (), hubspot_ids: Iterable[str] = ()) -> int:
         """Forget pairs (unlinked or deleted contacts); returns the number of snapshots deleted."""

@@ -8,9 +8,12 @@ any point (a read-modify-write in Python, a whole-document overwrite) leaves a h
 
 import itertools
 import json
+import logging
 import multiprocessing
+import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +21,7 @@ import pytest
 
 from crm_sync.state.engine import create_state_engine
 from crm_sync.state.policy import RetryPolicy
+from crm_sync.state.schema import pair_snapshots
 from crm_sync.state.store import SyncStateStore
 
 pytestmark = pytest.mark.integration
@@ -158,3 +162,32 @@ def test_concurrent_runs_never_hold_one_entry_at_once_and_count_every_settled_tr
         assert not overlapping, (source_id, overlapping)
     attempts = dict(zip(store.entries()["source_id"], store.entries()["attempts"], strict=True))
     assert attempts == {source_id: len(by_entry.get(source_id, [])) for source_id in source_ids}
+
+
+@pytest.mark.parametrize("state_url", ["postgresql"], indirect=True)  # SQLite writers take turns: no such race
+def test_a_pair_linked_elsewhere_while_merging_is_merged_again_not_refused(store, state_url, caplog):
+    """Another writer links hubspot_id 7 to another contact and commits while this merge waits on its row: the
+    upsert's hubspot_id key refuses the row (PostgreSQL arbitrates only salesforce_id), the batch runs again, its
+    relink delete now sees the other pair and the given pair lands."""
+    other = create_state_engine(state_url)
+    with other.connect() as conn:
+        transaction = conn.begin()
+        conn.execute(
+            pair_snapshots.insert().values(
+                salesforce_id="003OTHER", hubspot_id="7", field_values="{}", synced_at=datetime.now(UTC), run_id="other"
+            )
+        )
+        merging = threading.Thread(
+            target=store.merge_snapshots,
+            args=(pd.DataFrame({"salesforce_id": ["003MINE"], "hubspot_id": ["7"], "field_values": '{"a": "1"}'}),),
+            kwargs={"run_id": "mine"},
+        )
+        with caplog.at_level(logging.WARNING, logger="crm_sync.state.store"):
+            merging.start()
+            time.sleep(1.0)  # the merge's insert now waits on the uncommitted pair's hubspot_id
+            transaction.commit()
+            merging.join(timeout=30)
+    other.dispose()
+    snapshots = store.read_all_snapshots()
+    assert list(zip(snapshots["salesforce_id"], snapshots["hubspot_id"], strict=True)) == [("003MINE", "7")]
+    assert "merging the batch again" in caplog.text
