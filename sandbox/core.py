@@ -300,6 +300,7 @@ class App:
         self.admin_route("GET", "faults", lambda req: asdict(self.faults))
         self.admin_route("POST", "faults", lambda req: asdict(self.set_faults(**(req.json() or {}))))
         self.admin_route("POST", "expire-sessions", lambda req: self.expire_sessions() or {"ok": True})
+        self.admin_route("POST", "age", self._admin_age)
 
     def _handle_admin(self, req: Request) -> Response:
         for route in self._admin_routes:
@@ -324,6 +325,12 @@ class App:
         if "frozen" in body:
             self.clock.freeze(bool(body["frozen"]))
         return self._clock_state()
+
+    def _admin_age(self, req: Request) -> dict[str, int]:
+        seconds = (req.json() or {}).get("seconds")
+        if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds <= 0:
+            raise ValueError("age takes {'seconds': n}, a whole number of seconds above 0")
+        return {"aged": self.age_records(timedelta(seconds=seconds))}
 
     def stats_snapshot(self) -> dict:
         """Admin `GET stats`: a row per endpoint plus `total`, which also carries app-wide figures such as
@@ -380,6 +387,11 @@ class App:
         raise NotImplementedError
 
     def records(self) -> Any:
+        raise NotImplementedError
+
+    def age_records(self, by: timedelta) -> int:
+        """Move every record's created and modified stamps `by` into the past, as if all of it had happened
+        that much earlier (a later window read no longer holds them); answer how many records moved."""
         raise NotImplementedError
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import bisect
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sandbox.core import App, Clock, Request, Response
@@ -204,6 +204,9 @@ class HubSpotApp(App):
     def records(self) -> Any:
         names = list(self.store.properties)
         return {"contacts": [c.to_json(names) for c in self.store.contacts.values()]}
+
+    def age_records(self, by: timedelta) -> int:
+        return self.store.age(int(by.total_seconds() * 1000))
 
     def _admin_limits(self, req: Request) -> dict:
         self.limits.configure(**(req.json() or {}))

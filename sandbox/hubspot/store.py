@@ -396,6 +396,18 @@ class ContactStore:
         self._set_props(contact, {})  # index its emails and unique values again
         self._written(contact, now_ms)
 
+    def age(self, by_ms: int) -> int:
+        """Move every contact's createdate, lastmodifieddate (hs_lastmodifieddate with it) and archive time
+        `by_ms` into the past; the sorted indexes are rebuilt and search caches dropped. Returns the count."""
+        for contact in self.contacts.values():
+            contact.created -= by_ms
+            contact.updated -= by_ms
+            if contact.archived_at is not None:
+                contact.archived_at -= by_ms
+        self._rebuild_sorted()
+        self.version += 1
+        return len(self.contacts)
+
     def _drop(self, contact: Contact) -> None:
         """Remove a record and every index entry of it (merges and GDPR deletes leave nothing behind)."""
         if not contact.archived:

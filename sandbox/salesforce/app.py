@@ -14,7 +14,7 @@ import logging
 import re
 from collections import OrderedDict, deque
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -255,6 +255,9 @@ class SalesforceApp(App):
             name.lower() + "s": [render.full_record(obj, row, version) for row in self.store.rows[name].values()]
             for name, obj in OBJECTS.items()
         }
+
+    def age_records(self, by: timedelta) -> int:
+        return self.store.age(by)
 
     def _admin_api_usage(self, req: Request) -> dict[str, int]:
         body = req.json() or {}

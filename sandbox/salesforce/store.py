@@ -27,6 +27,7 @@ from sandbox.salesforce.validation import DuplicateRule, OrgRules, RecordError, 
 EXTERNAL_ID = LINK.name if LINK else ""  # the org's link field; "" when the org has none
 UNIQUE_LINK = bool(LINK and LINK.unique)  # a non-unique link field keeps duplicates (upserts take one match)
 ENTITY_IS_DELETED = RecordError("ENTITY_IS_DELETED", "entity is deleted")
+STAMP_FIELDS = ("CreatedDate", "LastModifiedDate", "SystemModstamp")
 
 
 def not_found() -> RecordError:
@@ -282,6 +283,24 @@ class Store:
             raise RecordFailed([RecordError("EXCEEDED_ID_LIMIT", f"more than {limit} ids; narrow start and end")])
         return found
 
+    def age(self, by: timedelta) -> int:
+        """Move every row's CreatedDate, LastModifiedDate and SystemModstamp (and the Recycle Bin's deletion
+        times, which are SystemModstamps) `by` into the past; the modstamp index is rebuilt. Returns the rows
+        moved."""
+        rows = [row for table in self.rows.values() for row in table.values()]
+        for row in rows:
+            for name in STAMP_FIELDS:
+                if row.get(name) is not None:
+                    row[name] -= by
+            if row.get("_visible_at") is not None:
+                row["_visible_at"] -= by
+        self.recycle.entries = [
+            (deleted_at - by, name, record_id) for deleted_at, name, record_id in self.recycle.entries
+        ]
+        self._stamps = sorted((row["SystemModstamp"], row["Id"]) for row in self.rows["Contact"].values())
+        self._stale = 0
+        return len(rows)
+
     def account_for_name(self, name: str | None, now: datetime) -> str | None:
         """The Account with this name, created when missing (used by seeding)."""
         if not name:
@@ -300,9 +319,7 @@ class Store:
         values = dict(values)
         delay = float(values.pop("CommitDelaySeconds", 0) or 0)
         given = {
-            k: stamp(parse_iso(v) if isinstance(v, str) else v)
-            for k, v in values.items()
-            if k in ("LastModifiedDate", "SystemModstamp", "CreatedDate") and v
+            k: stamp(parse_iso(v) if isinstance(v, str) else v) for k, v in values.items() if k in STAMP_FIELDS and v
         }
         fields = {k: v for k, v in values.items() if k not in given and k != "AccountName"}
         fields["AccountId"] = self.account_for_name(values.get("AccountName"), now)

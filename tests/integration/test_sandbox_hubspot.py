@@ -348,6 +348,24 @@ def test_search_window_on_lastmodifieddate_with_paging(sandbox, hs):
     assert set(first.results[0].properties) >= {"email", "hs_object_id", "createdate", "lastmodifieddate"}
 
 
+def test_admin_age_moves_contacts_out_of_the_search_window(sandbox, hs):
+    """Contacts the admin ages by an hour leave a lastmodifieddate window search; a later edit puts one back."""
+    seed_window(sandbox, 3, T0, timedelta(minutes=1))
+    window = [{"filters": [{"propertyName": "lastmodifieddate", "operator": "GTE", "value": str(ms(T0))}]}]
+    oldest_first = [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}]
+    found = search(hs, filter_groups=window, sorts=oldest_first, properties=["email"])
+    assert found.total == 3
+    assert sandbox.admin("hubspot", "POST", "age", {"seconds": 3600}).json() == {"aged": 3}
+    assert search(hs, filter_groups=window, properties=["email"]).total == 0
+    first = found.results[0].id
+    aged = hs.crm.contacts.basic_api.get_by_id(first, properties=["lastmodifieddate", "hs_lastmodifieddate"])
+    hour_before = T0 - timedelta(hours=1)
+    assert (aged.updated_at, aged.created_at) == (hour_before, hour_before - timedelta(days=1))
+    assert aged.properties["lastmodifieddate"] == aged.properties["hs_lastmodifieddate"] == "2026-03-01T11:00:00.000Z"
+    hs.crm.contacts.basic_api.update(first, SimplePublicObjectInput(properties={"jobtitle": "CTO"}))
+    assert [r.id for r in search(hs, filter_groups=window, properties=["email"]).results] == [first]
+
+
 def test_search_operators_and_or_groups(sandbox, hs):
     seed_window(sandbox, 20, T0, timedelta(seconds=1))
 

@@ -202,6 +202,21 @@ def test_window_query_as_the_sync_builds_it(sf_sandbox, sf):
     assert [r["LastName"] for r in sf.query_all(soql)["records"]] == ["start", "inside"]
 
 
+def test_admin_age_moves_records_out_of_the_window_the_sync_reads(sf_sandbox, sf):
+    """Records the admin ages by an hour leave the window query; a later edit puts one back in."""
+    first, second = seed(sf_sandbox, [{"LastName": "first"}, {"LastName": "second"}])  # stamped T0 (frozen clock)
+    soql = format_soql("SELECT Id FROM Contact WHERE SystemModstamp >= {} ORDER BY SystemModstamp, Id", T0)
+    assert {r["Id"] for r in sf.query_all(soql)["records"]} == {first, second}
+    assert sf_sandbox.admin("salesforce", "POST", "age", json={"seconds": 3600}).json() == {"aged": 2}
+    assert sf.query_all(soql)["records"] == []
+    aged = sf.Contact.get(first)
+    assert aged["SystemModstamp"] == aged["LastModifiedDate"] == aged["CreatedDate"] == "2026-11-28T13:00:00.000+0000"
+    sf.Contact.update(second, {"Title": "CTO"})
+    assert [r["Id"] for r in sf.query_all(soql)["records"]] == [second]
+    with pytest.raises(requests.HTTPError, match="400"):
+        sf_sandbox.admin("salesforce", "POST", "age", json={"seconds": -1})
+
+
 def test_format_soql_values_cannot_break_out(sf_sandbox, sf):
     hostile = "o'brien\\\" OR Email != '' ünï 😀\n"
     seed(sf_sandbox, [{"LastName": hostile}, {"LastName": "o'brien"}, {"LastName": "other"}])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import certifi
@@ -21,6 +21,7 @@ class EchoApp(App):
         super().__init__(Clock(datetime(2026, 1, 1, tzinfo=UTC), frozen=True))
         self.items: list = []
         self.expired = 0
+        self.aged_by: list[timedelta] = []
         self.route("GET", r"/items/(?P<item_id>\d+)", self.get_item)
         self.route("POST", r"/items", self.add_item)
         self.route("GET", r"/boom", self.boom)
@@ -56,6 +57,10 @@ class EchoApp(App):
 
     def records(self) -> list:
         return self.items
+
+    def age_records(self, by: timedelta) -> int:
+        self.aged_by.append(by)
+        return len(self.items)
 
 
 @pytest.fixture
@@ -98,6 +103,21 @@ def test_admin_seed_records_reset_clock_and_sessions(running):
     requests.post(f"{admin}/reset")
     assert requests.get(f"{admin}/records").json() == []
     assert requests.post(f"{admin}/faults", json={"nonsense": 1}).status_code == 400
+
+
+@pytest.mark.parametrize("body", [{}, {"seconds": 0}, {"seconds": -60}, {"seconds": 1.5}, {"seconds": True}])
+def test_admin_age_takes_whole_seconds_above_zero(running, body):
+    app, server = running
+    answer = requests.post(f"{server.url}/__admin/age", json=body)
+    assert answer.status_code == 400 and "whole number of seconds" in answer.json()["error"]
+    assert app.aged_by == []
+
+
+def test_admin_age_hands_the_app_its_interval(running):
+    app, server = running
+    requests.post(f"{server.url}/__admin/seed", json=[{"x": 1}])
+    assert requests.post(f"{server.url}/__admin/age", json={"seconds": 3600}).json() == {"aged": 1}
+    assert app.aged_by == [timedelta(hours=1)]
 
 
 def test_faults_burst_errors_latency_and_drops(running):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from sandbox.hubspot.errors import HubSpotError
-from sandbox.hubspot.store import MERGED_IDS, RESTORE_WINDOW_MS, SECONDARY_EMAILS, Contact, ContactStore
+from sandbox.hubspot.store import MERGED_IDS, RESTORE_WINDOW_MS, SECONDARY_EMAILS, Contact, ContactStore, iso_ms
 
 T0 = 1_780_000_000_000
 
@@ -82,3 +82,17 @@ def test_restore_is_refused_while_a_live_contact_holds_a_value(store):
         store.restore(old, T0 + 6)
     with pytest.raises(HubSpotError, match="more than 90 days"):
         store.restore(taker, T0 + 4 + RESTORE_WINDOW_MS + 1)
+
+
+def test_age_moves_every_stamp_back_and_keeps_the_indexes(store):
+    kept = add(store, email="kept@example.com")
+    store.update(kept, {"firstname": "Ada"}, T0 + 60_000)
+    gone = add(store, T0 + 1, email="gone@example.com")
+    store.archive(gone, T0 + 2)
+    version, hour = store.version, 3_600_000
+    assert store.age(hour) == 2
+    assert (kept.created, kept.updated) == (T0 - hour, T0 + 60_000 - hour)
+    assert (gone.created, gone.archived_at) == (T0 + 1 - hour, T0 + 2 - hour)
+    assert kept.value("lastmodifieddate") == kept.value("hs_lastmodifieddate") == iso_ms(T0 + 60_000 - hour)
+    assert store.version > version  # cached searches over the old stamps are dropped
+    assert_indexes_match(store)

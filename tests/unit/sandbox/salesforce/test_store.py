@@ -210,3 +210,28 @@ def test_purge_after_15_days_and_get_deleted_limit(store):
         store.undelete(CONTACT, first, T0 + timedelta(days=15))
     assert codes(purged) == ["UNDELETE_FAILED"]
     assert store.purge_recycle_bin(T0 + timedelta(days=16)) == 1 and set(store.rows["Contact"]) == {second}
+
+
+def test_age_moves_every_stamp_back_and_window_queries_follow(store):
+    account = store.account_for_name("Acme", T0)
+    kept = store.create(CONTACT, {"LastName": "kept", "Email": "k@x.com", "AccountId": account}, T0)
+    store.update(CONTACT, kept, {"Title": "CEO"}, T0 + timedelta(minutes=1))
+    gone = store.create(CONTACT, {"LastName": "gone"}, T0)
+    store.delete(CONTACT, gone, T0 + timedelta(minutes=2))
+    hour = timedelta(hours=1)
+    window = f"SELECT Id FROM Contact WHERE SystemModstamp >= {T0.isoformat()}"
+    assert store.age(hour) == 3  # two Contacts (one deleted) and the Account
+    assert store.rows["Account"][account]["LastModifiedDate"] == T0 - hour
+    row = store.get(CONTACT, kept)
+    assert (row["CreatedDate"], row["LastModifiedDate"], row["SystemModstamp"]) == (
+        T0 - hour,
+        T0 + timedelta(minutes=1) - hour,
+        T0 + timedelta(minutes=1) - hour,
+    )
+    assert run(store, window, include_deleted=True) == []
+    earlier = (T0 - hour).isoformat()
+    assert [r["Id"] for r in run(store, f"SELECT Id FROM Contact WHERE SystemModstamp >= {earlier}")] == [kept]
+    assert [i for _, i in store.deleted_between(CONTACT, T0 - hour, T0)] == [gone]
+    assert store.deleted_between(CONTACT, T0, T0 + hour) == []
+    store.update(CONTACT, kept, {"Title": "CTO"}, T0 + timedelta(minutes=3))  # a later edit is in the window again
+    assert [r["Id"] for r in run(store, window)] == [kept]
