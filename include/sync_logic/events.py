@@ -33,6 +33,10 @@ class ContactEvent:
     occurred_at_ms: int
     event_id: str
     merged_ids: tuple[str, ...] = field(default=())
+    # What the event says the contact now holds, as a digest (never the value): HubSpot's propertyChange names one
+    # property (`property_name`), the Salesforce poll digests the mapped fields. Empty: the event does not say.
+    property_name: str = ""
+    fingerprint: str = ""
 
     def to_fields(self) -> dict[str, str]:
         """Flat string fields (a Redis Stream entry)."""
@@ -51,6 +55,8 @@ class ContactEvent:
                 occurred_at_ms=int(data["occurred_at_ms"]),
                 event_id=data["event_id"],
                 merged_ids=tuple(item for item in data.get("merged_ids", "").split(",") if item),
+                property_name=data.get("property_name", ""),
+                fingerprint=data.get("fingerprint", ""),
             )
         except (KeyError, ValueError) as exc:
             raise ValueError(f"not a contact event: {exc}") from exc

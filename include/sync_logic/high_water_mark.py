@@ -18,16 +18,19 @@ costs no write, and a call only when it is alone in its micro-batch.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import pandas as pd
 
+from include.sync_logic.event_echoes import row_digest
 from include.sync_logic.events import ContactEvent, EventKind
 from include.sync_logic.sides import Side
 
 POLL_FIELDS = ("Id", "SystemModstamp", "IsDeleted", "MasterRecordId")
-"""What the poll reads of each changed contact: enough to name it and say what happened, no field values."""
+"""What the poll reads of each changed contact to name it and say what happened; it adds the fields the event run's
+echo digests cover (`row_fields`), so a live row says what it holds (a digest, see `event_echoes`)."""
 
 
 def _key(contact_id: str, modstamp: pd.Timestamp) -> str:
@@ -88,7 +91,14 @@ class PollOutcome:
     still_open: int
 
 
-def news_since(rows: pd.DataFrame, mark: PollMark, *, polled_at: datetime, clock_skew: timedelta) -> PollOutcome:
+def news_since(
+    rows: pd.DataFrame,
+    mark: PollMark,
+    *,
+    polled_at: datetime,
+    clock_skew: timedelta,
+    row_fields: Sequence[str] = (),
+) -> PollOutcome:
     """The rows of a `SystemModstamp >= mark.second` query (columns `POLL_FIELDS`) as events, and the new mark.
 
     A deleted row naming a `MasterRecordId` was merged away: a MERGED event on its master. Other deleted rows are
@@ -96,7 +106,8 @@ def news_since(rows: pd.DataFrame, mark: PollMark, *, polled_at: datetime, clock
     state's tombstone handling resumes its pair). Rows in a second still open (see `first_open_second`) are
     passed on under an id of this poll and the mark stays at the first open second, remembering nothing, so the
     next poll reads them again; otherwise the mark moves to the newest second read and keeps every row of that
-    second. A poll that read nothing keeps the mark.
+    second. A poll that read nothing keeps the mark. With `row_fields`, a live row's event carries the digest of
+    those fields (its echo test); a deleted or merged-away row's none.
     """
     if rows.empty:
         return PollOutcome([], mark, 0)
@@ -107,7 +118,9 @@ def news_since(rows: pd.DataFrame, mark: PollMark, *, polled_at: datetime, clock
     fresh = ~pd.Series(keys, index=rows.index).isin(mark.seen)
     order = stamps[fresh].sort_values(kind="stable").index
     poll_ms = _epoch_ms(pd.Timestamp(polled_at))
-    events = [_event(rows.loc[index], stamps[index], poll_ms if still_open[index] else None) for index in order]
+    events = [
+        _event(rows.loc[index], stamps[index], poll_ms if still_open[index] else None, row_fields) for index in order
+    ]
     newest = stamps.max().to_pydatetime().replace(microsecond=0)
     second = max(min(newest, open_from.to_pydatetime()), mark.second)
     closed_at_second = (stamps >= pd.Timestamp(second)) & ~still_open
@@ -115,7 +128,7 @@ def news_since(rows: pd.DataFrame, mark: PollMark, *, polled_at: datetime, clock
     return PollOutcome(events, PollMark(second, at_second), int(still_open.sum()))
 
 
-def _event(row: pd.Series, stamp: pd.Timestamp, open_in_poll_ms: int | None) -> ContactEvent:
+def _event(row: pd.Series, stamp: pd.Timestamp, open_in_poll_ms: int | None, row_fields: Sequence[str]) -> ContactEvent:
     """The row's event; one in a second still open is named by the poll too (`~<poll epoch-ms>`), so the queue
     takes each poll's delivery of it."""
     contact_id = str(row["Id"])
@@ -127,8 +140,10 @@ def _event(row: pd.Series, stamp: pd.Timestamp, open_in_poll_ms: int | None) -> 
     deleted = bool(row.get("IsDeleted"))
     if deleted and isinstance(master, str) and master:
         return ContactEvent(Side.SALESFORCE, master, EventKind.MERGED, occurred_ms, event_id, (contact_id,))
-    kind = EventKind.DELETED if deleted else EventKind.CHANGED
-    return ContactEvent(Side.SALESFORCE, contact_id, kind, occurred_ms, event_id)
+    if deleted:
+        return ContactEvent(Side.SALESFORCE, contact_id, EventKind.DELETED, occurred_ms, event_id)
+    fingerprint = row_digest({str(name): value for name, value in row.items()}, row_fields) if row_fields else ""
+    return ContactEvent(Side.SALESFORCE, contact_id, EventKind.CHANGED, occurred_ms, event_id, fingerprint=fingerprint)
 
 
 def polls_per_day(poll_seconds: float) -> int:

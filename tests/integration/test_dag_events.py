@@ -31,6 +31,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 EVENT_DAG = "crm_contact_sync_events"
 T = datetime.fromisoformat("2026-11-28T10:00:00+00:00")
 MINUTE = timedelta(minutes=1)
+SECOND = timedelta(seconds=1)
 ANN_SF = {"Email": "ann@example.com", "FirstName": "Ann", "LastName": "Lee", "Title": "Engineer"}
 ANN_HS = {"email": "ann@example.com", "firstname": "Ann", "lastname": "Lee", "jobtitle": "Engineer"}
 BOB_SF = {"Email": "bob@example.com", "FirstName": "Bob", "LastName": "Ray", "Title": "Analyst"}
@@ -65,6 +66,41 @@ def api_calls(sandbox: SandboxProcess) -> dict[str, int]:
     }
 
 
+def echo_from_the_poll(
+    sandbox: SandboxProcess, env: dict[str, str], queue: ContactEventQueue, monkeypatch: pytest.MonkeyPatch
+) -> list[ContactEvent]:
+    """What the triggerer's Salesforce poll reads 10 s after the run's writes (made at T + 3 min), from T + 2.5 min."""
+    from crm_sync.events.sf_poll import SalesforceChangePoll
+    from crm_sync.hooks.contacts import contacts_hook
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    hook = contacts_hook(Side.SALESFORCE, "salesforce_default", redis_conn_id="redis_default")
+    now = T + 3 * MINUTE + 10 * SECOND
+    poll = SalesforceChangePoll(
+        hook, queue.client, conn_id="salesforce_default", first_lookback=40 * SECOND, now=lambda: now
+    )
+    return poll.poll(lambda events: None)
+
+
+def echo_from_hubspot(contact_id: str, jobtitle: str) -> list[ContactEvent]:
+    """HubSpot's webhook for a jobtitle change, as the sandbox sends it."""
+    from crm_sync.events.hubspot_payload import parse_delivery
+
+    change = {
+        "eventId": 9001,
+        "subscriptionId": 1001,
+        "portalId": 1,
+        "occurredAt": int((T + 3 * MINUTE).timestamp() * 1000),
+        "subscriptionType": "contact.propertyChange",
+        "objectId": int(contact_id),
+        "propertyName": "jobtitle",
+        "propertyValue": jobtitle,
+        "changeSource": "API",
+    }
+    return parse_delivery([change]).events
+
+
 def windowed(project: AirflowProject, sandbox: SandboxProcess, env: dict[str, str], window_end: datetime) -> DagRun:
     at(sandbox, window_end + MINUTE)
     run = project.dags_test(window_end.isoformat(), env=env)
@@ -83,7 +119,7 @@ def event_run(
     return run.report
 
 
-def test_events_sync_both_ways_and_leave_the_next_window_nothing_to_write(world) -> None:
+def test_events_sync_both_ways_and_leave_the_next_window_nothing_to_write(world, monkeypatch) -> None:
     project, sandbox, env, redis_url = world
     ann_sf, ann_hs = seed_pair(sandbox, T - 20 * MINUTE, ANN_SF, ANN_HS)
     bob_sf, bob_hs = seed_pair(sandbox, T - 20 * MINUTE, BOB_SF, BOB_HS)
@@ -113,6 +149,17 @@ def test_events_sync_both_ways_and_leave_the_next_window_nothing_to_write(world)
         "hubspot POST /crm/v3/objects/contacts/batch/read": 1,
         "hubspot POST /crm/v3/objects/contacts/batch/update": 1,
     }
+    assert queue.lag() == 0 and queue.pending()["count"] == 0
+
+    # The run's writes come back as events: HubSpot's webhook for Ann's jobtitle, the Salesforce poll seeing Bob's
+    # row. Both say what the run wrote: acknowledged unread, no second batch of reads.
+    echoes = [*echo_from_the_poll(sandbox, env, queue, monkeypatch), *echo_from_hubspot(ann_hs, "Staff Engineer")]
+    assert queue.add(echoes) == 2
+    for system in ("salesforce", "hubspot"):
+        sandbox.admin(system, "POST", "stats/reset")
+    report = event_run(project, sandbox, env, T + 3 * MINUTE + 20 * SECOND)
+    assert (report["events"], report["echoes"], report["acknowledged"], report["batches"]) == (2, 2, 2, [])
+    assert api_calls(sandbox) == {}
     assert queue.lag() == 0 and queue.pending()["count"] == 0
 
     after = windowed(project, sandbox, env, T + 15 * MINUTE)  # the window holding both edits and the sync's writes

@@ -8,7 +8,8 @@ event never fails the delivery: its neighbours are queued, the refusal counted a
 
 `eventId` is not unique by HubSpot's own docs, so the event id joins it with the subscription, the object and
 the time: a duplicate delivery repeats all four (only `attemptNumber` moves), two events never share them.
-`propertyValue` is never read: it may hold an email or a phone.
+`propertyValue` is kept only as a digest (`event_echoes`: it may hold an email or a phone), so the event run can tell
+its own writes coming back from people's edits.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from include.sync_logic.event_echoes import value_digest
 from include.sync_logic.events import ContactEvent, EventKind
 from include.sync_logic.sides import Side
 
@@ -136,6 +138,8 @@ def parse_event(index: int, raw: Any, portal_id: int | None = None) -> ContactEv
         if isinstance(merge, str):
             return skip(merge)
         contact_id, merged_ids = merge
+    name, value = raw.get("propertyName"), raw.get("propertyValue")
+    says = action == "propertyChange" and isinstance(name, str) and name and isinstance(value, str)
     return ContactEvent(
         side=Side.HUBSPOT,
         contact_id=contact_id,
@@ -143,6 +147,8 @@ def parse_event(index: int, raw: Any, portal_id: int | None = None) -> ContactEv
         occurred_at_ms=occurred,
         event_id=f"{hs_event}:{raw.get('subscriptionId', '')}:{object_id}:{occurred}",
         merged_ids=merged_ids,
+        property_name=str(name) if says else "",
+        fingerprint=value_digest(str(name), value) if says else "",
     )
 
 

@@ -29,3 +29,13 @@ MAX_LENGTH = 100_000
 
 LEASE_MS = 5 * 60 * 1000
 """How long a claimed entry stays with its consumer before another may take it over (a crashed run's entries)."""
+
+WROTE_KEY_PREFIX = "crm_sync:{crm_sync:events}:wrote:"
+"""`<prefix><side>:<contact id>`: a hash of digests (field name -> sha256) of the event run's last write of the
+contact, which its echo is told by (`include.sync_logic.event_echoes`); never the values."""
+
+ROW_FIELDS_KEY = "crm_sync:{crm_sync:events}:salesforce-row-fields"
+"""The Salesforce fields (JSON list) a recorded row digest covers: the poll selects and digests the same ones."""
+
+ECHO_TTL_SECONDS = 3600
+"""How long a write's digests are kept: its echoes arrive within seconds (HubSpot's retries within hours)."""

@@ -2,7 +2,8 @@
 
 Change Data Capture arrives over the Pub/Sub API (gRPC), out of reach here (no sandbox of it), so the event path
 asks Salesforce every `poll_seconds` for the contacts whose `SystemModstamp` is at or after the mark: one SOQL
-queryAll (`POLL_FIELDS` only: ids, modstamp, deleted, master) through the Salesforce hook, so it goes through
+queryAll (`POLL_FIELDS`: ids, modstamp, deleted, master; plus the fields the event run's echo digests cover, so a
+row our own write left is known for an echo at no extra call) through the Salesforce hook, so it goes through
 the shared Redis rate-limit pool and counts against the org's daily budget like every other call.
 
 Budget: one call a poll while fewer than a page (2,000) of contacts changed since the last one, so a quiet org
@@ -79,14 +80,18 @@ class SalesforceChangePoll:
         """Read the changes since the mark, queue them, then move the mark; returns the events queued."""
         import pandas as pd
 
+        from crm_sync.events.echo_ledger import EchoLedger
+
         mark = self.mark()
+        row_fields = EchoLedger(self.redis).row_fields()
+        select = list(dict.fromkeys([*POLL_FIELDS, *row_fields]))
         calls = self.hook.api_calls
         polled_at = self.now()  # before the query: the org it reads is no older than this
         frames = list(
-            self.hook.iter_changed_contacts(POLL_FIELDS, mark.second, mark.second + _HORIZON, include_deleted=True)
+            self.hook.iter_changed_contacts(select, mark.second, mark.second + _HORIZON, include_deleted=True)
         )
-        rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(POLL_FIELDS))
-        outcome = news_since(rows, mark, polled_at=polled_at, clock_skew=self.clock_skew)
+        rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=select)
+        outcome = news_since(rows, mark, polled_at=polled_at, clock_skew=self.clock_skew, row_fields=row_fields)
         if outcome.events:
             enqueue(outcome.events)
         self.redis.set(self.key, json.dumps(outcome.mark.to_json()))

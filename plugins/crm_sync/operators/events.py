@@ -9,6 +9,9 @@ sync state, hooks and rate-limit pool:
    looked up by link id or email, tombstones, the three-way merge), the baseline recorded;
 3. the mass-change gate, then per CRM written to the plan and the loads, the link-back and settle;
 4. the batch's entries acknowledged (the queue deletes them).
+The run's own writes come back as events (HubSpot's webhooks, the Salesforce poll); each write's digests are
+recorded (`crm_sync.events.echo_ledger`), and a claimed event that says exactly what was written is an echo:
+acknowledged unread and counted, so it costs no read (`include.sync_logic.event_echoes`).
 A batch that fails is not acknowledged: the task's retry takes its entries over at once, any later run after the
 queue's lease. Reads are by id and writes idempotent (upserts on the link keys, updates by id), so a repeat costs
 calls, never a duplicate; what the event path misses, the windowed DAG still finds in its window.
@@ -23,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from crm_sync.operators.base import CrmConnectionsOperator, load_mapping_file, param_template, run_try
 from crm_sync.settings import DEFAULTS
-from include.sync_logic.sides import Side
+from include.sync_logic.sides import Action, Side
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -32,9 +35,11 @@ if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
     from airflow.sdk.types import Logger
 
+    from crm_sync.events.echo_ledger import EchoLedger
     from crm_sync.events.queue import ClaimedEvent, ContactEventQueue
     from crm_sync.hooks.contacts import ContactsHook
     from crm_sync.hooks.hubspot import HubSpotContactsHook
+    from crm_sync.hooks.results import RecordResult
     from crm_sync.hooks.salesforce import SalesforceContactsHook
     from crm_sync.params import RunParams
     from crm_sync.state.store import SyncStateStore
@@ -59,10 +64,12 @@ class EventBatchResult(TypedDict):
 
 
 class EventRunResult(TypedDict):
-    """What one event run did, and the API calls it spent per CRM."""
+    """What one event run did, and the API calls it spent per CRM; `echoes`: events that were the path's own writes
+    coming back, acknowledged unread (in `acknowledged` too)."""
 
     batches: list[EventBatchResult]
     events: int
+    echoes: int
     acknowledged: int
     api: ApiStats
 
@@ -98,10 +105,12 @@ class SyncContactEventsOperator(CrmConnectionsOperator):
         self.run_seconds = run_seconds
 
     def execute(self, context: Context) -> EventRunResult:
+        from crm_sync.events.echo_ledger import EchoLedger
         from crm_sync.hooks.contacts import contacts_hook
         from crm_sync.report import merge_counters
         from crm_sync.staging import write_json
         from crm_sync.state.hook import SyncStateHook
+        from include.sync_logic.event_echoes import salesforce_row_fields
 
         params = self.run_params(context)
         mapping = load_mapping_file(self.mapping_path)
@@ -110,10 +119,13 @@ class SyncContactEventsOperator(CrmConnectionsOperator):
         hubspot = contacts_hook(Side.HUBSPOT, self.hubspot_conn_id, redis_conn_id=self.redis_conn_id)
         hooks: dict[Side, ContactsHook] = {Side.SALESFORCE: salesforce, Side.HUBSPOT: hubspot}
         queue = self._queue(context)
+        ledger = None if params.dry_run else EchoLedger(queue.client)  # a dry run neither records nor drops
+        if ledger is not None:
+            ledger.set_row_fields(salesforce_row_fields(mapping))
         attempt = self.try_folder(context) / f"attempt-{context['ti'].try_number}"
         started = time.monotonic()
         batches: list[EventBatchResult] = []
-        events = acknowledged = 0
+        events = echoes = acknowledged = 0
         block: int | None = None  # the trigger fired for events waiting: the first claim does not wait
         while time.monotonic() - started < self.run_seconds:
             claimed_at = time.monotonic()
@@ -121,6 +133,14 @@ class SyncContactEventsOperator(CrmConnectionsOperator):
             if not claimed:
                 break
             events += len(claimed)
+            if ledger is not None:
+                echoed = drop_echoes(claimed, ledger, self.log.info)
+                echoes += len(echoed)
+                acknowledged += queue.ack([item.entry_id for item in echoed])
+                claimed = [item for item in claimed if item not in echoed]
+            if not claimed:
+                block = BLOCK_MS
+                continue
             batch = EventBatch(
                 claimed,
                 salesforce=salesforce,
@@ -128,6 +148,7 @@ class SyncContactEventsOperator(CrmConnectionsOperator):
                 store=store,
                 mapping=mapping,
                 params=params,
+                ledger=ledger,
                 log=self.log.info,
             )
             batches.append(batch.sync(attempt / f"batch-{len(batches) + 1:04d}", context, self.log))
@@ -139,14 +160,22 @@ class SyncContactEventsOperator(CrmConnectionsOperator):
             block = BLOCK_MS
         api = merge_counters([hook.api_stats() for hook in hooks.values()])
         self.log.info(
-            "%d events in %d micro-batches, %d acknowledged; API calls %s",
+            "%d events in %d micro-batches, %d of them echoes of this path's writes (acknowledged unread), %d"
+            " acknowledged; API calls %s",
             events,
             len(batches),
+            echoes,
             acknowledged,
             {key: value for key, value in api.items() if key.endswith("api_calls")},
         )
         _send_metrics(batches)
-        result: EventRunResult = {"batches": batches, "events": events, "acknowledged": acknowledged, "api": api}
+        result: EventRunResult = {
+            "batches": batches,
+            "events": events,
+            "echoes": echoes,
+            "acknowledged": acknowledged,
+            "api": api,
+        }
         write_json(self.run_folder(context) / "report.json", result)
         return result
 
@@ -173,6 +202,7 @@ class EventBatch:
         store: SyncStateStore,
         mapping: MappingConfig,
         params: RunParams,
+        ledger: EchoLedger | None,
         log: Callable[[str], None],
     ) -> None:
         self.claimed = claimed
@@ -181,6 +211,7 @@ class EventBatch:
         self.store = store
         self.mapping = mapping
         self.params = params
+        self.ledger = ledger  # None: record no writes (a dry run)
         self.log = log
 
     def sync(self, folder: ObjectStoragePath, context: Context, logger: Logger) -> EventBatchResult:
@@ -207,6 +238,9 @@ class EventBatch:
         named = named_ids(events)
         reads = batch_reads(events, self.store.read_snapshots(named[Side.SALESFORCE], named[Side.HUBSPOT]))
         frames = self._read(reads, folder)
+        if self.ledger is not None:  # what was just read is the news now: older writes' digests no longer hold
+            for side, frame in frames.items():
+                self.ledger.forget(side, frame[_ID[side]].astype(str).tolist())
         run_id, dry_run, direction = context["run_id"], self.params.dry_run, self.params.direction
         follow = MergeFollowing(
             salesforce_merged=partial(merged_away, frames[Side.SALESFORCE]),
@@ -238,7 +272,11 @@ class EventBatch:
         this_try = run_try(context)
         for side in direction.targets:
             hook, link_field = self.hooks[side], self.mapping.link.on(side)
-            write = None if dry_run else partial(write_batch, hook, link_field=link_field)
+            write = (
+                None
+                if dry_run
+                else self._recording(side, frames[side], partial(write_batch, hook, link_field=link_field))
+            )
             for shard in plan_shards(outcome.decisions, side, folder / "batches", PlanConfig(), log=self.log):
                 fields = written_field_names(self.mapping, side)
                 load_shard(shard, write, side=side, field_names=fields, this_try=this_try, log=self.log)
@@ -256,6 +294,22 @@ class EventBatch:
             "oldest_age_seconds": round(max(ages), 3),
             "median_age_seconds": round(median(ages), 3),
         }
+
+    def _recording(
+        self, side: Side, read: pd.DataFrame, write: Callable[[str, str, pd.DataFrame], list[RecordResult]]
+    ) -> Callable[[str, str, pd.DataFrame], list[RecordResult]]:
+        """`write`, recording the digests of what each record it landed now holds (its echo's test)."""
+        from include.sync_logic.event_echoes import salesforce_row_fields
+
+        row_fields = salesforce_row_fields(self.mapping)
+
+        def write_and_record(action: str, api: str, frame: pd.DataFrame) -> list[RecordResult]:
+            results = write(action, api, frame)
+            if self.ledger is not None and action != Action.DELETE:
+                self.ledger.record(side, landed_digests(side, frame, results, read, row_fields))
+            return results
+
+        return write_and_record
 
     def _read(self, reads: BatchReads, folder: ObjectStoragePath) -> dict[Side, pd.DataFrame]:
         """The named contacts and their known counterparts, read by id (live, and with the deleted rows where
@@ -285,6 +339,44 @@ class EventBatch:
         return frames
 
 
+def drop_echoes(claimed: Sequence[ClaimedEvent], ledger: EchoLedger, log: Callable[[str], None]) -> list[ClaimedEvent]:
+    """The claimed events that are echoes of this path's recorded writes (one Redis round trip)."""
+    from collections import Counter
+
+    from include.sync_logic.event_echoes import echo_indexes
+
+    events = [item.event for item in claimed]
+    recorded = ledger.recorded([(event.side, event.contact_id) for event in events if event.fingerprint])
+    echoed = [claimed[index] for index in echo_indexes(events, recorded)]
+    if echoed:
+        by_side = Counter(str(item.event.side) for item in echoed)
+        log(
+            f"{len(echoed)} of {len(claimed)} claimed events are echoes of our own writes, acknowledged unread: "
+            f"{dict(by_side)}"
+        )
+    return echoed
+
+
+def landed_digests(
+    side: Side, frame: pd.DataFrame, results: Sequence[RecordResult], read: pd.DataFrame, row_fields: Sequence[str]
+) -> dict[str, dict[str, str]]:
+    """Per contact a write landed on, the digests of what it holds now (`event_echoes.written_digests`): the
+    payload without the fields the CRM refused, on the row read before (Salesforce)."""
+    from crm_sync.operators.load import payloads
+    from include.sync_logic.event_echoes import written_digests
+
+    before = {str(row[_ID[side]]): {str(name): value for name, value in row.items()} for row in read.to_dict("records")}
+    landed: dict[str, dict[str, str]] = {}
+    for payload, result in zip(payloads(frame), results, strict=True):
+        if not result.ok or result.target_id is None or result.existing_id:
+            continue
+        refused = set((result.refused_fields or "").split(","))
+        written = {name: value for name, value in payload.items() if name not in refused}
+        row = before.get(result.target_id)
+        landed[result.target_id] = written_digests(side, written, read_row=row, row_fields=row_fields)
+    return landed
+
+
 def merged_away(salesforce: pd.DataFrame) -> pd.DataFrame:
     """Salesforce's merged-away rows among those read (deleted, naming a master): what the merge rules take."""
     from include.sync_logic.tombstones import MASTER_RECORD
@@ -294,6 +386,10 @@ def merged_away(salesforce: pd.DataFrame) -> pd.DataFrame:
         return salesforce.reindex(columns=columns).iloc[:0]
     rows = salesforce[salesforce["IsDeleted"].astype(bool) & salesforce[MASTER_RECORD].notna()]
     return rows[columns].reset_index(drop=True)
+
+
+_ID = {Side.SALESFORCE: "Id", Side.HUBSPOT: "id"}
+"""Each CRM's id column in a read."""
 
 
 def _columns(side: Side, mapping: MappingConfig) -> list[str]:

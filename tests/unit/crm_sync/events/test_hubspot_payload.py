@@ -46,7 +46,9 @@ def event(subscription: str, object_id: Any = 101, **fields: Any) -> dict[str, A
 )
 def test_contact_subscriptions_become_contact_events(raw: dict[str, Any], kind: EventKind) -> None:
     parsed = parse_event(0, raw)
-    assert parsed == ContactEvent(Side.HUBSPOT, "101", kind, T, f"7:12345:101:{T}")
+    assert isinstance(parsed, ContactEvent)
+    said = {"property_name": parsed.property_name, "fingerprint": parsed.fingerprint}  # tested below
+    assert parsed == ContactEvent(Side.HUBSPOT, "101", kind, T, f"7:12345:101:{T}", **said)
 
 
 def test_a_merge_names_the_new_record_as_survivor_and_both_old_ids_as_merged() -> None:
@@ -141,3 +143,24 @@ def test_a_delivery_sorts_every_event_and_loses_none() -> None:
 def test_a_body_that_is_not_an_array_is_malformed(payload: Any) -> None:
     with pytest.raises(MalformedDelivery):
         parse_delivery(payload)
+
+
+def test_a_property_change_carries_the_property_and_a_digest_of_its_value_never_the_value() -> None:
+    from include.sync_logic.event_echoes import value_digest
+
+    parsed = parse_event(0, event("contact.propertyChange", propertyName="email", propertyValue="a@b.example"))
+    assert isinstance(parsed, ContactEvent)
+    assert parsed.property_name == "email"
+    assert parsed.fingerprint == value_digest("email", "a@b.example")
+    assert "a@b.example" not in str(parsed.to_fields())
+    cleared = parse_event(0, event("object.propertyChange", objectTypeId="0-1", propertyName="phone", propertyValue=""))
+    assert isinstance(cleared, ContactEvent) and cleared.fingerprint == value_digest("phone", None)
+
+
+def test_events_other_than_property_changes_carry_no_digest() -> None:
+    for subscription in ("contact.creation", "contact.deletion", "contact.restore", "contact.privacyDeletion"):
+        parsed = parse_event(0, event(subscription, propertyName="email", propertyValue="a@b.example"))
+        assert isinstance(parsed, ContactEvent)
+        assert (parsed.property_name, parsed.fingerprint) == ("", "")
+    no_value = parse_event(0, event("contact.propertyChange", propertyName="email"))  # says nothing to match
+    assert isinstance(no_value, ContactEvent) and no_value.fingerprint == ""

@@ -139,3 +139,38 @@ def test_a_contact_edited_again_within_the_second_of_a_poll_is_queued_again(sf: 
     assert [e.contact_id for e in poll.poll(queue.add)] == [contact]  # its second is over now: queued a last time
     assert poll.poll(queue.add) == []
     assert [claimed.event.contact_id for claimed in queue.claim("run", 10)] == [contact] * 3
+
+
+def test_the_poll_digests_the_fields_the_event_run_records_in_the_same_query(
+    sf: SandboxProcess, redis_url: str
+) -> None:
+    from crm_sync.events.echo_ledger import EchoLedger
+    from include.sync_logic.event_echoes import row_digest
+
+    (ada,) = _seed(sf, "ada")
+    _advance(sf, 3)
+    poll, queue = _poll(sf, redis_url), Queue()
+    EchoLedger(poll.redis).set_row_fields(["Email", "LastName", "Title"])
+    before = _requests(sf)
+    (event,) = poll.poll(queue)
+    assert _requests(sf) - before == 1
+    row = {"Email": "ada@example.com", "LastName": "Ada", "Title": None}
+    assert event.contact_id == ada and event.fingerprint == row_digest(row, ["Email", "LastName", "Title"])
+
+
+def test_a_polled_row_digests_as_the_event_runs_read_of_it_does(sf: SandboxProcess, redis_url: str) -> None:
+    """The poll's queryAll and the event run's read by id frame a contact alike: its echo can match."""
+    from crm_sync.events.echo_ledger import EchoLedger
+    from crm_sync.hooks.contacts import LookupKey
+    from crm_sync.operators.base import load_mapping_file
+    from include.sync_logic.event_echoes import row_digest, salesforce_row_fields
+
+    mapping = load_mapping_file("include/mappings/contacts.yaml")
+    (ada,) = _seed(sf, "ada")
+    _advance(sf, 3)
+    poll, queue = _poll(sf, redis_url), Queue()
+    row_fields = salesforce_row_fields(mapping)
+    EchoLedger(poll.redis).set_row_fields(row_fields)
+    (event,) = poll.poll(queue)
+    (read,) = poll.hook.fetch_contacts(LookupKey.OWN_ID, [ada], mapping.salesforce_fields).to_dict("records")
+    assert event.fingerprint == row_digest(read, row_fields)

@@ -58,3 +58,62 @@ def test_merged_away_rows_are_the_deleted_ones_naming_a_master() -> None:
         {"Id": "003L", "MasterRecordId": "003A", "SystemModstamp": pd.Timestamp("2026-12-06T10:00:00Z")}
     ]
     assert merged_away(read.drop(columns=["MasterRecordId"])).empty  # a read without the field names no merge
+
+
+def test_a_landed_write_is_recorded_as_the_contact_now_holds_it_a_refused_or_linked_one_not() -> None:
+    from crm_sync.hooks.results import RecordResult
+    from crm_sync.operators.events import landed_digests
+    from include.sync_logic.event_echoes import ROW, row_digest, value_digest
+
+    frame = pd.DataFrame(
+        {
+            "source_id": ["003A", "003B", "003C"],
+            "target_id": ["101", "102", None],
+            "payload": [json.dumps({"jobtitle": "Lead", "phone": "+1"}), json.dumps({"jobtitle": "X"}), "{}"],
+        }
+    )
+    results = [
+        RecordResult("003A", "101", ok=True, error_code="INVALID", refused_fields="phone"),
+        RecordResult("003B", "102", ok=False, error_code="INVALID"),
+        RecordResult("003C", "105", ok=True, existing_id="105"),  # linked to an existing contact: nothing written
+    ]
+    empty = pd.DataFrame(columns=["id"])
+    assert landed_digests(Side.HUBSPOT, frame, results, empty, []) == {
+        "101": {"jobtitle": value_digest("jobtitle", "Lead")}
+    }
+    read = pd.DataFrame({"Id": ["003X"], "LastName": ["Byron"], "Title": ["Countess"]})
+    sf_frame = pd.DataFrame(
+        {"source_id": ["101"], "target_id": ["003X"], "payload": [json.dumps({"LastName": "Lovelace"})]}
+    )
+    landed = landed_digests(
+        Side.SALESFORCE, sf_frame, [RecordResult("101", "003X", ok=True)], read, ["LastName", "Title"]
+    )
+    assert landed == {"003X": {ROW: row_digest({"LastName": "Lovelace", "Title": "Countess"}, ["LastName", "Title"])}}
+
+
+def test_echoes_among_claimed_events_are_picked_by_the_recorded_writes(events_redis: redis.Redis) -> None:
+    from crm_sync.events.echo_ledger import EchoLedger
+    from crm_sync.events.queue import ClaimedEvent
+    from crm_sync.operators.events import drop_echoes
+    from include.sync_logic.event_echoes import value_digest
+
+    ledger = EchoLedger(events_redis)
+    ledger.record(Side.HUBSPOT, {"101": {"jobtitle": value_digest("jobtitle", "Lead")}})
+
+    def change(contact_id: str, value: str) -> ClaimedEvent:
+        event = ContactEvent(
+            Side.HUBSPOT,
+            contact_id,
+            EventKind.CHANGED,
+            0,
+            f"e{contact_id}{value}",
+            (),
+            "jobtitle",
+            value_digest("jobtitle", value),
+        )
+        return ClaimedEvent(f"1-{contact_id}{len(value)}", event)
+
+    ours, human, other = change("101", "Lead"), change("101", "Leader"), change("102", "Lead")
+    logged: list[str] = []
+    assert drop_echoes([ours, human, other], ledger, logged.append) == [ours]
+    assert logged == ["1 of 3 claimed events are echoes of our own writes, acknowledged unread: {'hubspot': 1}"]

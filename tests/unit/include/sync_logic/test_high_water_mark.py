@@ -153,3 +153,20 @@ def test_each_poll_names_a_row_of_an_open_second_anew() -> None:
 
 def _ms(moment: str | datetime) -> int:
     return int(pd.Timestamp(moment).value // 1_000_000)
+
+
+def test_live_rows_carry_a_digest_of_the_row_fields_deleted_ones_none() -> None:
+    from include.sync_logic.event_echoes import row_digest
+
+    read = rows(
+        ("003A", "2026-12-06T10:00:02.000Z", False, None),
+        ("003D", "2026-12-06T10:00:03.000Z", True, None),
+    )
+    read["LastName"] = ["Lovelace", "Gone"]
+    outcome = news_since(
+        read, PollMark.starting_at(T), polled_at=SETTLED, clock_skew=timedelta(0), row_fields=["LastName"]
+    )
+    live, deleted = outcome.events
+    assert live.fingerprint == row_digest({"LastName": "Lovelace"}, ["LastName"])
+    assert deleted.kind is EventKind.DELETED and deleted.fingerprint == ""
+    assert all(event.fingerprint == "" for event in poll(read, PollMark.starting_at(T)).events)  # no fields: none
