@@ -1,5 +1,5 @@
 """Change-to-sync latency and API calls per synced change: the event-driven DAG against the windowed DAG on the same
-stream of edits, under the real scheduler (issue 20).
+stream of edits, under the real scheduler, in steady state (issue 20).
 
 Processes as in the multi-worker proof (`tests/multiworker/proof.py`), with the LocalExecutor instead of Celery:
 PostgreSQL (metadata DB and sync state), Redis (the event queue and the rate-limit pool), both CRM sandboxes on the
@@ -7,36 +7,44 @@ real clock (HubSpot sends signed webhooks to the api-server's endpoint; Salesfor
 Airflow's api-server, scheduler, dag-processor and triggerer.
 
 1. `--contacts` people on both sides (valid data); one full resync (`airflow dags test`, not measured) pairs them.
-2. Events: only `crm_contact_sync_events` unpaused. For `--minutes`, `--rate` edits a second, the CRMs taking turns,
-   each a new job title on a paired contact no other edit of the phase touches, through the CRM's own API (as a
-   user's edit). A watcher reads both sandboxes' records every second: an edit is synced when the other CRM holds
-   its value; latency = that moment - the edit's. API calls: both sandboxes' request counts over the phase (until
-   the event runs are idle again), less the edits' own requests.
-3. Windowed: the event DAG paused, `crm_contact_sync` unpaused (its 15-minute schedule), the same stream on other
-   contacts, until every edit is synced.
+2. Before every phase's stream the sandboxes' admin `age` moves every record's stamps `AGE` back: the paired
+   contacts were then last modified long before any window (+ lookback) a measured run reads, as in steady state
+   (a contact edited today was last synced long ago), so the windowed runs must look every counterpart up.
+3. Events, one phase per `--rates` rate: only `crm_contact_sync_events` unpaused. For `--minutes`, `rate` edits a
+   second, the CRMs taking turns, each a new job title on a paired contact no other edit of the run touches,
+   through the CRM's own API (as a user's edit). A watcher reads both sandboxes' records every second: an edit is
+   synced when the other CRM holds its value; latency = that moment - the edit's. API calls: both sandboxes'
+   request counts over the phase (until the event runs are idle again, so the reads of the runs' own writes'
+   echoes are in), less the edits' own requests.
+4. Windowed, one phase per rate: the event DAG paused, `crm_contact_sync` unpaused (its 15-minute schedule), the
+   same stream on other contacts, placed inside one window, until every edit is synced and the run is done. The
+   windowed runs' writes echo in the next window, so the phase at `--echo-rate` (measured last) also waits for the
+   run whose window holds those echoes and counts its calls (apart, too); the phases before it do not (the next
+   phase's aging moves their echoes out of its window).
 Prints p50 / p95 / max latency, edits never synced, API calls per synced change, and writes them to `--out`.
 
-    .venv/bin/python benchmarks/bench_events.py                      # 2 minutes a phase: a smoke run
-    .venv/bin/python benchmarks/bench_events.py --minutes 10 --rate 1
-    .venv/bin/python benchmarks/bench_events.py --no-windowed        # the event path only (~5 minutes)
+    .venv/bin/python benchmarks/bench_events.py                        # 2 minutes a phase at 1 edit/s
+    .venv/bin/python benchmarks/bench_events.py --rates 1 5 --finish-by 04:35
+    .venv/bin/python benchmarks/bench_events.py --no-windowed          # the event path only (~5 minutes)
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from functools import partial
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +65,10 @@ WINDOWED_DAG = "crm_contact_sync"
 WEBHOOK_SECRET = "bench-events-webhook-secret"
 WEBHOOK_PATH = "/crm-sync-events/hubspot"
 REDIS_DB = 1
+WINDOW = timedelta(minutes=15)  # the windowed DAG's schedule (CronDataIntervalTimetable */15)
+#: How far each phase moves every record's stamps back: more than the windowed run's read (its 15-minute window
+#: and the default 10-minute lookback), so no paired contact is in a measured run's read unless edited in it.
+AGE = timedelta(hours=1)
 
 
 @dataclass
@@ -76,31 +88,77 @@ class Edit:
 
 
 @dataclass
+class Calls:
+    """API requests by the sandboxes' own count: per CRM less the edits' own, and every request per endpoint."""
+
+    per_crm: dict[str, int]
+    endpoints: dict[str, dict[str, int]]
+
+    @property
+    def total(self) -> int:
+        return sum(self.per_crm.values())
+
+    def since(self, earlier: Calls) -> Calls:
+        """The requests made after `earlier` was counted (the counts only grow between two resets)."""
+        return Calls(
+            {side: n - earlier.per_crm.get(side, 0) for side, n in self.per_crm.items()},
+            {
+                side: {
+                    path: n - earlier.endpoints.get(side, {}).get(path, 0)
+                    for path, n in paths.items()
+                    if n > earlier.endpoints.get(side, {}).get(path, 0)
+                }
+                for side, paths in self.endpoints.items()
+            },
+        )
+
+    def text(self) -> str:
+        return f"{self.total} (" + ", ".join(f"{side} {n}" for side, n in sorted(self.per_crm.items())) + ")"
+
+
+@dataclass
 class Phase:
     """What one DAG did with one stream."""
 
-    name: str
+    dag: str  # "events" or "windowed"
+    rate: float
     edits: list[Edit]
-    calls: dict[str, int] = field(default_factory=dict)  # the sync's API requests per CRM (edits' own left out)
-    endpoints: dict[str, dict[str, int]] = field(default_factory=dict)  # every request per CRM and endpoint
-    runs: int = 0
-    seconds: float = 0.0
+    calls: Calls  # the whole phase (the windowed echo run's included when measured)
+    runs: int
+    seconds: float
+    load: list[float]  # the 1-minute load average, sampled during the stream
+    echo: Calls | None = None  # windowed: the calls of the run that read the stream's echoes (None: not measured)
+
+    @property
+    def name(self) -> str:
+        return f"{self.dag} {self.rate:g}/s"
 
     @property
     def synced(self) -> list[float]:
         return sorted(edit.latency for edit in self.edits if edit.latency is not None)
 
-    def line(self) -> str:
+    def rows(self) -> list[str]:
+        """Table rows: the phase; a windowed phase with its echo run measured also without it."""
+        if self.dag == "events":
+            return [self._row(self.calls, "in the phase", self.runs)]
+        if self.echo is None:
+            return [self._row(self.calls, "not measured", self.runs)]
+        without = Calls({side: n - self.echo.per_crm[side] for side, n in self.calls.per_crm.items()}, {})
+        return [
+            self._row(without, "left out", self.runs - 1),
+            self._row(self.calls, f"{self.echo.text()} in 1 run", self.runs),
+        ]
+
+    def _row(self, calls: Calls, echo: str, runs: int) -> str:
         done = self.synced
-        total_calls = sum(self.calls.values())
+        load = f"{statistics.mean(self.load):.1f} / {max(self.load):.1f}" if self.load else "-"
+        head = f"| {self.name} | {len(done)} of {len(self.edits)}"
         if not done:
-            return f"| {self.name} | 0 of {len(self.edits)} | - | - | - | {total_calls} | - | {self.runs} |"
+            return f"{head} | - | - | - | {calls.text()} | {echo} | - | {runs} | {load} |"
         p95 = statistics.quantiles(done, n=20)[-1] if len(done) > 1 else done[0]
-        per_change = total_calls / len(done)
-        calls = ", ".join(f"{side} {n}" for side, n in sorted(self.calls.items()))
         return (
-            f"| {self.name} | {len(done)} of {len(self.edits)} | {statistics.median(done):.1f} | {p95:.1f} | "
-            f"{done[-1]:.1f} | {total_calls} ({calls}) | {per_change:.3f} | {self.runs} |"
+            f"{head} | {statistics.median(done):.1f} | {p95:.1f} | {done[-1]:.1f} | {calls.text()} | {echo} | "
+            f"{calls.total / len(done):.3f} | {runs} | {load} |"
         )
 
 
@@ -154,21 +212,23 @@ class Editor:
 
 
 def stream(
-    name: str, editor: Editor, pairs: list[tuple[str, str]], minutes: float, rate: float, world: World
-) -> list[Edit]:
-    """`rate` edits a second for `minutes`, the CRMs taking turns, one contact per edit, watched every second
-    meanwhile (a thread) so each edit's sync time is seen as it happens."""
-    count = int(minutes * 60 * rate)
+    name: str, editor: Editor, pairs: list[tuple[str, str]], seconds: float, rate: float, world: World, watch: float
+) -> tuple[list[Edit], list[float]]:
+    """`rate` edits a second for `seconds`, the CRMs taking turns, one contact per edit, watched every `watch` seconds
+    meanwhile (a thread) so each edit's sync time is seen as it happens; also the load average, sampled as often."""
+    count = int(seconds * rate)
     if count > len(pairs):
         raise ValueError(f"{count} edits need as many pairs, only {len(pairs)}: raise --contacts")
     edits: list[Edit] = []
+    load: list[float] = []
     done = threading.Event()
 
-    def watch() -> None:
-        while not done.wait(1.0):
+    def watched() -> None:
+        while not done.wait(watch):
+            load.append(os.getloadavg()[0])
             mark_synced(world, list(edits))
 
-    watcher = threading.Thread(target=watch, daemon=True)
+    watcher = threading.Thread(target=watched, daemon=True)
     watcher.start()
     start_at = time.monotonic()
     for number, (sf_id, hs_id) in enumerate(pairs[:count]):
@@ -178,7 +238,7 @@ def stream(
         edits.append(editor.edit(side, own, other, f"{name} edit {number} {time.time():.0f}"))
     done.set()
     watcher.join()
-    return edits
+    return edits, load
 
 
 def mark_synced(world: World, edits: list[Edit]) -> None:
@@ -193,10 +253,10 @@ def mark_synced(world: World, edits: list[Edit]) -> None:
             edit.synced_at = now
 
 
-def wait_synced(world: World, edits: list[Edit], deadline: float) -> None:
+def wait_synced(world: World, edits: list[Edit], deadline: float, every: float) -> None:
     while any(edit.synced_at is None for edit in edits) and time.time() < deadline:
         mark_synced(world, edits)
-        time.sleep(1.0)
+        time.sleep(every)
 
 
 def requests_made(sandbox: SandboxProcess) -> dict[str, dict[str, int]]:
@@ -213,8 +273,17 @@ def requests_made(sandbox: SandboxProcess) -> dict[str, dict[str, int]]:
     return made
 
 
-def reset_stats(sandbox: SandboxProcess) -> None:
+def calls_made(sandbox: SandboxProcess, editor: Editor, before: dict[str, int]) -> Calls:
+    """The requests since the stats were reset, the edits made since `before` (the editor's count) left out."""
+    made = requests_made(sandbox)
+    return Calls({side: sum(made[side].values()) - (editor.made[side] - before[side]) for side in made}, made)
+
+
+def start_counting(sandbox: SandboxProcess) -> None:
+    """Every record's stamps `AGE` back (steady state: no paired contact in a measured read unless edited), then the
+    request counts from zero."""
     for system in ("salesforce", "hubspot"):
+        sandbox.admin(system, "POST", "age", json={"seconds": int(AGE.total_seconds())})
         sandbox.admin(system, "POST", "stats/reset")
 
 
@@ -259,50 +328,129 @@ def wait_watcher(env: dict[str, str], deadline: float) -> None:
         time.sleep(1.0)
 
 
-def run_phase(
-    name: str,
-    dag_id: str,
-    env: dict[str, str],
-    sandbox: SandboxProcess,
-    editor: Editor,
-    pairs: list[tuple[str, str]],
-    args: argparse.Namespace,
-    settle: Callable[[float], None],
-) -> Phase:
-    """One DAG on one stream: stats reset, edits streamed and watched, then waited for until synced or timed out."""
+@dataclass
+class Bench:
+    """What every phase works with: Airflow's environment, the sandboxes, the editor, the event queue, the options."""
+
+    env: dict[str, str]
+    sandbox: SandboxProcess
+    editor: Editor
+    queue: redis.Redis
+    args: argparse.Namespace
+
+
+def events_phase(bench: Bench, rate: float, pairs: list[tuple[str, str]]) -> Phase:
+    """The event DAG on one stream: edits streamed and watched, then waited for until synced and the runs idle."""
+    env, sandbox, editor, args = bench.env, bench.sandbox, bench.editor, bench.args
     world = World(sandbox)
-    reset_stats(sandbox)
+    start_counting(sandbox)
     before = dict(editor.made)
-    runs_before = set(runs_of(env, dag_id))
+    runs_before = set(runs_of(env, EVENT_DAG))
     started = time.monotonic()
-    edits = stream(name, editor, pairs, args.minutes, args.rate, world)
-    wait_synced(world, edits, time.time() + args.sync_timeout_minutes * 60)
-    settle(time.monotonic() + 600)
-    made = requests_made(sandbox)
-    calls = {side: sum(made[side].values()) - (editor.made[side] - before[side]) for side in made}
-    runs = len(set(runs_of(env, dag_id)) - runs_before)
-    return Phase(name, edits, calls, made, runs, time.monotonic() - started)
+    edits, load = stream(f"events {rate:g}/s", editor, pairs, args.minutes * 60, rate, world, 1.0)
+    wait_synced(world, edits, time.time() + args.sync_timeout_minutes * 60, 1.0)
+    wait_idle(env, bench.queue, time.monotonic() + 600)
+    calls = calls_made(sandbox, editor, before)
+    runs = len(set(runs_of(env, EVENT_DAG)) - runs_before)
+    return Phase("events", rate, edits, calls, runs, time.monotonic() - started, load)
+
+
+def windowed_phase(bench: Bench, rate: float, pairs: list[tuple[str, str]], *, echo: bool) -> Phase:
+    """The windowed DAG on one stream inside one window: until every edit is synced and the run done; with `echo`,
+    also until the run whose window holds that run's writes (their echoes) is done, its calls counted apart."""
+    env, sandbox, editor, args = bench.env, bench.sandbox, bench.editor, bench.args
+    world = World(sandbox)
+    seconds = args.minutes * 60
+    wait_window_room(env, seconds + 60, time.monotonic() + 2 * WINDOW.total_seconds())
+    start_counting(sandbox)
+    before = dict(editor.made)
+    runs_before = set(runs_of(env, WINDOWED_DAG))
+    started = time.monotonic()
+    edits, load = stream(f"windowed {rate:g}/s", editor, pairs, seconds, rate, world, 5.0)
+    wait_synced(world, edits, time.time() + args.sync_timeout_minutes * 60, 5.0)
+    wait_windowed_idle(env, time.monotonic() + 900)
+    calls = calls_made(sandbox, editor, before)
+    echo_calls = None
+    if echo:
+        echo_window_end = echo_window(env, set(runs_of(env, WINDOWED_DAG)) - runs_before)
+        print(f"waiting for the echo run (window ending {echo_window_end:%H:%M} UTC) ...", flush=True)
+        wait_run_done(env, echo_window_end, time.monotonic() + 2 * WINDOW.total_seconds())
+        total = calls_made(sandbox, editor, before)
+        echo_calls, calls = total.since(calls), total
+    runs = len(set(runs_of(env, WINDOWED_DAG)) - runs_before)
+    return Phase("windowed", rate, edits, calls, runs, time.monotonic() - started, load, echo_calls)
+
+
+def echo_window(env: dict[str, str], run_ids: set[str]) -> datetime:
+    """The end of the window holding the last write of these runs (their last end): the next run to read it."""
+    rows = metadata(env, "SELECT run_id, end_date FROM dag_run WHERE dag_id = :dag", dag=WINDOWED_DAG)
+    last = max(end for run_id, end in rows if run_id in run_ids and end is not None)
+    return quarter_floor(last) + WINDOW
+
+
+def wait_run_done(env: dict[str, str], window_end: datetime, deadline: float) -> None:
+    """Until the windowed run of the window ending at `window_end` has finished."""
+    query = "SELECT state FROM dag_run WHERE dag_id = :dag AND data_interval_end = :end"
+    while not any(
+        state in ("success", "failed") for (state,) in metadata(env, query, dag=WINDOWED_DAG, end=window_end)
+    ):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the windowed run of the window ending {window_end} never finished")
+        time.sleep(5.0)
+
+
+def wait_window_room(env: dict[str, str], seconds: float, deadline: float) -> None:
+    """Until the current window has `seconds` left and the run of the window before it is done (so a stream lies in
+    one window and no other run's calls fall in the phase): at once, or after the next window starts."""
+    query = "SELECT state, data_interval_end FROM dag_run WHERE dag_id = :dag"
+    while True:
+        now = datetime.now(UTC)
+        start = quarter_floor(now)
+        runs = metadata(env, query, dag=WINDOWED_DAG)
+        busy = any(state in ("queued", "running") for state, _ in runs)
+        closed = any(state in ("success", "failed") and end == start for state, end in runs)
+        if closed and not busy and (start + WINDOW - now).total_seconds() >= seconds:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError("no window with room for the stream")
+        time.sleep(2.0)
+
+
+def windowed_end(now: datetime, seconds: float, *, echo: bool) -> datetime:
+    """When a windowed phase starting now would be done (its stream's window, and with `echo` the next, plus a run)."""
+    start = quarter_floor(now)
+    if (start + WINDOW - now).total_seconds() < seconds + 60:
+        start += WINDOW
+    return start + WINDOW * (2 if echo else 1) + timedelta(minutes=4)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=2.0, help="length of each phase's edit stream")
-    parser.add_argument("--rate", type=float, default=1.0, help="edits a second (the CRMs take turns)")
-    parser.add_argument("--contacts", type=int, help="people on both sides (default: enough for both streams)")
+    parser.add_argument("--rates", type=float, nargs="+", default=[1.0], help="edits a second (the CRMs take turns)")
+    parser.add_argument("--echo-rate", type=float, help="the windowed phase followed to its echo run (default: lowest)")
+    parser.add_argument("--contacts", type=int, help="people on both sides (default: enough for every stream)")
     parser.add_argument("--poll-seconds", type=int, default=30, help="the Salesforce poll's interval")
     parser.add_argument("--batch-seconds", type=float, help="the event path's batch delay (default: the DAG's)")
     parser.add_argument("--no-windowed", action="store_true", help="measure the event path only")
+    parser.add_argument(
+        "--finish-by", help="HH:MM UTC: windowed phases (or their echo runs) that would end later are left out"
+    )
+    parser.add_argument("--commit", default=measured_commit(), help="the commit under test, for the results")
     parser.add_argument("--sync-timeout-minutes", type=float, default=25.0)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench_events.md")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    edits_per_phase = int(args.minutes * 60 * args.rate)
-    contacts = args.contacts or 2 * edits_per_phase + 20
+    finish_by = finish_time(args.finish_by)
+    echo_rate = args.echo_rate if args.echo_rate is not None else min(args.rates)
+    edits = {rate: int(args.minutes * 60 * rate) for rate in args.rates}
+    contacts = args.contacts or 2 * sum(edits.values()) + 20
     tmp = Path(tempfile.mkdtemp(prefix="bench-events-"))
     logs = tmp / "logs"
     logs.mkdir()
     print(f"working in {tmp}", flush=True)
     phases: list[Phase] = []
+    notes: list[str] = []
     with ExitStack() as stack:
         pg = stack.enter_context(postgres_cluster(max_connections=200))
         redis_url = stack.enter_context(redis_server(tmp))
@@ -324,32 +472,81 @@ def main() -> int:
             '{"full_resync": true}',
             timeout=1800,
         )
-        pairs = World(sandbox).pairs()
-        print(f"{len(pairs)} pairs linked both ways", flush=True)
+        pairs = iter(World(sandbox).pairs())
         sandbox.admin("hubspot", "POST", "webhooks", json=webhooks(env))
-        editor = Editor(sandbox)
         queue = redis.Redis(host="127.0.0.1", port=int(redis_url.rsplit(":", 1)[1].split("/")[0]), db=REDIS_DB)
+        bench = Bench(env, sandbox, Editor(sandbox), queue, args)
         airflow(env, "dags", "unpause", EVENT_DAG)
         wait_watcher(env, time.monotonic() + 300)
         wait_idle(env, queue, time.monotonic() + 600)
-        print(f"events phase: {edits_per_phase} edits over {args.minutes} min", flush=True)
-        settle_events = partial(wait_idle, env, queue)
-        phases.append(
-            run_phase("events", EVENT_DAG, env, sandbox, editor, pairs[:edits_per_phase], args, settle_events)
-        )
-        print(phases[-1].line(), flush=True)
+        for rate in args.rates:
+            print(f"events phase: {edits[rate]} edits over {args.minutes:g} min at {rate:g}/s", flush=True)
+            phases.append(events_phase(bench, rate, take(pairs, edits[rate])))
+            print(*phases[-1].rows(), sep="\n", flush=True)
         airflow(env, "dags", "pause", EVENT_DAG)
         if not args.no_windowed:
             airflow(env, "dags", "unpause", WINDOWED_DAG)
             wait_windowed_idle(env, time.monotonic() + 900, first_run=True)
-            print(f"windowed phase: {edits_per_phase} edits over {args.minutes} min", flush=True)
-            later = pairs[edits_per_phase : 2 * edits_per_phase]
-            settle_windowed = partial(wait_windowed_idle, env)
-            phases.append(run_phase("windowed", WINDOWED_DAG, env, sandbox, editor, later, args, settle_windowed))
-            print(phases[-1].line(), flush=True)
-    report(phases, args, contacts)
+            for rate in sorted(args.rates, key=lambda rate: (rate == echo_rate, -rate)):
+                echo = plan_windowed(rate, rate == echo_rate, args.minutes * 60, finish_by, notes)
+                if echo is None:
+                    continue
+                print(f"windowed phase: {edits[rate]} edits over {args.minutes:g} min at {rate:g}/s", flush=True)
+                phases.append(windowed_phase(bench, rate, take(pairs, edits[rate]), echo=echo))
+                print(*phases[-1].rows(), sep="\n", flush=True)
+    report(phases, args, contacts, notes)
     print(f"logs in {tmp}")
     return 0 if all(len(phase.synced) == len(phase.edits) for phase in phases) else 1
+
+
+def plan_windowed(rate: float, echo: bool, seconds: float, finish_by: datetime | None, notes: list[str]) -> bool | None:
+    """Whether the windowed phase at `rate` starting now waits for its echo run (asked for by `echo`), so that it
+    ends by `finish_by`; None: not even without it (the phase is left out). What is left out goes in `notes`."""
+    if finish_by is None:
+        return echo
+    now = datetime.now(UTC)
+    if echo and windowed_end(now, seconds, echo=True) > finish_by:
+        echo = False
+        notes.append(
+            f"windowed {rate:g}/s: its echo run was not waited for (it would end after {finish_by:%H:%M} UTC)."
+        )
+    if windowed_end(now, seconds, echo=echo) > finish_by:
+        notes.append(f"windowed {rate:g}/s: left out (it would end after {finish_by:%H:%M} UTC).")
+        return None
+    return echo
+
+
+def take(pairs: Iterator[tuple[str, str]], count: int) -> list[tuple[str, str]]:
+    """The next `count` pairs: no two streams edit the same contact."""
+    taken = list(itertools.islice(pairs, count))
+    if len(taken) < count:
+        raise ValueError(f"{count} edits need as many pairs, {len(taken)} left: raise --contacts")
+    return taken
+
+
+def finish_time(text: str | None) -> datetime | None:
+    """HH:MM UTC as today's moment (None: no limit)."""
+    if text is None:
+        return None
+    hours, minutes = (int(part) for part in text.split(":"))
+    return datetime.now(UTC).replace(hour=hours, minute=minutes, second=0, microsecond=0)
+
+
+def measured_commit() -> str:
+    """The checkout's commit, marked when the code under test (dags, plugins, include) has uncommitted changes."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "dags", "plugins", "include"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head} + uncommitted changes" if dirty else head
 
 
 def wait_windowed_idle(env: dict[str, str], deadline: float, *, first_run: bool = False) -> None:
@@ -410,21 +607,29 @@ def start_components(stack: ExitStack, env: dict[str, str], logs: Path, deadline
         time.sleep(1.0)
 
 
-def report(phases: list[Phase], args: argparse.Namespace, contacts: int) -> None:
+def report(phases: list[Phase], args: argparse.Namespace, contacts: int, notes: list[str]) -> None:
     lines = [
-        f"# bench_events: change-to-sync latency under the scheduler ({datetime.now(UTC).date()})",
+        f"# bench_events: change-to-sync latency under the scheduler ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
         "",
-        f"{args.rate:g} edits/s for {args.minutes:g} min a phase (the CRMs take turns), {contacts} paired contacts, "
-        f"Salesforce poll every {args.poll_seconds} s, LocalExecutor, {os.cpu_count()} cores.",
+        f"Commit measured: {args.commit}. {args.minutes:g} min of edits a phase (the CRMs take turns), "
+        f"{contacts} paired contacts, every record aged {AGE} before each phase, Salesforce poll every "
+        f"{args.poll_seconds} s, LocalExecutor, {os.cpu_count()} cores.",
         "",
-        "| DAG | synced | p50 s | p95 s | max s | API calls (per CRM) | calls / synced change | runs |",
-        "|---|---|---|---|---|---|---|---|",
-        *(phase.line() for phase in phases),
+        "| DAG | synced | p50 s | p95 s | max s | API calls (per CRM) | echo reads | calls / synced change | runs "
+        "| load avg (mean / max) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        *(row for phase in phases for row in phase.rows()),
     ]
+    lines += ["", *notes] if notes else []
     lines += ["", "Requests per endpoint (the edits' own included: one PATCH per edit):", ""]
     for phase in phases:
-        for system, endpoints in phase.endpoints.items():
+        for system, endpoints in phase.calls.endpoints.items():
             lines += [f"- {phase.name}, {system}: " + ", ".join(f"{path} {n}" for path, n in sorted(endpoints.items()))]
+        for system, endpoints in (phase.echo.endpoints if phase.echo else {}).items():
+            lines += [
+                f"  - of which its echo run, {system}: "
+                + ", ".join(f"{path} {n}" for path, n in sorted(endpoints.items()))
+            ]
     text = "\n".join(lines)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
