@@ -36,9 +36,10 @@ class CrmSyncSettings:
     # The event-driven DAG (crm_contact_sync_events). Salesforce has no change feed here: the trigger polls it every
     # this many seconds (86,400 / N calls a day while quiet: 2,880 at 30 s; 0: no poll).
     events_salesforce_poll_seconds: int = 30
-    # How long events gather between two micro-batches of a run: API calls per change against latency.
+    # A micro-batch is claimed when its oldest event is this old, or at once when events_max_batch events wait:
+    # API calls per change against latency.
     events_batch_seconds: int = 20
-    events_max_batch: int = 500  # events one micro-batch claims
+    events_max_batch: int = 500  # events one micro-batch claims at most
     events_run_seconds: int = 240  # how long one event run keeps claiming micro-batches before it ends
 
     def conn_id(self, side: Side) -> str:

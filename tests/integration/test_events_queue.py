@@ -168,3 +168,28 @@ def test_enqueue_latency_of_a_full_delivery(queue: ContactEventQueue) -> None:
     print(f"\nenqueue of 100 events: p50 {1000 * p50:.1f} ms, p95 {1000 * p95:.1f} ms, max {1000 * timings[-1]:.1f} ms")
     assert p95 < 0.5, "well within HubSpot's 5 s"
     assert queue.lag() == 20_000
+
+
+def test_waiting_counts_undelivered_entries_their_oldest_age_and_stale_pending(queue: ContactEventQueue) -> None:
+    empty = queue.waiting()
+    assert (empty.undelivered, empty.oldest_age_ms, empty.stale) == (0, 0, 0)
+    queue.add(events(2))
+    time.sleep(0.2)
+    queue.add(events(1, start=2))
+    first = queue.waiting()
+    assert first.undelivered == 3 and 200 <= first.oldest_age_ms < 5_000 and first.stale == 0
+    queue.claim("run-1", count=2)
+    left = queue.waiting()
+    assert left.undelivered == 1 and left.oldest_age_ms < first.oldest_age_ms and left.stale == 0
+    time.sleep(0.4)  # past the fixture's 300 ms lease: the claimed two are a dead run's now
+    assert queue.waiting().stale == 2
+
+
+def test_wait_for_entry_wakes_on_a_new_entry_and_times_out_without_one(queue: ContactEventQueue) -> None:
+    queue.add(events(1))
+    queue.claim("run", count=5)  # delivered: nothing undelivered is left
+    started = time.monotonic()
+    assert queue.wait_for_entry(300) is False
+    assert time.monotonic() - started >= 0.25
+    queue.add(events(1, start=1))
+    assert queue.wait_for_entry(300) is True  # undelivered already: no wait needed to know

@@ -21,6 +21,7 @@ from typing import Any
 import redis
 
 from crm_sync.events import queue_names
+from include.sync_logic.event_batch_close import Waiting
 from include.sync_logic.events import ContactEvent
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,9 @@ for i = 2, #KEYS do
 end
 return {added, duplicates, trimmed}
 """
+
+
+_STALE_SEEN = 100  # stale pending entries `waiting` counts at most (any one is reason to claim)
 
 
 @dataclass(frozen=True)
@@ -143,6 +147,30 @@ class ContactEventQueue:
             for _stream, new in response or []:
                 entries += new
         return self._decode(entries)
+
+    def waiting(self) -> Waiting:
+        """Entries no consumer has had yet, the oldest one's age (its stream id's ms on the Redis clock), and
+        pending entries idle past the lease: what `event_batch_close` decides on. A few reads, nothing claimed."""
+        self.ensure_group()
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.xinfo_groups(self.stream)
+            pipe.time()
+            groups, (server_s, server_us) = pipe.execute()
+        group = next(g for g in groups if as_text(g["name"]) == self.group)
+        oldest = self.client.xrange(self.stream, min=f"({as_text(group['last-delivered-id'])}", count=1)
+        stale = self.client.xpending_range(self.stream, self.group, "-", "+", _STALE_SEEN, idle=self.lease_ms)
+        if not oldest:
+            return Waiting(0, 0, len(stale))
+        now_ms = int(server_s) * 1000 + int(server_us) // 1000
+        age_ms = max(0, now_ms - int(as_text(oldest[0][0]).split("-")[0]))
+        return Waiting(max(1, self.lag()), age_ms, len(stale))
+
+    def wait_for_entry(self, block_ms: int) -> bool:
+        """Wait up to `block_ms` for an entry newer than the newest now (a plain read outside the group); whether
+        any entry is undelivered afterwards."""
+        newest = self.client.xrevrange(self.stream, count=1)
+        after = as_text(newest[0][0]) if newest else "0-0"
+        return bool(self.client.xread({self.stream: after}, count=1, block=block_ms)) or self.lag() > 0
 
     def _take_over(self, consumer: str, count: int) -> list[tuple[Any, Any]]:
         """Entries idle past the lease, moved to `consumer` (XAUTOCLAIM walks the pending list by cursor)."""

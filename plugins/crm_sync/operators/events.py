@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from include.sync_logic.event_batch import BatchReads
     from include.sync_logic.mapping import MappingConfig
 
-BLOCK_MS = 4_000  # a claim's longest wait for new events (redis-py 8's socket timeout is 5 s)
+BLOCK_MS = 4_000  # the longest wait for a new event before the run ends (redis-py 8's socket timeout is 5 s)
 
 
 class EventBatchResult(TypedDict):
@@ -79,8 +79,9 @@ class SyncContactEventsOperator(CrmConnectionsOperator):
 
     :param mapping_path: the mapping file (templated).
     :param state_conn_id: the sync-state database (templated; default: the run's param).
-    :param max_batch: events a micro-batch claims.
-    :param batch_seconds: the least time between two claims: events gather meanwhile (fewer calls per change).
+    :param max_batch: events a micro-batch claims at most; this many waiting close a batch at once.
+    :param batch_seconds: how long the oldest waiting event may wait before its micro-batch is claimed: events
+        gather meanwhile (fewer, fuller batches: fewer calls per change).
     :param run_seconds: after this long the run claims no more (the trigger starts another for what is left).
     """
 
@@ -126,12 +127,7 @@ class SyncContactEventsOperator(CrmConnectionsOperator):
         started = time.monotonic()
         batches: list[EventBatchResult] = []
         events = echoes = acknowledged = 0
-        block: int | None = None  # the trigger fired for events waiting: the first claim does not wait
-        while time.monotonic() - started < self.run_seconds:
-            claimed_at = time.monotonic()
-            claimed = queue.claim(self.dag_id, self.max_batch, block_ms=block)
-            if not claimed:
-                break
+        while claimed := self._next_batch(queue, started):
             events += len(claimed)
             if ledger is not None:
                 echoed = drop_echoes(claimed, ledger, self.log.info)
@@ -139,7 +135,6 @@ class SyncContactEventsOperator(CrmConnectionsOperator):
                 acknowledged += queue.ack([item.entry_id for item in echoed])
                 claimed = [item for item in claimed if item not in echoed]
             if not claimed:
-                block = BLOCK_MS
                 continue
             batch = EventBatch(
                 claimed,
@@ -156,8 +151,6 @@ class SyncContactEventsOperator(CrmConnectionsOperator):
                 self.log.info("dry run: %d events left in the queue (written nothing, acknowledged nothing)", events)
                 break
             acknowledged += queue.ack([item.entry_id for item in claimed])
-            time.sleep(max(0.0, self.batch_seconds - (time.monotonic() - claimed_at)))
-            block = BLOCK_MS
         api = merge_counters([hook.api_stats() for hook in hooks.values()])
         self.log.info(
             "%d events in %d micro-batches, %d of them echoes of this path's writes (acknowledged unread), %d"
@@ -178,6 +171,29 @@ class SyncContactEventsOperator(CrmConnectionsOperator):
         }
         write_json(self.run_folder(context) / "report.json", result)
         return result
+
+    def _next_batch(self, queue: ContactEventQueue, started: float) -> list[ClaimedEvent]:
+        """The next micro-batch, claimed once `event_batch_close` says it is due (full, or its oldest event
+        `batch_seconds` old); [] when no event came for `BLOCK_MS` or the run has had its time."""
+        from include.sync_logic.event_batch_close import batch_close
+
+        while (left := self.run_seconds - (time.monotonic() - started)) > 0:
+            waiting = queue.waiting()
+            close = batch_close(waiting, max_batch=self.max_batch, batch_ms=int(self.batch_seconds * 1000))
+            if close.claim:
+                self.log.info(
+                    "micro-batch due (%s): %d events waiting, the oldest %.1f s; %d stale pending",
+                    close.reason,
+                    waiting.undelivered,
+                    waiting.oldest_age_ms / 1000,
+                    waiting.stale,
+                )
+                return queue.claim(self.dag_id, self.max_batch)
+            if close.wait_ms is not None:
+                time.sleep(min(close.wait_ms / 1000, left))
+            elif not queue.wait_for_entry(BLOCK_MS):
+                break
+        return []
 
     def _queue(self, context: Context) -> ContactEventQueue:
         """The event queue. A retry takes the failed try's entries over at once (lease 0): with one active run

@@ -117,3 +117,40 @@ def test_echoes_among_claimed_events_are_picked_by_the_recorded_writes(events_re
     logged: list[str] = []
     assert drop_echoes([ours, human, other], ledger, logged.append) == [ours]
     assert logged == ["1 of 3 claimed events are echoes of our own writes, acknowledged unread: {'hubspot': 1}"]
+
+
+def test_a_micro_batch_is_claimed_when_full_or_when_its_oldest_event_is_old_enough(
+    events_redis: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from crm_sync.operators import events as events_module
+
+    monkeypatch.setattr(events_module, "BLOCK_MS", 200)
+    with DAG("crm_contact_sync_events", schedule=None):
+        operator = SyncContactEventsOperator(
+            task_id="sync_events",
+            mapping_path="include/mappings/contacts.yaml",
+            redis_conn_id="events_redis",
+            max_batch=3,
+            batch_seconds=0.6,
+            run_seconds=10,
+        )
+    queue = operator._queue({"ti": SimpleNamespace(try_number=1)})
+
+    def changed(n: int) -> list[ContactEvent]:
+        return [ContactEvent(Side.HUBSPOT, str(100 + i), EventKind.CHANGED, 0, f"b{n}-{i}") for i in range(n)]
+
+    queue.add(changed(1))
+    started = time.monotonic()
+    assert len(operator._next_batch(queue, started)) == 1
+    assert time.monotonic() - started >= 0.5  # one event waits until it is batch_seconds old
+    queue.add(changed(4))
+    added = time.monotonic()
+    assert len(operator._next_batch(queue, added)) == 3  # a full batch goes at once
+    assert time.monotonic() - added < 0.5
+    assert len(operator._next_batch(queue, added)) == 1  # the one left over waits for its age
+    assert time.monotonic() - added >= 0.5
+    started = time.monotonic()
+    assert operator._next_batch(queue, started) == []  # nothing comes: the run ends after BLOCK_MS
+    assert time.monotonic() - started < 1.5
