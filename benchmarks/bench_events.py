@@ -16,11 +16,11 @@ Airflow's api-server, scheduler, dag-processor and triggerer.
    synced when the other CRM holds its value; latency = that moment - the edit's. API calls: both sandboxes'
    request counts over the phase (until the event runs are idle again, so the reads of the runs' own writes'
    echoes are in), less the edits' own requests.
-4. Windowed, one phase per rate: the event DAG paused, `crm_contact_sync` unpaused (its 15-minute schedule), the
-   same stream on other contacts, placed inside one window, until every edit is synced and the run is done. The
-   windowed runs' writes echo in the next window, so the phase at `--echo-rate` (measured last) also waits for the
-   run whose window holds those echoes and counts its calls (apart, too); the phases before it do not (the next
-   phase's aging moves their echoes out of its window).
+4. Windowed, one phase per `--windowed-rates` rate (default: `--rates`): the event DAG paused, `crm_contact_sync`
+   unpaused (its 15-minute schedule), the same stream on other contacts, placed inside one window, until every edit
+   is synced and the run is done. The windowed runs' writes echo in the next window, so the phase at `--echo-rate`
+   (measured last) also waits for the run whose window holds those echoes and counts its calls (apart, too); the
+   phases before it do not (the next phase's aging moves their echoes out of its window).
 Prints p50 / p95 / max latency, edits never synced, API calls per synced change, and writes them to `--out`.
 
     .venv/bin/python benchmarks/bench_events.py                        # 2 minutes a phase at 1 edit/s
@@ -428,6 +428,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=2.0, help="length of each phase's edit stream")
     parser.add_argument("--rates", type=float, nargs="+", default=[1.0], help="edits a second (the CRMs take turns)")
+    parser.add_argument("--windowed-rates", type=float, nargs="+", help="the windowed DAG's rates (default: --rates)")
     parser.add_argument("--echo-rate", type=float, help="the windowed phase followed to its echo run (default: lowest)")
     parser.add_argument("--contacts", type=int, help="people on both sides (default: enough for every stream)")
     parser.add_argument("--poll-seconds", type=int, default=30, help="the Salesforce poll's interval")
@@ -442,9 +443,10 @@ def main() -> int:
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     finish_by = finish_time(args.finish_by)
-    echo_rate = args.echo_rate if args.echo_rate is not None else min(args.rates)
-    edits = {rate: int(args.minutes * 60 * rate) for rate in args.rates}
-    contacts = args.contacts or 2 * sum(edits.values()) + 20
+    windowed_rates = [] if args.no_windowed else (args.windowed_rates or args.rates)
+    echo_rate = args.echo_rate if args.echo_rate is not None else min(windowed_rates, default=None)
+    edits = {rate: int(args.minutes * 60 * rate) for rate in [*args.rates, *windowed_rates]}
+    contacts = args.contacts or sum(edits[rate] for rate in [*args.rates, *windowed_rates]) + 20
     tmp = Path(tempfile.mkdtemp(prefix="bench-events-"))
     logs = tmp / "logs"
     logs.mkdir()
@@ -484,10 +486,10 @@ def main() -> int:
             phases.append(events_phase(bench, rate, take(pairs, edits[rate])))
             print(*phases[-1].rows(), sep="\n", flush=True)
         airflow(env, "dags", "pause", EVENT_DAG)
-        if not args.no_windowed:
+        if windowed_rates:
             airflow(env, "dags", "unpause", WINDOWED_DAG)
             wait_windowed_idle(env, time.monotonic() + 900, first_run=True)
-            for rate in sorted(args.rates, key=lambda rate: (rate == echo_rate, -rate)):
+            for rate in sorted(windowed_rates, key=lambda rate: (rate == echo_rate, -rate)):
                 echo = plan_windowed(rate, rate == echo_rate, args.minutes * 60, finish_by, notes)
                 if echo is None:
                     continue
