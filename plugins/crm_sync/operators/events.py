@@ -289,9 +289,7 @@ class EventBatch:
         for side in direction.targets:
             hook, link_field = self.hooks[side], self.mapping.link.on(side)
             write = (
-                None
-                if dry_run
-                else self._recording(side, frames[side], partial(write_batch, hook, link_field=link_field))
+                None if dry_run else self._recording(side, frames, partial(write_batch, hook, link_field=link_field))
             )
             for shard in plan_shards(outcome.decisions, side, folder / "batches", PlanConfig(), log=self.log):
                 fields = written_field_names(self.mapping, side)
@@ -312,9 +310,10 @@ class EventBatch:
         }
 
     def _recording(
-        self, side: Side, read: pd.DataFrame, write: Callable[[str, str, pd.DataFrame], list[RecordResult]]
+        self, side: Side, read: dict[Side, pd.DataFrame], write: Callable[[str, str, pd.DataFrame], list[RecordResult]]
     ) -> Callable[[str, str, pd.DataFrame], list[RecordResult]]:
-        """`write`, recording the digests of what each record it landed now holds (its echo's test)."""
+        """`write`, recording the digests of what each record it landed now holds (its echo's test), and of a
+        create's source once the link-back has written the new id into it."""
         from include.sync_logic.event_echoes import salesforce_row_fields
 
         row_fields = salesforce_row_fields(self.mapping)
@@ -322,7 +321,10 @@ class EventBatch:
         def write_and_record(action: str, api: str, frame: pd.DataFrame) -> list[RecordResult]:
             results = write(action, api, frame)
             if self.ledger is not None and action != Action.DELETE:
-                self.ledger.record(side, landed_digests(side, frame, results, read, row_fields))
+                self.ledger.record(side, landed_digests(side, frame, results, read[side], row_fields))
+            if self.ledger is not None and action == Action.CREATE:
+                source, link_field = side.other, self.mapping.link.on(side.other)
+                self.ledger.record(source, link_back_digests(source, link_field, results, read[source], row_fields))
             return results
 
         return write_and_record
@@ -381,7 +383,7 @@ def landed_digests(
     from crm_sync.operators.load import payloads
     from include.sync_logic.event_echoes import written_digests
 
-    before = {str(row[_ID[side]]): {str(name): value for name, value in row.items()} for row in read.to_dict("records")}
+    before = _rows_by_id(side, read)
     landed: dict[str, dict[str, str]] = {}
     for payload, result in zip(payloads(frame), results, strict=True):
         if not result.ok or result.target_id is None or result.existing_id:
@@ -391,6 +393,27 @@ def landed_digests(
         row = before.get(result.target_id)
         landed[result.target_id] = written_digests(side, written, read_row=row, row_fields=row_fields)
     return landed
+
+
+def link_back_digests(
+    side: Side, link_field: str, created: Sequence[RecordResult], read: pd.DataFrame, row_fields: Sequence[str]
+) -> dict[str, dict[str, str]]:
+    """Per source contact on `side` of a create that landed on the other side, the digests of what it holds once
+    the link-back (`operators.link_back`) has written the new id into its `link_field`."""
+    from include.sync_logic.event_echoes import written_digests
+
+    before = _rows_by_id(side, read)
+    return {
+        result.ref: written_digests(
+            side, {link_field: result.target_id}, read_row=before.get(result.ref), row_fields=row_fields
+        )
+        for result in created
+        if result.ok and result.target_id is not None
+    }
+
+
+def _rows_by_id(side: Side, read: pd.DataFrame) -> dict[str, dict[str, object]]:
+    return {str(row[_ID[side]]): {str(name): value for name, value in row.items()} for row in read.to_dict("records")}
 
 
 def merged_away(salesforce: pd.DataFrame) -> pd.DataFrame:

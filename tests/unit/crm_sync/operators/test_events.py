@@ -154,3 +154,21 @@ def test_a_micro_batch_is_claimed_when_full_or_when_its_oldest_event_is_old_enou
     started = time.monotonic()
     assert operator._next_batch(queue, started) == []  # nothing comes: the run ends after BLOCK_MS
     assert time.monotonic() - started < 1.5
+
+
+def test_a_create_records_the_link_the_link_back_writes_on_its_source() -> None:
+    from crm_sync.hooks.results import RecordResult
+    from crm_sync.operators.events import link_back_digests
+    from include.sync_logic.event_echoes import ROW, row_digest, value_digest
+
+    results = [RecordResult("003A", "201", ok=True, created=True), RecordResult("003B", None, ok=False)]
+    read = pd.DataFrame({"Id": ["003A", "003B"], "LastName": ["Byron", "Ray"], "HubSpot_Contact_Id__c": [None, None]})
+    fields = ["LastName", "HubSpot_Contact_Id__c"]
+    # HubSpot created 201 from Salesforce 003A: the link-back writes 201 into 003A's link field.
+    assert link_back_digests(Side.SALESFORCE, "HubSpot_Contact_Id__c", results, read, fields) == {
+        "003A": {ROW: row_digest({"LastName": "Byron", "HubSpot_Contact_Id__c": "201"}, fields)}
+    }
+    hs_results = [RecordResult("201", "003N", ok=True, created=True)]
+    assert link_back_digests(Side.HUBSPOT, "salesforce_contact_id", hs_results, pd.DataFrame(columns=["id"]), []) == {
+        "201": {"salesforce_contact_id": value_digest("salesforce_contact_id", "003N")}
+    }
