@@ -1,5 +1,7 @@
 """The event DAG's one task: claim a micro-batch of contact events, sync the contacts they name exactly as the windowed
-DAG syncs a window's, acknowledge the batch; again, while events keep coming, until the run has had its time.
+DAG syncs a window's, acknowledge the batch; again, while events keep coming, until the run has had its time. A
+micro-batch is claimed when a full one waits or its oldest event is `batch_seconds` old
+(`include.sync_logic.event_batch_close`): each batch costs a read and a write per CRM, so fuller ones cost less.
 
 Each micro-batch gets a folder of its own in the try's folder and goes through the windowed DAG's code, on the same
 sync state, hooks and rate-limit pool:
