@@ -167,6 +167,12 @@ class Response:
         return self._encoded
 
 
+def _ids(req: Request) -> set[str] | None:
+    """The `ids` query parameter (comma-separated) of an admin read, as a set; None when absent."""
+    value = req.arg("ids")
+    return None if value is None else {part for part in value.split(",") if part}
+
+
 class DropConnection(Exception):
     """Raised by App.handle to make the server close the connection without answering."""
 
@@ -292,7 +298,7 @@ class App:
     def _register_admin(self) -> None:
         self.admin_route("POST", "reset", lambda req: self.reset_all())
         self.admin_route("POST", "seed", lambda req: self.seed(req.json()))
-        self.admin_route("GET", "records", lambda req: self.records())
+        self.admin_route("GET", "records", lambda req: self.records(_ids(req)))
         self.admin_route("GET", "stats", lambda req: self.stats_snapshot())
         self.admin_route("POST", "stats/reset", lambda req: self.reset_stats() or {"ok": True})
         self.admin_route("GET", "clock", lambda req: self._clock_state())
@@ -386,7 +392,8 @@ class App:
     def seed(self, payload: Any) -> Any:
         raise NotImplementedError
 
-    def records(self) -> Any:
+    def records(self, ids: set[str] | None = None) -> Any:
+        """Every record (archived and deleted ones included), or only those with these ids."""
         raise NotImplementedError
 
     def age_records(self, by: timedelta) -> int:

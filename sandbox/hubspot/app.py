@@ -201,9 +201,13 @@ class HubSpotApp(App):
                     self._emit(CREATION, contact.id, now, IMPORT, dict(contact.props))
         return result
 
-    def records(self) -> Any:
+    def records(self, ids: set[str] | None = None) -> Any:
         names = list(self.store.properties)
-        return {"contacts": [c.to_json(names) for c in self.store.contacts.values()]}
+        contacts = self.store.contacts
+        chosen = (
+            contacts.values() if ids is None else [contacts[int(i)] for i in ids if i.isdigit() and int(i) in contacts]
+        )
+        return {"contacts": [c.to_json(names) for c in chosen]}
 
     def age_records(self, by: timedelta) -> int:
         return self.store.age(int(by.total_seconds() * 1000))

@@ -249,11 +249,15 @@ class SalesforceApp(App):
         log.info("salesforce sandbox: seeded %d contacts, %d rejected", len(records) - len(rejected), len(rejected))
         return {"created": len(records) - len(rejected), "ids": ids, "rejected": rejected}
 
-    def records(self) -> dict[str, Any]:
+    def records(self, ids: set[str] | None = None) -> dict[str, Any]:
         version = f"{MAX_VERSION:.1f}"
+        tables = {name: self.store.rows[name] for name in OBJECTS}
+        rows = {
+            name: list(table.values()) if ids is None else [table[i] for i in ids if i in table]
+            for name, table in tables.items()
+        }
         return {
-            name.lower() + "s": [render.full_record(obj, row, version) for row in self.store.rows[name].values()]
-            for name, obj in OBJECTS.items()
+            name.lower() + "s": [render.full_record(OBJECTS[name], row, version) for row in rows[name]] for name in rows
         }
 
     def age_records(self, by: timedelta) -> int:

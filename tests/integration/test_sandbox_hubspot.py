@@ -366,6 +366,13 @@ def test_admin_age_moves_contacts_out_of_the_search_window(sandbox, hs):
     assert [r.id for r in search(hs, filter_groups=window, properties=["email"]).results] == [first]
 
 
+def test_admin_records_of_some_ids(sandbox, hs):
+    first, _, third = (create(hs, email=f"{n}@example.com").id for n in "abc")
+    some = sandbox.admin("hubspot", "GET", f"records?ids={first},{third},999999,x").json()["contacts"]
+    assert sorted(row["id"] for row in some) == sorted([first, third])
+    assert len(sandbox.admin("hubspot", "GET", "records").json()["contacts"]) == 3
+
+
 def test_search_operators_and_or_groups(sandbox, hs):
     seed_window(sandbox, 20, T0, timedelta(seconds=1))
 

@@ -217,6 +217,13 @@ def test_admin_age_moves_records_out_of_the_window_the_sync_reads(sf_sandbox, sf
         sf_sandbox.admin("salesforce", "POST", "age", json={"seconds": -1})
 
 
+def test_admin_records_of_some_ids(sf_sandbox):
+    first, _, third = seed(sf_sandbox, [{"LastName": n, "AccountName": "Acme"} for n in ("a", "b", "c")])
+    some = sf_sandbox.admin("salesforce", "GET", f"records?ids={first},{third},003000000000000AAA").json()
+    assert sorted(row["Id"] for row in some["contacts"]) == sorted([first, third]) and some["accounts"] == []
+    assert len(sf_sandbox.admin("salesforce", "GET", "records").json()["contacts"]) == 3
+
+
 def test_format_soql_values_cannot_break_out(sf_sandbox, sf):
     hostile = "o'brien\\\" OR Email != '' ünï 😀\n"
     seed(sf_sandbox, [{"LastName": hostile}, {"LastName": "o'brien"}, {"LastName": "other"}])

@@ -55,8 +55,8 @@ class EchoApp(App):
         self.items.extend(payload)
         return {"seeded": len(payload)}
 
-    def records(self) -> list:
-        return self.items
+    def records(self, ids: set[str] | None = None) -> list:
+        return self.items if ids is None else [item for n, item in enumerate(self.items) if str(n) in ids]
 
     def age_records(self, by: timedelta) -> int:
         self.aged_by.append(by)
@@ -94,6 +94,7 @@ def test_admin_seed_records_reset_clock_and_sessions(running):
     admin = f"{server.url}/__admin"
     assert requests.post(f"{admin}/seed", json=[{"x": 1}, {"x": 2}]).json() == {"seeded": 2}
     assert requests.get(f"{admin}/records").json() == [{"x": 1}, {"x": 2}]
+    assert requests.get(f"{admin}/records?ids=1,7").json() == [{"x": 2}]
     clock = requests.post(f"{admin}/clock", json={"advance_seconds": 90}).json()
     assert clock["now"] == "2026-01-01T00:01:30+00:00"
     clock = requests.post(f"{admin}/clock", json={"set": "2026-02-01T10:00:00Z"}).json()
