@@ -12,20 +12,23 @@ Airflow's api-server, scheduler, dag-processor and triggerer.
    (a contact edited today was last synced long ago), so the windowed runs must look every counterpart up.
 3. Events, one phase per `--rates` rate: only `crm_contact_sync_events` unpaused. For `--minutes`, `rate` edits a
    second, the CRMs taking turns, each a new job title on a paired contact no other edit of the run touches,
-   through the CRM's own API (as a user's edit). A watcher reads both sandboxes' records every second: an edit is
-   synced when the other CRM holds its value; latency = that moment - the edit's. API calls: both sandboxes'
-   request counts over the phase (until the event runs are idle again, so the reads of the runs' own writes'
-   echoes are in), less the edits' own requests.
-4. Windowed, one phase per `--windowed-rates` rate (default: `--rates`): the event DAG paused, `crm_contact_sync`
-   unpaused (its 15-minute schedule), the same stream on other contacts, placed inside one window, until every edit
-   is synced and the run is done. The windowed runs' writes echo in the next window, so the phase at `--echo-rate`
-   (measured last) also waits for the run whose window holds those echoes and counts its calls (apart, too); the
-   phases before it do not (the next phase's aging moves their echoes out of its window).
+   through the CRM's own API (as a user's edit). A watcher reads the pending edits' counterparts (sandbox admin
+   reads) every second: an edit is synced when the other CRM holds its value; latency = that moment - the edit's.
+   API calls: both sandboxes' request counts over the phase, until the event runs are idle again (so the reads of
+   their own writes' echoes are in), less the edits' own requests.
+4. Windowed: the event DAG paused, `crm_contact_sync` unpaused (its 15-minute schedule).
+   - Steady (`--steady-rate`): a stream that does not stop, from now until the run of the first full window after
+     its start is done; that run is measured. It reads a full window of edits, the lookback's again, and the echoes
+     of the run before it (which synced the stream's first part); its own echoes are the next run's share as the
+     previous run's are its. Latency: the edits of that window (uniformly placed in it, as a steady stream's are).
+   - Short (`--windowed-rates`, before the steady phase): `--minutes` of edits inside one window, until synced and
+     the run is done; the echoes fall in the next window and are not counted, and the window holds only a short
+     stream's edits (a steady stream's fixed per-run calls are spread over a full window's).
 Prints p50 / p95 / max latency, edits never synced, API calls per synced change, and writes them to `--out`.
 
-    .venv/bin/python benchmarks/bench_events.py                        # 2 minutes a phase at 1 edit/s
-    .venv/bin/python benchmarks/bench_events.py --rates 1 5 --finish-by 04:35
-    .venv/bin/python benchmarks/bench_events.py --no-windowed          # the event path only (~5 minutes)
+    .venv/bin/python benchmarks/bench_events.py                  # events 1/s (2 min), windowed steady 1/s (~35 min)
+    .venv/bin/python benchmarks/bench_events.py --rates 1 5 --windowed-rates 5 --finish-by 04:36
+    .venv/bin/python benchmarks/bench_events.py --no-windowed    # the event path only (~5 minutes)
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -69,6 +72,9 @@ WINDOW = timedelta(minutes=15)  # the windowed DAG's schedule (CronDataIntervalT
 #: How far each phase moves every record's stamps back: more than the windowed run's read (its 15-minute window
 #: and the default 10-minute lookback), so no paired contact is in a measured run's read unless edited in it.
 AGE = timedelta(hours=1)
+#: How long the steady windowed stream may last: the rest of one window, a full window, its run, and a margin.
+STEADY_SPAN = 2 * WINDOW + timedelta(minutes=10)
+RUN_ALLOWANCE = timedelta(minutes=4)  # a windowed run's start delay and duration, for planning
 
 
 @dataclass
@@ -88,29 +94,39 @@ class Edit:
 
 
 @dataclass
+class Count:
+    """The sandboxes' request counts per CRM and endpoint at one moment (since the last reset), and the edits made
+    by then (the editor's own count)."""
+
+    endpoints: dict[str, dict[str, int]]
+    edits: dict[str, int]
+
+
+@dataclass
 class Calls:
-    """API requests by the sandboxes' own count: per CRM less the edits' own, and every request per endpoint."""
+    """API requests between two counts: per CRM less the edits' own, and every request per endpoint."""
 
     per_crm: dict[str, int]
     endpoints: dict[str, dict[str, int]]
 
+    @classmethod
+    def between(cls, before: Count, after: Count) -> Calls:
+        endpoints = {
+            side: {
+                path: n - before.endpoints.get(side, {}).get(path, 0)
+                for path, n in paths.items()
+                if n > before.endpoints.get(side, {}).get(path, 0)
+            }
+            for side, paths in after.endpoints.items()
+        }
+        per_crm = {
+            side: sum(paths.values()) - (after.edits[side] - before.edits[side]) for side, paths in endpoints.items()
+        }
+        return cls(per_crm, endpoints)
+
     @property
     def total(self) -> int:
         return sum(self.per_crm.values())
-
-    def since(self, earlier: Calls) -> Calls:
-        """The requests made after `earlier` was counted (the counts only grow between two resets)."""
-        return Calls(
-            {side: n - earlier.per_crm.get(side, 0) for side, n in self.per_crm.items()},
-            {
-                side: {
-                    path: n - earlier.endpoints.get(side, {}).get(path, 0)
-                    for path, n in paths.items()
-                    if n > earlier.endpoints.get(side, {}).get(path, 0)
-                }
-                for side, paths in self.endpoints.items()
-            },
-        )
 
     def text(self) -> str:
         return f"{self.total} (" + ", ".join(f"{side} {n}" for side, n in sorted(self.per_crm.items())) + ")"
@@ -120,45 +136,28 @@ class Calls:
 class Phase:
     """What one DAG did with one stream."""
 
-    dag: str  # "events" or "windowed"
-    rate: float
-    edits: list[Edit]
-    calls: Calls  # the whole phase (the windowed echo run's included when measured)
+    name: str
+    edits: list[Edit]  # the edits whose sync the phase measures
+    calls: Calls  # the measured runs' API calls
     runs: int
     seconds: float
     load: list[float]  # the 1-minute load average, sampled during the stream
-    echo: Calls | None = None  # windowed: the calls of the run that read the stream's echoes (None: not measured)
-
-    @property
-    def name(self) -> str:
-        return f"{self.dag} {self.rate:g}/s"
+    echo_reads: str  # where the reads of the sync's own writes' echoes are
 
     @property
     def synced(self) -> list[float]:
         return sorted(edit.latency for edit in self.edits if edit.latency is not None)
 
-    def rows(self) -> list[str]:
-        """Table rows: the phase; a windowed phase with its echo run measured also without it."""
-        if self.dag == "events":
-            return [self._row(self.calls, "in the phase", self.runs)]
-        if self.echo is None:
-            return [self._row(self.calls, "not measured", self.runs)]
-        without = Calls({side: n - self.echo.per_crm[side] for side, n in self.calls.per_crm.items()}, {})
-        return [
-            self._row(without, "left out", self.runs - 1),
-            self._row(self.calls, f"{self.echo.text()} in 1 run", self.runs),
-        ]
-
-    def _row(self, calls: Calls, echo: str, runs: int) -> str:
+    def row(self) -> str:
         done = self.synced
         load = f"{statistics.mean(self.load):.1f} / {max(self.load):.1f}" if self.load else "-"
         head = f"| {self.name} | {len(done)} of {len(self.edits)}"
         if not done:
-            return f"{head} | - | - | - | {calls.text()} | {echo} | - | {runs} | {load} |"
-        p95 = statistics.quantiles(done, n=20)[-1] if len(done) > 1 else done[0]
+            return f"{head} | - | - | - | {self.calls.text()} | {self.echo_reads} | - | {self.runs} | {load} |"
+        p95 = statistics.quantiles(done, n=20, method="inclusive")[-1] if len(done) > 1 else done[0]
         return (
-            f"{head} | {statistics.median(done):.1f} | {p95:.1f} | {done[-1]:.1f} | {calls.text()} | {echo} | "
-            f"{calls.total / len(done):.3f} | {runs} | {load} |"
+            f"{head} | {statistics.median(done):.1f} | {p95:.1f} | {done[-1]:.1f} | {self.calls.text()} | "
+            f"{self.echo_reads} | {self.calls.total / len(done):.3f} | {self.runs} | {load} |"
         )
 
 
@@ -168,9 +167,14 @@ class World:
     def __init__(self, sandbox: SandboxProcess) -> None:
         self.sandbox = sandbox
 
-    def records(self) -> dict[str, dict[str, dict[str, Any]]]:
-        sf = self.sandbox.admin("salesforce", "GET", "records").json()["contacts"]
-        hs = self.sandbox.admin("hubspot", "GET", "records").json()["contacts"]
+    def records(self, ids: dict[str, list[str]] | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+        """Every contact of both sides, or (`ids`) only those with these ids, per side."""
+
+        def read(system: str) -> list[dict[str, Any]]:
+            path = "records" if ids is None else "records?ids=" + ",".join(ids[system])
+            return self.sandbox.admin(system, "GET", path).json()["contacts"]
+
+        sf, hs = read("salesforce"), read("hubspot")
         return {
             "salesforce": {row["Id"]: row for row in sf if not row["IsDeleted"]},
             "hubspot": {row["id"]: row["properties"] for row in hs if not row["archived"]},
@@ -211,34 +215,39 @@ class Editor:
         return Edit(side, contact, counterpart, value, time.time())
 
 
-def stream(
-    name: str, editor: Editor, pairs: list[tuple[str, str]], seconds: float, rate: float, world: World, watch: float
-) -> tuple[list[Edit], list[float]]:
-    """`rate` edits a second for `seconds`, the CRMs taking turns, one contact per edit, watched every `watch` seconds
-    meanwhile (a thread) so each edit's sync time is seen as it happens; also the load average, sampled as often."""
-    count = int(seconds * rate)
-    if count > len(pairs):
-        raise ValueError(f"{count} edits need as many pairs, only {len(pairs)}: raise --contacts")
-    edits: list[Edit] = []
-    load: list[float] = []
-    done = threading.Event()
+@dataclass
+class Stream:
+    """Edits at `rate` a second, the CRMs taking turns, one paired contact per edit, watched meanwhile (a thread)
+    every `watch` seconds so each edit's sync time is seen as it happens; the load average sampled as often."""
 
-    def watched() -> None:
-        while not done.wait(watch):
-            load.append(os.getloadavg()[0])
-            mark_synced(world, list(edits))
+    name: str
+    rate: float
+    watch: float
+    edits: list[Edit] = field(default_factory=list)
+    load: list[float] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)  # set: no further edit
 
-    watcher = threading.Thread(target=watched, daemon=True)
-    watcher.start()
-    start_at = time.monotonic()
-    for number, (sf_id, hs_id) in enumerate(pairs[:count]):
-        time.sleep(max(0.0, start_at + number / rate - time.monotonic()))
-        side = "salesforce" if number % 2 == 0 else "hubspot"
-        own, other = (sf_id, hs_id) if side == "salesforce" else (hs_id, sf_id)
-        edits.append(editor.edit(side, own, other, f"{name} edit {number} {time.time():.0f}"))
-    done.set()
-    watcher.join()
-    return edits, load
+    def run(self, editor: Editor, world: World, pairs: list[tuple[str, str]]) -> None:
+        """Edit until the pairs run out or `stop` is set."""
+        done = threading.Event()
+
+        def watched() -> None:
+            while not done.wait(self.watch):
+                self.load.append(os.getloadavg()[0])
+                mark_synced(world, list(self.edits))
+
+        watcher = threading.Thread(target=watched, daemon=True)
+        watcher.start()
+        start_at = time.monotonic()
+        for number, (sf_id, hs_id) in enumerate(pairs):
+            self.stop.wait(max(0.0, start_at + number / self.rate - time.monotonic()))
+            if self.stop.is_set():
+                break
+            side = "salesforce" if number % 2 == 0 else "hubspot"
+            own, other = (sf_id, hs_id) if side == "salesforce" else (hs_id, sf_id)
+            self.edits.append(editor.edit(side, own, other, f"{self.name} edit {number} {time.time():.0f}"))
+        done.set()
+        watcher.join()
 
 
 def mark_synced(world: World, edits: list[Edit]) -> None:
@@ -246,7 +255,12 @@ def mark_synced(world: World, edits: list[Edit]) -> None:
     pending = [edit for edit in edits if edit.synced_at is None]
     if not pending:
         return
-    records = world.records()
+    records = world.records(
+        {
+            "salesforce": [edit.counterpart for edit in pending if edit.side == "hubspot"],
+            "hubspot": [edit.counterpart for edit in pending if edit.side == "salesforce"],
+        }
+    )
     now = time.time()
     for edit in pending:
         if World.holds(records, edit):
@@ -273,18 +287,22 @@ def requests_made(sandbox: SandboxProcess) -> dict[str, dict[str, int]]:
     return made
 
 
-def calls_made(sandbox: SandboxProcess, editor: Editor, before: dict[str, int]) -> Calls:
-    """The requests since the stats were reset, the edits made since `before` (the editor's count) left out."""
-    made = requests_made(sandbox)
-    return Calls({side: sum(made[side].values()) - (editor.made[side] - before[side]) for side in made}, made)
+def count(sandbox: SandboxProcess, editor: Editor) -> Count:
+    """The request counts now, with the editor's count taken on both sides of them (again if an edit came between)."""
+    while True:
+        edits = dict(editor.made)
+        made = requests_made(sandbox)
+        if editor.made == edits:
+            return Count(made, edits)
 
 
-def start_counting(sandbox: SandboxProcess) -> None:
+def start_counting(sandbox: SandboxProcess, editor: Editor) -> Count:
     """Every record's stamps `AGE` back (steady state: no paired contact in a measured read unless edited), then the
-    request counts from zero."""
+    request counts from zero; the count to measure from."""
     for system in ("salesforce", "hubspot"):
         sandbox.admin(system, "POST", "age", json={"seconds": int(AGE.total_seconds())})
         sandbox.admin(system, "POST", "stats/reset")
+    return count(sandbox, editor)
 
 
 def metadata(env: dict[str, str], query: str, **params: Any) -> list[Any]:
@@ -343,49 +361,65 @@ def events_phase(bench: Bench, rate: float, pairs: list[tuple[str, str]]) -> Pha
     """The event DAG on one stream: edits streamed and watched, then waited for until synced and the runs idle."""
     env, sandbox, editor, args = bench.env, bench.sandbox, bench.editor, bench.args
     world = World(sandbox)
-    start_counting(sandbox)
-    before = dict(editor.made)
+    before = start_counting(sandbox, editor)
     runs_before = set(runs_of(env, EVENT_DAG))
     started = time.monotonic()
-    edits, load = stream(f"events {rate:g}/s", editor, pairs, args.minutes * 60, rate, world, 1.0)
-    wait_synced(world, edits, time.time() + args.sync_timeout_minutes * 60, 1.0)
+    edits = Stream(f"events {rate:g}/s", rate, 1.0)
+    edits.run(editor, world, pairs)
+    wait_synced(world, edits.edits, time.time() + args.sync_timeout_minutes * 60, 1.0)
     wait_idle(env, bench.queue, time.monotonic() + 600)
-    calls = calls_made(sandbox, editor, before)
+    calls = Calls.between(before, count(sandbox, editor))
     runs = len(set(runs_of(env, EVENT_DAG)) - runs_before)
-    return Phase("events", rate, edits, calls, runs, time.monotonic() - started, load)
+    seconds = time.monotonic() - started
+    return Phase(edits.name, edits.edits, calls, runs, seconds, edits.load, "in the phase (until the runs are idle)")
 
 
-def windowed_phase(bench: Bench, rate: float, pairs: list[tuple[str, str]], *, echo: bool) -> Phase:
-    """The windowed DAG on one stream inside one window: until every edit is synced and the run done; with `echo`,
-    also until the run whose window holds that run's writes (their echoes) is done, its calls counted apart."""
+def windowed_phase(bench: Bench, rate: float, pairs: list[tuple[str, str]]) -> Phase:
+    """The windowed DAG on a short stream inside one window, until every edit is synced and the run is done. Its
+    writes' echoes fall in the next window, after the phase: their reads are not counted."""
     env, sandbox, editor, args = bench.env, bench.sandbox, bench.editor, bench.args
     world = World(sandbox)
-    seconds = args.minutes * 60
-    wait_window_room(env, seconds + 60, time.monotonic() + 2 * WINDOW.total_seconds())
-    start_counting(sandbox)
-    before = dict(editor.made)
+    wait_window_room(env, len(pairs) / rate + 60, time.monotonic() + 2 * WINDOW.total_seconds())
+    before = start_counting(sandbox, editor)
     runs_before = set(runs_of(env, WINDOWED_DAG))
     started = time.monotonic()
-    edits, load = stream(f"windowed {rate:g}/s", editor, pairs, seconds, rate, world, 5.0)
-    wait_synced(world, edits, time.time() + args.sync_timeout_minutes * 60, 5.0)
+    edits = Stream(f"windowed {rate:g}/s, one short stream", rate, 5.0)
+    edits.run(editor, world, pairs)
+    wait_synced(world, edits.edits, time.time() + args.sync_timeout_minutes * 60, 5.0)
     wait_windowed_idle(env, time.monotonic() + 900)
-    calls = calls_made(sandbox, editor, before)
-    echo_calls = None
-    if echo:
-        echo_window_end = echo_window(env, set(runs_of(env, WINDOWED_DAG)) - runs_before)
-        print(f"waiting for the echo run (window ending {echo_window_end:%H:%M} UTC) ...", flush=True)
-        wait_run_done(env, echo_window_end, time.monotonic() + 2 * WINDOW.total_seconds())
-        total = calls_made(sandbox, editor, before)
-        echo_calls, calls = total.since(calls), total
+    calls = Calls.between(before, count(sandbox, editor))
     runs = len(set(runs_of(env, WINDOWED_DAG)) - runs_before)
-    return Phase("windowed", rate, edits, calls, runs, time.monotonic() - started, load, echo_calls)
+    seconds = time.monotonic() - started
+    return Phase(edits.name, edits.edits, calls, runs, seconds, edits.load, "not counted (next window)")
 
 
-def echo_window(env: dict[str, str], run_ids: set[str]) -> datetime:
-    """The end of the window holding the last write of these runs (their last end): the next run to read it."""
-    rows = metadata(env, "SELECT run_id, end_date FROM dag_run WHERE dag_id = :dag", dag=WINDOWED_DAG)
-    last = max(end for run_id, end in rows if run_id in run_ids and end is not None)
-    return quarter_floor(last) + WINDOW
+def steady_windowed_phase(bench: Bench, rate: float, pairs: list[tuple[str, str]]) -> Phase:
+    """The windowed DAG in steady state: a stream that does not stop, from now until the run of the first full window
+    after its start is done. That run is measured: a full window of edits, the lookback's edits read again, and the
+    echoes of the run before it (which synced the stream's first part); its own writes' echoes are the next run's
+    share, as the previous run's are this one's. Latency: the edits of that full window."""
+    env, sandbox, editor, args = bench.env, bench.sandbox, bench.editor, bench.args
+    world = World(sandbox)
+    wait_windowed_idle(env, time.monotonic() + 900)
+    start_counting(sandbox, editor)
+    first = quarter_floor(datetime.now(UTC)) + WINDOW  # the measured window is [first, first + WINDOW)
+    edits = Stream(f"windowed {rate:g}/s, steady", rate, 5.0)
+    streaming = threading.Thread(target=edits.run, args=(editor, world, pairs), daemon=True)
+    streaming.start()
+    print(f"steady stream: the run of {first:%H:%M}-{first + WINDOW:%H:%M} UTC is measured", flush=True)
+    wait_run_done(env, first, time.monotonic() + 2 * WINDOW.total_seconds())
+    time.sleep(max(0.0, (first + WINDOW - datetime.now(UTC)).total_seconds() - 5))
+    before = count(sandbox, editor)  # the run of the window before is done, the measured one not started
+    started = time.monotonic()
+    wait_run_done(env, first + WINDOW, time.monotonic() + WINDOW.total_seconds())
+    calls = Calls.between(before, count(sandbox, editor))
+    seconds = time.monotonic() - started
+    edits.stop.set()
+    streaming.join()
+    measured = [edit for edit in edits.edits if first.timestamp() <= edit.edited_at < (first + WINDOW).timestamp()]
+    wait_synced(world, measured, time.time() + args.sync_timeout_minutes * 60, 5.0)
+    echoes = "in the run (the run before's writes)"
+    return Phase(edits.name, measured, calls, 1, seconds, edits.load, echoes)
 
 
 def wait_run_done(env: dict[str, str], window_end: datetime, deadline: float) -> None:
@@ -416,37 +450,60 @@ def wait_window_room(env: dict[str, str], seconds: float, deadline: float) -> No
         time.sleep(2.0)
 
 
-def windowed_end(now: datetime, seconds: float, *, echo: bool) -> datetime:
-    """When a windowed phase starting now would be done (its stream's window, and with `echo` the next, plus a run)."""
+def windowed_end(now: datetime, seconds: float) -> datetime:
+    """About when a short windowed phase starting now is done: the end of the window its stream fits in, plus a run."""
     start = quarter_floor(now)
     if (start + WINDOW - now).total_seconds() < seconds + 60:
         start += WINDOW
-    return start + WINDOW * (2 if echo else 1) + timedelta(minutes=4)
+    return start + WINDOW + RUN_ALLOWANCE
+
+
+def steady_end(now: datetime) -> datetime:
+    """About when the steady windowed phase starting now is done: the run of the first full window after now."""
+    return quarter_floor(now) + 2 * WINDOW + RUN_ALLOWANCE
+
+
+def plan_windowed(
+    now: datetime, short_rates: list[float], seconds: float, steady: bool, finish_by: datetime | None
+) -> tuple[list[float], bool]:
+    """The short windowed phases and whether the steady one runs after them, all done by `finish_by`; the short ones
+    give way to the steady one first, the later ones before the earlier ones."""
+    if finish_by is None:
+        return short_rates, steady
+    for with_steady in (True, False) if steady else (False,):
+        for kept in range(len(short_rates), -1, -1):
+            end = now
+            for _ in short_rates[:kept]:
+                end = windowed_end(end, seconds)
+            if (steady_end(end) if with_steady else end) <= finish_by:
+                return short_rates[:kept], with_steady
+    return [], False
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--minutes", type=float, default=2.0, help="length of each phase's edit stream")
-    parser.add_argument("--rates", type=float, nargs="+", default=[1.0], help="edits a second (the CRMs take turns)")
-    parser.add_argument("--windowed-rates", type=float, nargs="+", help="the windowed DAG's rates (default: --rates)")
-    parser.add_argument("--echo-rate", type=float, help="the windowed phase followed to its echo run (default: lowest)")
+    parser.add_argument("--minutes", type=float, default=2.0, help="length of each short stream")
+    parser.add_argument("--rates", type=float, nargs="+", default=[1.0], help="the event phases' edits a second")
+    parser.add_argument(
+        "--windowed-rates", type=float, nargs="*", default=[], help="short windowed phases (one stream in one window)"
+    )
+    parser.add_argument("--steady-rate", type=float, default=1.0, help="the steady windowed phase's edits a second")
     parser.add_argument("--contacts", type=int, help="people on both sides (default: enough for every stream)")
     parser.add_argument("--poll-seconds", type=int, default=30, help="the Salesforce poll's interval")
     parser.add_argument("--batch-seconds", type=float, help="the event path's batch delay (default: the DAG's)")
     parser.add_argument("--no-windowed", action="store_true", help="measure the event path only")
-    parser.add_argument(
-        "--finish-by", help="HH:MM UTC: windowed phases (or their echo runs) that would end later are left out"
-    )
+    parser.add_argument("--finish-by", help="HH:MM UTC: windowed phases that would end later are left out")
     parser.add_argument("--commit", default=measured_commit(), help="the commit under test, for the results")
     parser.add_argument("--sync-timeout-minutes", type=float, default=25.0)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench_events.md")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     finish_by = finish_time(args.finish_by)
-    windowed_rates = [] if args.no_windowed else (args.windowed_rates or args.rates)
-    echo_rate = args.echo_rate if args.echo_rate is not None else min(windowed_rates, default=None)
-    edits = {rate: int(args.minutes * 60 * rate) for rate in [*args.rates, *windowed_rates]}
-    contacts = args.contacts or sum(edits[rate] for rate in [*args.rates, *windowed_rates]) + 20
+    short_rates = [] if args.no_windowed else args.windowed_rates
+    steady = not args.no_windowed
+    short = {rate: int(args.minutes * 60 * rate) for rate in [*args.rates, *short_rates]}
+    steady_edits = int(args.steady_rate * STEADY_SPAN.total_seconds()) if steady else 0
+    contacts = args.contacts or sum(short[rate] for rate in [*args.rates, *short_rates]) + steady_edits + 20
     tmp = Path(tempfile.mkdtemp(prefix="bench-events-"))
     logs = tmp / "logs"
     logs.mkdir()
@@ -482,47 +539,36 @@ def main() -> int:
         wait_watcher(env, time.monotonic() + 300)
         wait_idle(env, queue, time.monotonic() + 600)
         for rate in args.rates:
-            print(f"events phase: {edits[rate]} edits over {args.minutes:g} min at {rate:g}/s", flush=True)
-            phases.append(events_phase(bench, rate, take(pairs, edits[rate])))
-            print(*phases[-1].rows(), sep="\n", flush=True)
+            print(f"events phase: {short[rate]} edits over {args.minutes:g} min at {rate:g}/s", flush=True)
+            phases.append(events_phase(bench, rate, take(pairs, short[rate])))
+            print(phases[-1].row(), flush=True)
         airflow(env, "dags", "pause", EVENT_DAG)
-        if windowed_rates:
+        if steady or short_rates:
             airflow(env, "dags", "unpause", WINDOWED_DAG)
             wait_windowed_idle(env, time.monotonic() + 900, first_run=True)
-            for rate in sorted(windowed_rates, key=lambda rate: (rate == echo_rate, -rate)):
-                echo = plan_windowed(rate, rate == echo_rate, args.minutes * 60, finish_by, notes)
-                if echo is None:
-                    continue
-                print(f"windowed phase: {edits[rate]} edits over {args.minutes:g} min at {rate:g}/s", flush=True)
-                phases.append(windowed_phase(bench, rate, take(pairs, edits[rate]), echo=echo))
-                print(*phases[-1].rows(), sep="\n", flush=True)
+            kept, steady_kept = plan_windowed(datetime.now(UTC), short_rates, args.minutes * 60, steady, finish_by)
+            notes += [
+                f"windowed {rate:g}/s, one short stream: left out (no time)." for rate in short_rates[len(kept) :]
+            ]
+            notes += ["windowed, steady: left out (no time)."] if steady and not steady_kept else []
+            for rate in kept:
+                print(f"windowed phase: {short[rate]} edits over {args.minutes:g} min at {rate:g}/s", flush=True)
+                phases.append(windowed_phase(bench, rate, take(pairs, short[rate])))
+                print(phases[-1].row(), flush=True)
+            if steady_kept:
+                print(f"steady windowed phase at {args.steady_rate:g}/s", flush=True)
+                phases.append(steady_windowed_phase(bench, args.steady_rate, take(pairs, steady_edits)))
+                print(phases[-1].row(), flush=True)
     report(phases, args, contacts, notes)
     print(f"logs in {tmp}")
     return 0 if all(len(phase.synced) == len(phase.edits) for phase in phases) else 1
 
 
-def plan_windowed(rate: float, echo: bool, seconds: float, finish_by: datetime | None, notes: list[str]) -> bool | None:
-    """Whether the windowed phase at `rate` starting now waits for its echo run (asked for by `echo`), so that it
-    ends by `finish_by`; None: not even without it (the phase is left out). What is left out goes in `notes`."""
-    if finish_by is None:
-        return echo
-    now = datetime.now(UTC)
-    if echo and windowed_end(now, seconds, echo=True) > finish_by:
-        echo = False
-        notes.append(
-            f"windowed {rate:g}/s: its echo run was not waited for (it would end after {finish_by:%H:%M} UTC)."
-        )
-    if windowed_end(now, seconds, echo=echo) > finish_by:
-        notes.append(f"windowed {rate:g}/s: left out (it would end after {finish_by:%H:%M} UTC).")
-        return None
-    return echo
-
-
-def take(pairs: Iterator[tuple[str, str]], count: int) -> list[tuple[str, str]]:
-    """The next `count` pairs: no two streams edit the same contact."""
-    taken = list(itertools.islice(pairs, count))
-    if len(taken) < count:
-        raise ValueError(f"{count} edits need as many pairs, {len(taken)} left: raise --contacts")
+def take(pairs: Iterator[tuple[str, str]], wanted: int) -> list[tuple[str, str]]:
+    """The next `wanted` pairs: no two streams edit the same contact."""
+    taken = list(itertools.islice(pairs, wanted))
+    if len(taken) < wanted:
+        raise ValueError(f"{wanted} edits need as many pairs, {len(taken)} left: raise --contacts")
     return taken
 
 
@@ -620,18 +666,13 @@ def report(phases: list[Phase], args: argparse.Namespace, contacts: int, notes: 
         "| DAG | synced | p50 s | p95 s | max s | API calls (per CRM) | echo reads | calls / synced change | runs "
         "| load avg (mean / max) |",
         "|---|---|---|---|---|---|---|---|---|---|",
-        *(row for phase in phases for row in phase.rows()),
+        *(phase.row() for phase in phases),
     ]
     lines += ["", *notes] if notes else []
     lines += ["", "Requests per endpoint (the edits' own included: one PATCH per edit):", ""]
     for phase in phases:
         for system, endpoints in phase.calls.endpoints.items():
             lines += [f"- {phase.name}, {system}: " + ", ".join(f"{path} {n}" for path, n in sorted(endpoints.items()))]
-        for system, endpoints in (phase.echo.endpoints if phase.echo else {}).items():
-            lines += [
-                f"  - of which its echo run, {system}: "
-                + ", ".join(f"{path} {n}" for path, n in sorted(endpoints.items()))
-            ]
     text = "\n".join(lines)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
