@@ -659,9 +659,9 @@ def report(phases: list[Phase], args: argparse.Namespace, contacts: int, notes: 
     lines = [
         f"# bench_events: change-to-sync latency under the scheduler ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
         "",
-        f"Commit measured: {args.commit}. {args.minutes:g} min of edits a phase (the CRMs take turns), "
-        f"{contacts} paired contacts, every record aged {AGE} before each phase, Salesforce poll every "
-        f"{args.poll_seconds} s, LocalExecutor, {os.cpu_count()} cores.",
+        f"Commit measured: {args.commit}. Short streams of {args.minutes:g} min, the steady windowed stream until the "
+        f"run of its first full window is done (the CRMs take turns); {contacts} paired contacts, every record aged "
+        f"{AGE} before each phase; Salesforce poll every {args.poll_seconds} s; LocalExecutor, {os.cpu_count()} cores.",
         "",
         "| DAG | synced | p50 s | p95 s | max s | API calls (per CRM) | echo reads | calls / synced change | runs "
         "| load avg (mean / max) |",
