@@ -21,7 +21,7 @@ Airflow's api-server, scheduler, dag-processor and triggerer.
      its start is done; that run is measured. It reads a full window of edits, the lookback's again, and the echoes
      of the run before it (which synced the stream's first part); its own echoes are the next run's share as the
      previous run's are its. Latency: the edits of that window (uniformly placed in it, as a steady stream's are).
-   - Short (`--windowed-rates`, before the steady phase): `--minutes` of edits inside one window, until synced and
+   - Short (`--windowed-rates`, after the steady phase): `--minutes` of edits inside one window, until synced and
      the run is done; the echoes fall in the next window and are not counted, and the window holds only a short
      stream's edits (a steady stream's fixed per-run calls are spread over a full window's).
 Prints p50 / p95 / max latency, edits never synced, API calls per synced change, and writes them to `--out`.
@@ -464,20 +464,21 @@ def steady_end(now: datetime) -> datetime:
 
 
 def plan_windowed(
-    now: datetime, short_rates: list[float], seconds: float, steady: bool, finish_by: datetime | None
-) -> tuple[list[float], bool]:
-    """The short windowed phases and whether the steady one runs after them, all done by `finish_by`; the short ones
-    give way to the steady one first, the later ones before the earlier ones."""
+    now: datetime, steady: bool, short_rates: list[float], seconds: float, finish_by: datetime | None
+) -> tuple[bool, list[float]]:
+    """Whether the steady windowed phase runs, and the short ones after it, all done by `finish_by` (the steady one
+    first: it is the fair measure; a short one that would end later is left out with the ones after it)."""
     if finish_by is None:
-        return short_rates, steady
-    for with_steady in (True, False) if steady else (False,):
-        for kept in range(len(short_rates), -1, -1):
-            end = now
-            for _ in short_rates[:kept]:
-                end = windowed_end(end, seconds)
-            if (steady_end(end) if with_steady else end) <= finish_by:
-                return short_rates[:kept], with_steady
-    return [], False
+        return steady, short_rates
+    with_steady = steady and steady_end(now) <= finish_by
+    end = steady_end(now) if with_steady else now
+    kept: list[float] = []
+    for rate in short_rates:
+        end = windowed_end(end, seconds)
+        if end > finish_by:
+            break
+        kept.append(rate)
+    return with_steady, kept
 
 
 def main() -> int:
@@ -546,18 +547,18 @@ def main() -> int:
         if steady or short_rates:
             airflow(env, "dags", "unpause", WINDOWED_DAG)
             wait_windowed_idle(env, time.monotonic() + 900, first_run=True)
-            kept, steady_kept = plan_windowed(datetime.now(UTC), short_rates, args.minutes * 60, steady, finish_by)
+            steady_kept, kept = plan_windowed(datetime.now(UTC), steady, short_rates, args.minutes * 60, finish_by)
+            notes += ["windowed, steady: left out (no time)."] if steady and not steady_kept else []
             notes += [
                 f"windowed {rate:g}/s, one short stream: left out (no time)." for rate in short_rates[len(kept) :]
             ]
-            notes += ["windowed, steady: left out (no time)."] if steady and not steady_kept else []
-            for rate in kept:
-                print(f"windowed phase: {short[rate]} edits over {args.minutes:g} min at {rate:g}/s", flush=True)
-                phases.append(windowed_phase(bench, rate, take(pairs, short[rate])))
-                print(phases[-1].row(), flush=True)
             if steady_kept:
                 print(f"steady windowed phase at {args.steady_rate:g}/s", flush=True)
                 phases.append(steady_windowed_phase(bench, args.steady_rate, take(pairs, steady_edits)))
+                print(phases[-1].row(), flush=True)
+            for rate in kept:
+                print(f"windowed phase: {short[rate]} edits over {args.minutes:g} min at {rate:g}/s", flush=True)
+                phases.append(windowed_phase(bench, rate, take(pairs, short[rate])))
                 print(phases[-1].row(), flush=True)
     report(phases, args, contacts, notes)
     print(f"logs in {tmp}")

@@ -49,11 +49,10 @@ def test_a_short_stream_without_room_in_this_window_goes_to_the_next() -> None:
     assert steady_end(at(3, 50)) == at(4, 19)
 
 
-def test_short_phases_give_way_to_the_steady_one() -> None:
-    assert plan_windowed(at(3, 50), [5.0], 120, True, None) == ([5.0], True)
-    assert plan_windowed(at(3, 50), [5.0], 120, True, at(4, 34)) == ([5.0], True)  # 4:04, then 4:15-4:30 + run
-    assert plan_windowed(at(3, 50), [5.0, 2.0], 120, True, at(4, 34)) == ([5.0], True)
-    assert plan_windowed(at(3, 58), [5.0], 120, True, at(4, 34)) == ([], True)
-    assert plan_windowed(at(4, 10), [5.0], 120, True, at(4, 34)) == ([], True)  # 4:15-4:30 + run
-    assert plan_windowed(at(4, 16), [5.0], 120, True, at(4, 34)) == ([5.0], False)
-    assert plan_windowed(at(4, 28), [5.0], 120, True, at(4, 34)) == ([], False)
+def test_short_phases_follow_the_steady_one_while_there_is_time() -> None:
+    assert plan_windowed(at(3, 50), True, [5.0], 120, None) == (True, [5.0])
+    assert plan_windowed(at(3, 50), True, [5.0], 120, at(4, 34)) == (True, [5.0])  # 4:00-4:15 + run, 4:15-4:30 + run
+    assert plan_windowed(at(3, 50), True, [5.0, 2.0], 120, at(4, 34)) == (True, [5.0])
+    assert plan_windowed(at(3, 50), True, [5.0], 120, at(4, 30)) == (True, [])
+    assert plan_windowed(at(4, 5), True, [5.0], 120, at(4, 30)) == (False, [5.0])  # 4:15-4:30 + run is too late
+    assert plan_windowed(at(4, 28), True, [5.0], 120, at(4, 34)) == (False, [])
