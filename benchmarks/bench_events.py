@@ -418,7 +418,8 @@ def steady_windowed_phase(bench: Bench, rate: float, pairs: list[tuple[str, str]
     streaming.join()
     measured = [edit for edit in edits.edits if first.timestamp() <= edit.edited_at < (first + WINDOW).timestamp()]
     wait_synced(world, measured, time.time() + args.sync_timeout_minutes * 60, 5.0)
-    echoes = "in the run (the run before's writes)"
+    earlier = sum(edit.edited_at < first.timestamp() for edit in edits.edits)
+    echoes = f"in the run: the run before synced {earlier} edits of the stream"
     return Phase(edits.name, measured, calls, 1, seconds, edits.load, echoes)
 
 
