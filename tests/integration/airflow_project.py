@@ -1,5 +1,5 @@
 """Runs the real DAG with `airflow dags test` in a private Airflow home (the tests give it a PostgreSQL metadata DB),
-as a user would."""
+as a user would; the tests' projects fork those runs from a warm Airflow process (`warm_airflow`)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.integration.warm_airflow import WarmAirflow
 from tests.local_services import metadata_db_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,14 +36,23 @@ class AirflowProject:
     """The project root as the Airflow project, with its own AIRFLOW_HOME; connections come from env.
 
     The metadata DB is `metadata_url` (a SQLAlchemy psycopg URL of an empty PostgreSQL database), else a
-    SQLite file in the home (benchmarks read theirs directly).
+    SQLite file in the home (benchmarks read theirs directly). With `warm`, `dags_test` forks its runs from a warm
+    Airflow process started at the first run (the benchmarks keep a process of its own a run: they measure it).
     """
 
-    def __init__(self, home: Path, metadata_url: str | None = None) -> None:
+    def __init__(self, home: Path, metadata_url: str | None = None, *, warm: bool = False) -> None:
         self.home = home
         self.metadata_url = metadata_url or f"sqlite:///{home / 'airflow.db'}"
         self.home.mkdir(parents=True, exist_ok=True)
         self._runs = 0
+        self._warm = warm
+        self._server: WarmAirflow | None = None
+
+    def close(self) -> None:
+        """Stop the warm Airflow process, if one was started."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
 
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         base = {
@@ -93,13 +103,40 @@ class AirflowProject:
         `airflow dags test` process id and is entered while the process runs (a benchmark's memory sampler)."""
         self._runs += 1
         staging = self.home / f"staging-{self._runs:03d}"
-        args = [str(Path(sys.executable).with_name("airflow")), "dags", "test", dag_id, logical_date]
+        args = ["dags", "test", dag_id, logical_date]
         if conf:
             args += ["-c", json.dumps(conf)]
+        run_env = self.env({**(env or {}), "AIRFLOW__CRM_SYNC__STAGING_BASE": staging_base or f"file://{staging}"})
         started = time.perf_counter()
+        if self._warm and self._server is None:
+            self._server = WarmAirflow(self.env(), ROOT, self.home / "warm-airflow.log")
+        if self._server is not None and self._server.serves(run_env):
+            log_path = self.home / f"dags-test-{self._runs:03d}.log"
+            on_start = watch or (lambda pid: nullcontext())
+            returncode = self._server.run(args, run_env, log_path, timeout, on_start)
+            log = log_path.read_text()
+        else:
+            returncode, log = self._run_process(args, run_env, timeout, watch)
+        reports = sorted(staging.glob(f"{dag_id}/*/report.json"))
+        return DagRun(
+            returncode=returncode,
+            log=log,
+            seconds=time.perf_counter() - started,
+            staging=staging,
+            report=json.loads(reports[-1].read_text()) if reports else None,
+        )
+
+    @staticmethod
+    def _run_process(
+        args: list[str],
+        env: dict[str, str],
+        timeout: float,
+        watch: Callable[[int], AbstractContextManager[Any]] | None,
+    ) -> tuple[int, str]:
+        """`airflow <args>` as a process of its own: its exit code and output."""
         proc = subprocess.Popen(
-            args,
-            env=self.env({**(env or {}), "AIRFLOW__CRM_SYNC__STAGING_BASE": staging_base or f"file://{staging}"}),
+            [str(Path(sys.executable).with_name("airflow")), *args],
+            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -111,11 +148,4 @@ class AirflowProject:
                 proc.kill()
                 proc.communicate()
                 raise
-        reports = sorted(staging.glob(f"{dag_id}/*/report.json"))
-        return DagRun(
-            returncode=proc.returncode,
-            log=stdout + stderr,
-            seconds=time.perf_counter() - started,
-            staging=staging,
-            report=json.loads(reports[-1].read_text()) if reports else None,
-        )
+        return proc.returncode, stdout + stderr

@@ -32,16 +32,22 @@ def airflow_metadata_template(tmp_path_factory: pytest.TempPathFactory, postgres
 @pytest.fixture(scope="session")
 def new_airflow_project(
     tmp_path_factory: pytest.TempPathFactory, postgres_url: str, airflow_metadata_template: str
-) -> Callable[[], AirflowProject]:
+) -> Iterator[Callable[[], AirflowProject]]:
     """Make a migrated Airflow project with its own home and its own metadata database on the session's
-    PostgreSQL, as a deployment has (SQLite is Airflow's development-only backend)."""
+    PostgreSQL, as a deployment has (SQLite is Airflow's development-only backend); its DAG runs fork from a warm
+    Airflow process, stopped at the session's end."""
+
+    made: list[AirflowProject] = []
 
     def make() -> AirflowProject:
         name = f"airflow_{uuid.uuid4().hex[:12]}"
         metadata = create_database(postgres_url, name, template=airflow_metadata_template)
-        return AirflowProject(tmp_path_factory.mktemp("airflow-project"), metadata_url=metadata)
+        made.append(AirflowProject(tmp_path_factory.mktemp("airflow-project"), metadata_url=metadata, warm=True))
+        return made[-1]
 
-    return make
+    yield make
+    for project in made:
+        project.close()
 
 
 @pytest.fixture(scope="session")
