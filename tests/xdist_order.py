@@ -17,30 +17,34 @@ from typing import Any
 import pytest
 from xdist.scheduler import LoadFileScheduling
 
-#: A file's weight: seconds it took on one of 2 xdist workers on a busy 2-core machine (`pytest -n 2 --dist loadfile
-#: --durations=0`, summed per file); refresh it when a file's weight changes a lot. Only the order matters.
+#: A file's weight: its tests' seconds on one of 2 xdist workers (`pytest -n 2 --dist loadfile --durations=0`, summed
+#: per file, 2026-12-07), the files of `airflow dags test` runs scaled by 0.6 for the warm runs measured since
+#: (`tests/integration/warm_airflow.py`); refresh it when a file's weight changes a lot. Only the order matters.
 FILE_SECONDS: dict[str, float] = {
-    "tests/integration/test_dag_sync_state.py": 2770,
-    "tests/integration/test_dag_resilience.py": 2500,
-    "tests/integration/test_dag_merges.py": 2000,
-    "tests/integration/test_dag_retry_leases.py": 1600,
-    "tests/integration/test_dag_identity_deletes.py": 1500,
-    "tests/integration/test_dag_refusals.py": 1000,
-    "tests/integration/test_health_view.py": 800,
-    "tests/unit/include/sync_logic/test_reconcile_properties.py": 770,
-    "tests/integration/test_dag_operability.py": 700,
-    "tests/integration/test_dag_clear.py": 700,
-    "tests/integration/test_airflow_ui.py": 500,
-    "tests/integration/test_dag_read_plan.py": 500,
-    "tests/integration/test_dag_sync.py": 500,
-    "tests/unit/crm_sync/state/test_concurrency.py": 340,
-    "tests/unit/crm_sync/state/test_cli.py": 180,
-    "tests/integration/test_sandbox_salesforce.py": 120,
-    "tests/unit/include/sync_logic/test_reconcile.py": 100,
-    "tests/unit/crm_sync/hooks/test_hs_walker.py": 75,
-    "tests/unit/include/sync_logic/test_normalize.py": 55,
-    "tests/integration/test_hooks_hubspot.py": 50,
-    "tests/integration/test_extract_windows.py": 50,
+    "tests/integration/test_dag_resilience.py": 415,
+    "tests/integration/test_dag_retry_leases.py": 330,
+    "tests/integration/test_dag_identity_deletes.py": 325,
+    "tests/integration/test_dag_merges.py": 320,
+    "tests/integration/test_dag_sync_state.py": 310,
+    "tests/integration/test_health_view.py": 235,
+    "tests/integration/test_airflow_ui.py": 180,
+    "tests/integration/test_dag_clear.py": 175,
+    "tests/integration/test_dag_events.py": 115,
+    "tests/integration/test_dag_refusals.py": 105,
+    "tests/unit/include/sync_logic/test_reconcile_properties.py": 95,
+    "tests/integration/test_dag_operability.py": 80,
+    "tests/unit/crm_sync/state/test_concurrency.py": 60,
+    "tests/unit/include/sync_logic/test_merge_properties.py": 55,
+    "tests/integration/test_dag_sync.py": 55,
+    "tests/integration/test_dag_events_convergence.py": 55,
+    "tests/integration/test_dag_read_plan.py": 50,
+    "tests/integration/test_hooks_hubspot.py": 45,
+    "tests/integration/test_dag_real_org.py": 45,
+    "tests/unit/crm_sync/state/test_cli.py": 40,
+    "tests/integration/test_ratelimit_multiprocess.py": 35,
+    "tests/integration/test_extract_windows.py": 35,
+    "tests/integration/test_staging_s3.py": 30,
+    "tests/integration/test_sandbox_salesforce.py": 25,
 }
 #: An integration file not in the table yet weighs as a typical one: it goes out before the light unit files.
 UNLISTED_INTEGRATION_SECONDS = 60.0
@@ -60,6 +64,7 @@ PER_TEST: frozenset[str] = frozenset(
         "tests/integration/test_dag_sync.py",
         "tests/unit/crm_sync/state/test_concurrency.py",
         "tests/unit/crm_sync/state/test_cli.py",
+        "tests/integration/test_dag_events.py",
     }
 )
 
