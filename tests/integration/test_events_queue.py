@@ -118,10 +118,10 @@ def test_a_crashed_consumers_entries_return_after_the_lease(clean_redis: str, cl
     assert queue.pending()["count"] == 0
 
 
-def test_claim_waits_for_new_events_up_to_block_ms(queue: ContactEventQueue) -> None:
+def test_claim_on_an_empty_queue_answers_at_once(queue: ContactEventQueue) -> None:
     started = time.monotonic()
-    assert queue.claim("run", count=5, block_ms=300) == []
-    assert 0.25 < time.monotonic() - started < 2
+    assert queue.claim("run", count=5) == []
+    assert time.monotonic() - started < 1
 
 
 def test_an_unreadable_entry_is_dropped_with_an_error_not_handed_out_forever(

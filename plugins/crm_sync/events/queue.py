@@ -134,16 +134,13 @@ class ContactEventQueue:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    def claim(self, consumer: str, count: int, block_ms: int | None = None) -> list[ClaimedEvent]:
+    def claim(self, consumer: str, count: int) -> list[ClaimedEvent]:
         """Up to `count` entries for `consumer`: first those other consumers held longer than the lease
-        (re-delivered), then new ones, waiting up to `block_ms` for any when there are none."""
+        (re-delivered), then new ones; never waits (`wait_for_entry` does, outside the group)."""
         self.ensure_group()
         entries = self._take_over(consumer, count)
         if len(entries) < count:
-            block = None if entries or not block_ms else block_ms
-            response: Any = self.client.xreadgroup(
-                self.group, consumer, {self.stream: ">"}, count=count - len(entries), block=block
-            )
+            response: Any = self.client.xreadgroup(self.group, consumer, {self.stream: ">"}, count=count - len(entries))
             for _stream, new in response or []:
                 entries += new
         return self._decode(entries)
