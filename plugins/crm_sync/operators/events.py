@@ -135,7 +135,8 @@ class SyncContactEventsOperator(CrmConnectionsOperator):
                 echoed = drop_echoes(claimed, ledger, self.log.info)
                 echoes += len(echoed)
                 acknowledged += queue.ack([item.entry_id for item in echoed])
-                claimed = [item for item in claimed if item not in echoed]
+                echoed_ids = {item.entry_id for item in echoed}
+                claimed = [item for item in claimed if item.entry_id not in echoed_ids]
             if not claimed:
                 continue
             batch = EventBatch(
